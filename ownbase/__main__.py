@@ -1,0 +1,3 @@
+from ownbase.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""GoTrue-compatible authentication at /auth/v1."""

@@ -1,0 +1,28 @@
+"""What every service gets: settings, keys, database pools, limiter, optional Redis.
+
+Built once per process in the app's lifespan and reachable as ``request.app.state.ctx``.
+Services keep their own state under ``ctx.state[<service name>]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ownbase.db.pool import Database
+from ownbase.http.client_ip import Network
+from ownbase.keys import KeyRing
+from ownbase.limits import RateLimiter
+from ownbase.settings import Settings
+
+
+@dataclass
+class Context:
+    settings: Settings
+    keys: KeyRing
+    db: Database
+    limiter: RateLimiter
+    trusted_networks: tuple[Network, ...]
+    redis: Any | None = None  # redis.asyncio.Redis when OWNBASE_REDIS_URL is set
+    state: dict[str, Any] = field(default_factory=dict)
+    shutting_down: bool = False

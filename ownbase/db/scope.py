@@ -1,0 +1,75 @@
+"""The request-scope helper every service uses for data-plane work.
+
+One transaction on the authenticator pool; one statement switches the role and sets the claims
+(and the request GUCs PostgREST sets), so RLS policies and ``auth.uid()`` see the caller.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Mapping
+
+import asyncpg
+
+from ownbase.db.pool import Database
+
+ALLOWED_ROLES = frozenset({"anon", "authenticated", "service_role"})
+
+_SET_CONTEXT = """
+select set_config('role', $1, true),
+       set_config('request.jwt.claims', $2, true),
+       set_config('request.jwt.claim.sub', $3, true),
+       set_config('request.jwt.claim.role', $1, true),
+       set_config('request.method', $4, true),
+       set_config('request.path', $5, true),
+       set_config('request.headers', $6, true),
+       set_config('statement_timeout', $7, true)
+"""
+
+
+@dataclass(frozen=True)
+class RequestScope:
+    role: str
+    claims: Mapping[str, Any]
+    method: str = "GET"
+    path: str = "/"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    statement_timeout_ms: int = 0
+
+
+async def apply_scope(conn: asyncpg.Connection, scope: RequestScope) -> None:
+    if scope.role not in ALLOWED_ROLES:
+        # Never let a claim choose an arbitrary database role.
+        raise ValueError(f"role {scope.role!r} is not a request role")
+    sub = scope.claims.get("sub")
+    await conn.execute(
+        _SET_CONTEXT,
+        scope.role,
+        json.dumps(dict(scope.claims)),
+        sub if isinstance(sub, str) else "",
+        scope.method,
+        scope.path,
+        json.dumps({k.lower(): v for k, v in scope.headers.items() if k.lower() != "authorization"}),
+        str(scope.statement_timeout_ms),
+    )
+
+
+@asynccontextmanager
+async def request_scope(
+    db: Database, scope: RequestScope, *, read_only: bool = False
+) -> AsyncIterator[asyncpg.Connection]:
+    """Yield a connection inside a transaction running as the scope's role with its claims."""
+    pool = db.pool_for(read_only)
+    async with pool.acquire() as conn:
+        tx = conn.transaction(readonly=read_only and db.read is not None)
+        await tx.start()
+        try:
+            await apply_scope(conn, scope)
+            yield conn
+        except BaseException:
+            await tx.rollback()
+            raise
+        else:
+            await tx.commit()

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every service: caller resolution, client address, middleware."""

@@ -1,0 +1,187 @@
+"""Outermost ASGI middleware: request id, client address, CORS, general rate limits, JSON access
+logs and the last-resort 500 (JSON with the request id, never a stack trace)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any, Awaitable, Callable
+
+from ownbase.http.client_ip import client_ip
+from ownbase.http.errors import error_bytes
+from ownbase.keys import unverified_claims
+
+log = logging.getLogger("ownbase.access")
+errlog = logging.getLogger("ownbase.error")
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ALLOWED_HEADERS = (
+    "authorization, x-client-info, apikey, content-type, x-supabase-api-version, accept-profile, "
+    "content-profile, prefer, range, range-unit, x-upsert, x-metadata, cache-control, accept, "
+    "accept-encoding, x-request-id, upload-length, upload-offset, upload-metadata, tus-resumable, "
+    "upload-defer-length, upload-concat, x-signature, if-none-match, if-modified-since, "
+    "content-disposition, x-region"
+)
+EXPOSED_HEADERS = (
+    "Content-Range, X-Total-Count, Link, X-Request-Id, Content-Location, Location, Range-Unit, "
+    "Preference-Applied, Upload-Offset, Upload-Length, Tus-Resumable, Upload-Expires, ETag, "
+    "Content-Length, Content-Type, Content-Disposition, x-sb-error-code, X-Supabase-Api-Version, "
+    "Retry-After"
+)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+class OwnbaseMiddleware:
+    def __init__(self, app: ASGIApp, get_ctx: Callable[[], Any]) -> None:
+        self.app = app
+        self.get_ctx = get_ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        ctx = self.get_ctx()
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        peer = scope.get("client")[0] if scope.get("client") else None
+        networks = ctx.trusted_networks if ctx is not None else ()
+        ip = client_ip(peer, _header(scope, b"x-forwarded-for"), networks)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["client_ip"] = ip
+        path: str = scope.get("path", "")
+
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        origin = _header(scope, b"origin")
+        method = scope["method"]
+        if method == "OPTIONS" and origin and _header(scope, b"access-control-request-method"):
+            await self._preflight(ctx, origin, send, request_id)
+            return
+
+        start = time.perf_counter()
+        status_holder = {"status": 500, "started": False}
+        cors = self._cors_headers(ctx, origin)
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                status_holder["started"] = True
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(cors)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            limited = await self._rate_limited(ctx, scope, ip, path)
+            if limited is not None:
+                await self._send_error(send_wrapper, path, 429, "over_request_rate_limit",
+                                       "Request rate limit reached",
+                                       [(b"retry-after", str(limited).encode())])
+            else:
+                await self.app(scope, receive, send_wrapper)
+        except Exception:  # noqa: BLE001 - the last resort: log with the id, answer JSON
+            errlog.exception("unhandled error", extra={"request_id": request_id, "path": path})
+            if not status_holder["started"]:
+                await self._send_error(send_wrapper, path, 500, "unexpected_failure",
+                                       "Internal server error", [], request_id=request_id)
+        finally:
+            log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": method,
+                    "path": path,
+                    "status": status_holder["status"],
+                    "duration_ms": round((time.perf_counter() - start) * 1000, 2),
+                    "client_ip": ip,
+                },
+            )
+
+    async def _rate_limited(self, ctx: Any, scope: Scope, ip: str, path: str) -> int | None:
+        if ctx is None or path in ("/health", "/ready"):
+            return None
+        settings = ctx.settings
+        if settings.rate_limit_ip_per_minute:
+            d = await ctx.limiter.hit(f"ip:{ip}", settings.rate_limit_ip_per_minute, 60)
+            if not d.allowed:
+                return d.retry_after
+        if settings.rate_limit_user_per_minute:
+            auth = _header(scope, b"authorization") or ""
+            token = auth.partition(" ")[2]
+            if token.count(".") == 2:
+                sub = unverified_claims(token).get("sub")
+                if isinstance(sub, str) and sub:
+                    # Keyed by the unverified sub only to share one budget; the token itself
+                    # is verified by the service before anything is served.
+                    d = await ctx.limiter.hit(f"user:{sub}:{ip}", settings.rate_limit_user_per_minute, 60)
+                    if not d.allowed:
+                        return d.retry_after
+        return None
+
+    @staticmethod
+    def _allowed_origin(ctx: Any, origin: str | None) -> str | None:
+        if origin is None:
+            return None
+        origins = ctx.settings.cors_origins if ctx is not None else ["*"]
+        if "*" in origins:
+            return "*"
+        return origin if origin in origins else None
+
+    def _cors_headers(self, ctx: Any, origin: str | None) -> list[tuple[bytes, bytes]]:
+        allowed = self._allowed_origin(ctx, origin)
+        if allowed is None:
+            return []
+        headers = [
+            (b"access-control-allow-origin", allowed.encode()),
+            (b"access-control-expose-headers", EXPOSED_HEADERS.encode()),
+        ]
+        if allowed != "*":
+            headers.append((b"vary", b"Origin"))
+            headers.append((b"access-control-allow-credentials", b"true"))
+        return headers
+
+    async def _preflight(self, ctx: Any, origin: str, send: Send, request_id: str) -> None:
+        allowed = self._allowed_origin(ctx, origin)
+        headers = [(b"x-request-id", request_id.encode()), (b"content-length", b"0")]
+        if allowed is not None:
+            headers += [
+                (b"access-control-allow-origin", allowed.encode()),
+                (b"access-control-allow-methods", b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+                (b"access-control-allow-headers", ALLOWED_HEADERS.encode()),
+                (b"access-control-expose-headers", EXPOSED_HEADERS.encode()),
+                (b"access-control-max-age", b"86400"),
+            ]
+            if allowed != "*":
+                headers += [(b"vary", b"Origin"), (b"access-control-allow-credentials", b"true")]
+        await send({"type": "http.response.start", "status": 204 if allowed else 403, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    @staticmethod
+    async def _send_error(send: Send, path: str, status: int, code: str, message: str,
+                          headers: list[tuple[bytes, bytes]], **extra: Any) -> None:
+        body = error_bytes(path, status, code, message, **extra)
+        await send({
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()), *headers],
+        })
+        await send({"type": "http.response.body", "body": body})

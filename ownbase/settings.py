@@ -1,0 +1,200 @@
+"""One settings object for the whole process, read from ``OWNBASE_*`` variables and ``.env``.
+
+Every field is documented in the README's settings table; defaults are product decisions
+(see the issues) and tests only lower costs through environment variables.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OWNBASE_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    # --- process / HTTP -------------------------------------------------------------
+    data_dir: Path = Path(".ownbase")
+    host: str = "127.0.0.1"
+    port: int = Field(54321, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=256)
+    public_url: str = ""  # external base URL (e.g. https://api.example.com); default http://host:port
+    cors_origins: CsvList = ["*"]
+    trusted_proxies: CsvList = []  # CIDRs whose X-Forwarded-For is believed
+    log_level: str = "info"
+    log_format: Literal["json", "text"] = "json"
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # JSON bodies (REST/auth); storage has its own
+    rate_limit_ip_per_minute: int = Field(6000, ge=0)  # general limit per client IP, 0 disables
+    rate_limit_user_per_minute: int = Field(6000, ge=0)  # general limit per user (JWT sub), 0 disables
+
+    # --- database ------------------------------------------------------------------
+    database_url: str = ""  # empty: embedded PostgreSQL in the data dir
+    database_read_url: str = ""  # optional read replica for GET/HEAD
+    db_pool_min: int = Field(1, ge=0)
+    db_pool_max: int = Field(10, ge=1)
+    db_authenticator_role: str = "ownbase_authenticator"
+    db_authenticator_password: str = ""  # empty: derived from the signing key material
+    db_schemas: CsvList = ["public"]
+    db_max_rows: int = Field(1000, ge=1)
+    db_statement_timeout_ms: int = Field(8000, ge=0)  # per data request, 0 disables
+    db_ssl_root_cert: str = ""  # CA bundle for sslmode=verify-full (e.g. RDS global bundle)
+
+    # --- keys / JWT -----------------------------------------------------------------
+    jwt_algorithm: Literal["RS256", "ES256", "HS256"] = "RS256"
+    jwt_private_key: str = ""  # PEM; empty: generated once into the data dir
+    jwt_secret: str = ""  # legacy HS256 secret of a migrated Supabase project
+    jwt_issuer: str = ""  # empty: <public_url>/auth/v1
+    jwt_aud: str = "authenticated"
+    anon_key: str = ""  # optional fixed anon key (e.g. the migrated project's)
+    service_role_key: str = ""  # optional fixed service-role key
+    publishable_keys: CsvList = []  # sb_publishable_… keys accepted as anon
+    secret_keys: CsvList = []  # sb_secret_… keys accepted as service_role
+
+    # --- redis ----------------------------------------------------------------------
+    redis_url: str = ""  # redis:// or rediss:// ; empty: in-process state (one process only)
+
+    # --- auth -----------------------------------------------------------------------
+    site_url: str = "http://localhost:3000"
+    auth_redirect_allow_list: CsvList = []
+    auth_autoconfirm: bool = False
+    auth_disable_signup: bool = False
+    auth_anonymous_signins: bool = False
+    auth_bcrypt_cost: int = Field(12, ge=4, le=31)
+    auth_access_token_ttl: int = Field(900, ge=30)  # seconds
+    auth_refresh_token_ttl: int = Field(7 * 24 * 3600, ge=60)
+    auth_refresh_reuse_interval: int = Field(10, ge=0)
+    auth_password_min_length: int = Field(6, ge=1, le=72)
+    auth_otp_length: int = Field(6, ge=6, le=10)
+    auth_otp_ttl: int = Field(900, ge=30)
+    auth_otp_max_per_hour: int = Field(3, ge=0)  # OTP / magic-link mails per address per hour
+    auth_email_send_interval: int = Field(0, ge=0)  # minimum seconds between mails to one user
+    auth_secure_password_change: bool = False  # require reauthentication nonce for password change
+    auth_secure_email_change: bool = False  # confirm on both old and new address
+    auth_rate_limit_window: int = Field(300, ge=1)  # seconds of the per-IP auth buckets
+    auth_rate_limit_signup: int = Field(30, ge=0)
+    auth_rate_limit_token: int = Field(150, ge=0)
+    auth_rate_limit_otp: int = Field(30, ge=0)
+    auth_rate_limit_verify: int = Field(30, ge=0)
+    auth_cognito_user_pool_id: str = ""
+    auth_cognito_region: str = ""
+    auth_cognito_client_ids: CsvList = []
+    auth_cognito_jwks_url: str = ""  # override (tests / private endpoints)
+    auth_cognito_issuer: str = ""  # override of https://cognito-idp.<region>.amazonaws.com/<pool>
+
+    # --- mail -----------------------------------------------------------------------
+    mail_backend: Literal["console", "smtp", "ses"] = "console"
+    mail_from: str = "ownbase <noreply@localhost>"
+    mail_templates_dir: str = ""
+    mail_smtp_host: str = "localhost"
+    mail_smtp_port: int = 587
+    mail_smtp_user: str = ""
+    mail_smtp_password: str = ""
+    mail_smtp_starttls: bool = False
+    mail_smtp_ssl: bool = False
+    mail_ses_region: str = "us-east-1"
+    mail_ses_endpoint_url: str = ""
+    mail_subject_confirmation: str = "Confirm your signup"
+    mail_subject_magiclink: str = "Your magic link"
+    mail_subject_recovery: str = "Reset your password"
+    mail_subject_email_change: str = "Confirm email change"
+    mail_subject_invite: str = "You have been invited"
+
+    # --- storage --------------------------------------------------------------------
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_local_dir: str = ""  # empty: <data_dir>/storage
+    storage_max_file_size: int = Field(50 * 1024 * 1024 * 1024, ge=1)
+    storage_s3_bucket: str = ""
+    storage_s3_region: str = "us-east-1"
+    storage_s3_endpoint_url: str = ""
+    storage_s3_force_path_style: bool = False
+    storage_s3_prefix: str = ""
+    storage_s3_sse: str = ""  # "", "AES256" or "aws:kms"
+    storage_s3_kms_key_id: str = ""
+    storage_s3_bucket_map: CsvList = []  # storage_bucket=s3_bucket pairs
+    storage_download_redirect: Literal["none", "presigned", "cloudfront"] = "none"
+    storage_cloudfront_domain: str = ""
+    storage_image_max_pixels: int = Field(50_000_000, ge=1)
+    storage_tus_expiry: int = Field(3600, ge=60)
+
+    # --- realtime -------------------------------------------------------------------
+    realtime_heartbeat_timeout: int = Field(60, ge=1)
+    realtime_max_channels_per_socket: int = Field(100, ge=1)
+    realtime_max_joins_per_second: int = Field(100, ge=1)
+    realtime_max_message_bytes: int = Field(3_000_000, ge=1)
+    realtime_max_pending_messages: int = Field(1000, ge=1)
+    realtime_change_poll_ms: int = Field(100, ge=5)
+
+    @field_validator(
+        "cors_origins",
+        "trusted_proxies",
+        "db_schemas",
+        "publishable_keys",
+        "secret_keys",
+        "auth_redirect_allow_list",
+        "auth_cognito_client_ids",
+        "storage_s3_bucket_map",
+        mode="before",
+    )
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("database_url", "database_read_url")
+    @classmethod
+    def _pg_url(cls, value: str) -> str:
+        if value and not value.startswith(("postgres://", "postgresql://")):
+            raise ValueError("must start with postgresql:// or postgres://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @property
+    def api_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        return self.jwt_issuer or f"{self.api_url}/auth/v1"
+
+
+class SettingsError(Exception):
+    """Raised with a message naming the offending OWNBASE_* variable(s)."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = "OWNBASE_" + "_".join(str(p) for p in err["loc"][:1]).upper()
+            lines.append(f"{name}: {err['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def cached_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,48 @@
+# Shared install steps for scripts/start and scripts/test (sourced, not run).
+
+_sudo() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+_apt_install() {
+  if command -v apt-get >/dev/null 2>&1; then
+    _sudo apt-get update -qq && _sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    echo "please install: $*" >&2; return 1
+  fi
+}
+
+bootstrap_python() {
+  local extra="${1:-}"
+  local py="${PYTHON:-python3}"
+  if [ ! -x .venv/bin/python ]; then
+    if ! "$py" -m venv .venv >/dev/null 2>&1; then
+      rm -rf .venv
+      _apt_install python3-venv
+      "$py" -m venv .venv
+    fi
+  fi
+  local stamp=".venv/.ownbase-installed-${extra:-base}"
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    if [ -n "$extra" ]; then
+      .venv/bin/python -m pip install -q -e ".[$extra]"
+    else
+      .venv/bin/python -m pip install -q -e .
+    fi
+    touch "$stamp"
+  fi
+}
+
+bootstrap_redis() {
+  if ! command -v redis-server >/dev/null 2>&1; then
+    _apt_install redis-server
+  fi
+}
+
+bootstrap_node() {
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    _apt_install nodejs npm
+  fi
+  if [ ! -d tests/js/node_modules ] || [ tests/js/package-lock.json -nt tests/js/node_modules ]; then
+    (cd tests/js && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+}
