@@ -215,3 +215,21 @@ def test_workers_need_redis(tmp_root: Path) -> None:
 def test_two_workers_with_redis(server_factory: Callable[..., ServerHandle], redis_url: str) -> None:
     srv = server_factory({"OWNBASE_REDIS_URL": redis_url}, args=["--workers", "2"])
     assert all(httpx.get(srv.url + "/ready").status_code == 200 for _ in range(10))
+
+
+def test_one_json_log_line_per_request(server_factory: Callable[..., ServerHandle]) -> None:
+    srv = server_factory({"OWNBASE_LOG_LEVEL": "info"})
+    rid = f"log-{uuid.uuid4().hex}"
+    assert httpx.get(srv.url + "/auth/v1/health", headers={"x-request-id": rid}).status_code == 200
+    import time
+
+    for _ in range(50):
+        lines = [json.loads(line) for line in srv.log_path.read_text().splitlines()
+                 if line.startswith("{") and rid in line]
+        if lines:
+            break
+        time.sleep(0.1)
+    assert len(lines) == 1
+    entry = lines[0]
+    assert entry["request_id"] == rid and entry["path"] == "/auth/v1/health" and entry["status"] == 200
+    assert entry["method"] == "GET" and "duration_ms" in entry and entry["client_ip"] == "127.0.0.1"
