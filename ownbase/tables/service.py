@@ -1,0 +1,219 @@
+"""The dynamic-table API's logic: DDL and bookkeeping on the owner pool, rows through the REST engine.
+
+Table DDL never runs as the caller: the request roles cannot create anything. It runs on the
+owner connection after ownership checks and spec validation, in one transaction together with
+the registry rows, so a failure leaves neither a half-created table nor a stale registry entry.
+Row requests are validated against the stored spec and then handed to the same engine that
+serves /rest/v1 (``schema=<database_id>``), inside the request scope, so RLS decides.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any, Mapping, Sequence
+
+import asyncpg
+from starlette.responses import Response
+
+from ownbase.context import Context
+from ownbase.http.auth_context import AuthContext
+from ownbase.tables import ddl, errors, registry
+from ownbase.tables.registry import Caller
+from ownbase.tables.rows import check_insert, check_update
+from ownbase.tables.spec import TableSpec, check_database_id, check_identifier, describe, parse_table
+
+log = logging.getLogger("ownbase.tables")
+
+# Request headers that would let a caller pick another schema than the one in the path.
+_DROP_HEADERS = frozenset({"accept-profile", "content-profile"})
+
+
+def _table_json(database_id: str, record: asyncpg.Record) -> dict[str, Any]:
+    spec = TableSpec(name=record["name"], columns=())
+    columns = describe(spec) + [c for c in record["columns"]]
+    created = record["created_at"]
+    return {"name": record["name"], "database_id": database_id, "columns": columns,
+            "created_at": created.isoformat() if created is not None else None}
+
+
+async def _reload_engine(ctx: Context) -> None:
+    """Make this process's schema cache see the DDL now (others follow the NOTIFY)."""
+    try:
+        from ownbase.rest import engine  # the /rest/v1 engine, owned by the rest service
+    except ImportError:
+        return
+    reload = getattr(engine, "reload_schema", None)
+    if reload is not None:
+        try:
+            await reload(ctx)
+        except Exception:  # noqa: BLE001 - the NOTIFY still reaches the listener
+            log.exception("schema reload after dynamic-table DDL failed")
+
+
+def _pg_to_error(exc: asyncpg.PostgresError, database_id: str, table: str) -> errors.TablesError:
+    state = getattr(exc, "sqlstate", "") or ""
+    if state == "42P07":
+        return errors.table_exists(database_id, table)
+    if state == "2BP01":
+        return errors.table_in_use(table, getattr(exc, "detail", None))
+    if state in ("22P02", "22007", "22008", "22003", "42804", "22023"):
+        return errors.TablesError(400, state, str(exc), details=getattr(exc, "detail", None))
+    raise exc
+
+
+# --- databases and tables -------------------------------------------------------------------------
+
+async def list_databases(ctx: Context, caller: Caller) -> list[dict[str, Any]]:
+    rows = await registry.list_databases(ctx.db.owner, caller)
+    return [{"id": r["id"], "owner_id": str(r["owner_id"]) if r["owner_id"] else None,
+             "created_at": r["created_at"].isoformat()} for r in rows]
+
+
+async def create_table(ctx: Context, caller: Caller, database_id: str, body: Any) -> dict[str, Any]:
+    check_database_id(database_id)
+    table = parse_table(body)
+    async with ctx.db.owner.acquire() as conn:
+        async with conn.transaction():
+            await registry.lock_database(conn, database_id)
+            found, owner = await registry.owner_of(conn, database_id)
+            if not found:
+                if await registry.schema_exists(conn, database_id):
+                    raise errors.not_dynamic(database_id)
+                await ddl.create_schema(conn, database_id)
+                await registry.register_database(conn, database_id, caller)
+            elif not caller.may_use(owner):
+                raise errors.not_owner(database_id)
+            if await registry.get_table(conn, database_id, table.name) is not None:
+                raise errors.table_exists(database_id, table.name)
+            existing = {r["name"] for r in await registry.list_tables(conn, database_id)} | {table.name}
+            for col in table.columns:
+                if col.references is not None and col.references not in existing:
+                    raise errors.invalid_spec(
+                        f"column '{col.name}' references '{col.references}', which is not a table of "
+                        f"database '{database_id}'", f"columns.{col.name}.references")
+            try:
+                async with conn.transaction():  # savepoint: map PostgreSQL's verdict to a 4xx
+                    await ddl.create_table(conn, database_id, table)
+            except asyncpg.PostgresError as exc:
+                raise _pg_to_error(exc, database_id, table.name) from None
+            record = await registry.save_table(conn, database_id, table, caller)
+            await ddl.notify_reload(conn)
+    await _reload_engine(ctx)
+    return _table_json(database_id, record)
+
+
+async def list_tables(ctx: Context, caller: Caller, database_id: str) -> list[dict[str, Any]]:
+    check_database_id(database_id)
+    await registry.check_access(ctx.db.owner, database_id, caller)
+    return [_table_json(database_id, r) for r in await registry.list_tables(ctx.db.owner, database_id)]
+
+
+async def get_table(ctx: Context, caller: Caller, database_id: str, table: str) -> dict[str, Any]:
+    check_database_id(database_id)
+    check_identifier(table, "table name")
+    await registry.check_access(ctx.db.owner, database_id, caller)
+    record = await registry.get_table(ctx.db.owner, database_id, table)
+    if record is None:
+        raise errors.table_not_found(database_id, table)
+    return _table_json(database_id, record)
+
+
+async def drop_table(ctx: Context, caller: Caller, database_id: str, table: str) -> None:
+    check_database_id(database_id)
+    check_identifier(table, "table name")
+    async with ctx.db.owner.acquire() as conn:
+        async with conn.transaction():
+            await registry.lock_database(conn, database_id)
+            await registry.check_access(conn, database_id, caller)
+            if await registry.get_table(conn, database_id, table) is None:
+                raise errors.table_not_found(database_id, table)
+            try:
+                async with conn.transaction():
+                    await ddl.drop_table(conn, database_id, table)
+            except asyncpg.PostgresError as exc:
+                raise _pg_to_error(exc, database_id, table) from None
+            await registry.forget_table(conn, database_id, table)
+            await ddl.notify_reload(conn)
+    await _reload_engine(ctx)
+
+
+# --- rows -----------------------------------------------------------------------------------------
+
+def _prefer_representation(headers: dict[str, str]) -> None:
+    """Unlike /rest/v1, row writes answer with the rows unless the caller chose a `return=`."""
+    prefer = headers.get("prefer", "")
+    if "return=" not in prefer:
+        headers["prefer"] = (prefer + ", " if prefer.strip() else "") + "return=representation"
+
+
+def _decode(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise errors.invalid_body() from None
+
+
+async def rows(
+    ctx: Context,
+    auth: AuthContext,
+    *,
+    method: str,
+    database_id: str,
+    table: str,
+    row_id: str | None,
+    query: Sequence[tuple[str, str]],
+    headers: Mapping[str, str],
+    body: bytes,
+) -> Response:
+    check_database_id(database_id)
+    check_identifier(table, "table name")
+    caller = Caller.from_auth(auth)
+    if row_id is not None:
+        try:
+            row_id = str(uuid.UUID(row_id))
+        except ValueError:
+            raise errors.invalid_row_id(row_id) from None
+    spec = await registry.table_spec(ctx.db.owner, database_id, table, caller)
+
+    out_headers = {k.lower(): v for k, v in headers.items() if k.lower() not in _DROP_HEADERS}
+    out_query = [(k, v) for k, v in query if k != "apikey"]
+    if method in ("POST", "PATCH"):
+        content_type = out_headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if content_type not in ("application/json", ""):
+            raise errors.invalid_body(f"Content-Type not acceptable: {content_type}")
+        data = _decode(body)
+        if method == "POST":
+            check_insert(spec, data, is_service=caller.is_service)
+        else:
+            check_update(spec, data, is_service=caller.is_service)
+        _prefer_representation(out_headers)
+    elif method == "DELETE":
+        _prefer_representation(out_headers)
+    if row_id is not None:
+        out_query.append(("id", f"eq.{row_id}"))
+
+    try:
+        from ownbase.rest import engine
+    except ImportError:
+        raise errors.unavailable("The row endpoints need the /rest/v1 engine, which is not installed.") from None
+    response = await engine.handle(
+        ctx, method=method, schema=database_id, relation=table, query=out_query, headers=out_headers,
+        body=body, auth=auth, extra_schema=True,
+    )
+    if row_id is not None and 200 <= response.status_code < 300 and _matched_nothing(method, response):
+        raise errors.row_not_found(table, row_id)
+    return response
+
+
+def _matched_nothing(method: str, response: Response) -> bool:
+    """Did a PATCH/DELETE of rows/{row_id} touch no row (missing, or hidden by RLS)?"""
+    body = getattr(response, "body", b"") or b""
+    if body.strip():
+        try:
+            return json.loads(body) == []
+        except ValueError:
+            return False
+    # return=minimal: PATCH says `*/*` when nothing matched; DELETE's range does not tell.
+    return method == "PATCH" and response.headers.get("content-range", "").startswith("*/")
