@@ -1,7 +1,355 @@
-"""storage routes (foundation stub)."""
+"""Storage routes (/storage/v1): thin handlers; logic lives in service.py, SQL in db.py."""
 
 from __future__ import annotations
 
-from ownbase.service import Service
+import functools
+import json
+from typing import Any, Awaitable, Callable
 
-SERVICE = Service(name="storage")
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ownbase.context import Context
+from ownbase.http.auth_context import CredentialError, resolve
+from ownbase.service import Service
+from ownbase.storage import errors, tus
+from ownbase.storage.body import parse_upload
+from ownbase.storage.responses import serve_object
+from ownbase.storage.service import SERVICE_AUTH, Caller, Storage, info_json
+from ownbase.storage.transform import parse_token_transform, parse_transform, render
+
+P = "/storage/v1"
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def storage_of(request: Request) -> Storage:
+    ctx: Context = request.app.state.ctx
+    return ctx.state["storage"]  # type: ignore[no-any-return]
+
+
+def caller_of(request: Request) -> Caller:
+    ctx: Context = request.app.state.ctx
+    try:
+        auth = resolve(ctx.keys, request.headers, request.query_params.get("apikey"))
+    except CredentialError as exc:
+        raise errors.access_denied(exc.message) from None
+    return Caller(auth=auth, method=request.method, path=request.url.path, headers=dict(request.headers))
+
+
+def handler(fn: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
+    @functools.wraps(fn)
+    async def wrapped(request: Request, *args: Any) -> Response:
+        try:
+            return await fn(request, *args)
+        except errors.StorageError as exc:
+            return exc.response()
+
+    return wrapped
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise errors.invalid_request("Body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise errors.invalid_request("body must be object")
+    return value
+
+
+def _upsert(request: Request) -> bool:
+    return request.headers.get("x-upsert", "").strip().lower() == "true"
+
+
+def _expires(body: dict[str, Any]) -> int:
+    value = body.get("expiresIn")
+    try:
+        n = int(value)  # storage3 sends it as a string
+    except (TypeError, ValueError):
+        raise errors.invalid_request("body must have required property 'expiresIn'") from None
+    if n < 1:
+        raise errors.invalid_request("body/expiresIn must be >= 1")
+    return n
+
+
+# --- buckets -------------------------------------------------------------------------------------
+
+@handler
+async def buckets(request: Request) -> Response:
+    st, caller = storage_of(request), caller_of(request)
+    if request.method == "POST":
+        name = await st.create_bucket(caller, await json_body(request))
+        return JSONResponse({"name": name})
+    q = request.query_params
+    limit = int(q["limit"]) if q.get("limit", "").isdigit() else None
+    offset = int(q["offset"]) if q.get("offset", "").isdigit() else 0
+    rows = await st.list_buckets(caller, limit, offset, q.get("sortColumn", "name"), q.get("sortOrder", "asc"),
+                                 q.get("search"))
+    return JSONResponse(rows)
+
+
+@handler
+async def bucket(request: Request) -> Response:
+    st, caller = storage_of(request), caller_of(request)
+    bucket_id = request.path_params["bucket"]
+    if request.method == "GET":
+        return JSONResponse(await st.get_bucket(caller, bucket_id))
+    if request.method == "PUT":
+        await st.update_bucket(caller, bucket_id, await json_body(request))
+        return JSONResponse({"message": "Successfully updated"})
+    await st.delete_bucket(caller, bucket_id)
+    return JSONResponse({"message": "Successfully deleted"})
+
+
+@handler
+async def empty_bucket(request: Request) -> Response:
+    await storage_of(request).empty_bucket(caller_of(request), request.path_params["bucket"])
+    return JSONResponse({"message": "Successfully emptied"})
+
+
+# --- objects -------------------------------------------------------------------------------------
+
+@handler
+async def object_route(request: Request) -> Response:
+    """/object/{bucket}/{path}: upload (POST/PUT), download (GET/HEAD), delete."""
+    st, caller = storage_of(request), caller_of(request)
+    bucket_id, name = request.path_params["bucket"], request.path_params["path"]
+    if request.method in ("POST", "PUT"):
+        body = await parse_upload(request)
+        upsert = request.method == "PUT" or _upsert(request)
+        row = await st.upload(caller, bucket_id, name, body, upsert=upsert)
+        return JSONResponse({"Id": str(row["id"]), "Key": f"{bucket_id}/{name}"})
+    if request.method == "DELETE":
+        await st.delete_one(caller, bucket_id, name)
+        return JSONResponse({"message": "Successfully deleted"})
+    row = await st.find_for_read(caller, bucket_id, name, "authenticated")
+    return await serve_object(st, request, row, head=request.method == "HEAD")
+
+
+@handler
+async def object_authenticated(request: Request) -> Response:
+    st, caller = storage_of(request), caller_of(request)
+    row = await st.find_for_read(caller, request.path_params["bucket"], request.path_params["path"], "authenticated")
+    return await serve_object(st, request, row, head=request.method == "HEAD")
+
+
+@handler
+async def object_public(request: Request) -> Response:
+    st = storage_of(request)
+    row = await st.find_for_read(None, request.path_params["bucket"], request.path_params["path"], "public")
+    return await serve_object(st, request, row, head=request.method == "HEAD")
+
+
+async def object_info_public(request: Request) -> Response:
+    return await _object_info(request, "public")
+
+
+async def object_info_authenticated(request: Request) -> Response:
+    return await _object_info(request, "authenticated")
+
+
+async def object_info(request: Request) -> Response:
+    return await _object_info(request, "authenticated")
+
+
+@handler
+async def _object_info(request: Request, mode: str) -> Response:
+    st = storage_of(request)
+    caller = caller_of(request) if mode == "authenticated" else None
+    row = await st.find_for_read(caller, request.path_params["bucket"], request.path_params["path"], mode,
+                                 not_found=errors.no_such_key)
+    return JSONResponse(info_json(row))
+
+
+@handler
+async def delete_many(request: Request) -> Response:
+    st, caller = storage_of(request), caller_of(request)
+    body = await json_body(request)
+    prefixes = body.get("prefixes")
+    if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
+        raise errors.invalid_request("body must have required property 'prefixes'")
+    if len(prefixes) > 1000:
+        raise errors.invalid_request("body/prefixes must NOT have more than 1000 items")
+    return JSONResponse(await st.delete_many(caller, request.path_params["bucket"], prefixes))
+
+
+@handler
+async def list_objects(request: Request) -> Response:
+    st, caller = storage_of(request), caller_of(request)
+    return JSONResponse(await st.list_objects(caller, request.path_params["bucket"], await json_body(request)))
+
+
+@handler
+async def move(request: Request) -> Response:
+    st, caller = storage_of(request), caller_of(request)
+    body = await json_body(request)
+    row = await st.move_or_copy(caller, body, copy=False)
+    return JSONResponse({"message": "Successfully moved", "Id": str(row["id"]),
+                         "Key": f"{row['bucket_id']}/{row['name']}"})
+
+
+@handler
+async def copy(request: Request) -> Response:
+    st, caller = storage_of(request), caller_of(request)
+    body = await json_body(request)
+    row = await st.move_or_copy(caller, body, copy=True)
+    from ownbase.storage.service import object_json
+
+    return JSONResponse({"Id": str(row["id"]), "Key": f"{row['bucket_id']}/{row['name']}", **object_json(row)})
+
+
+# --- signed URLs ---------------------------------------------------------------------------------
+
+@handler
+async def sign_one(request: Request) -> Response:
+    st = storage_of(request)
+    bucket_id, name = request.path_params["bucket"], request.path_params["path"]
+    if request.method in ("GET", "HEAD"):
+        token = request.query_params.get("token")
+        if not token:
+            raise errors.invalid_request("querystring must have required property 'token'")
+        st.signer.verify(token, f"{bucket_id}/{name}", "download")
+        row = await st.find_for_read(None, bucket_id, name, "signed")
+        return await serve_object(st, request, row, head=request.method == "HEAD")
+    caller = caller_of(request)
+    body = await json_body(request)
+    expires = _expires(body)
+    transform = body.get("transform")
+    token_t = None
+    if isinstance(transform, dict) and transform:
+        t = parse_transform(transform)
+        token_t = t.token_string()
+    result = (await st.sign_urls(caller, bucket_id, [name], expires, token_t))[0]
+    if result["signedURL"] is None:
+        raise errors.no_such_key()
+    return JSONResponse({"signedURL": result["signedURL"]})
+
+
+@handler
+async def sign_many(request: Request) -> Response:
+    st, caller = storage_of(request), caller_of(request)
+    body = await json_body(request)
+    paths = body.get("paths")
+    if not isinstance(paths, list):
+        raise errors.invalid_request("body must have required property 'paths'")
+    return JSONResponse(await st.sign_urls(caller, request.path_params["bucket"], paths, _expires(body)))
+
+
+@handler
+async def upload_sign(request: Request) -> Response:
+    st = storage_of(request)
+    bucket_id, name = request.path_params["bucket"], request.path_params["path"]
+    if request.method == "POST":
+        caller = caller_of(request)
+        token = await st.sign_upload(caller, bucket_id, name, _upsert(request))
+        from ownbase.storage.service import _url_path
+
+        return JSONResponse({"url": f"/object/upload/sign/{_url_path(bucket_id)}/{_url_path(name)}?token={token}",
+                             "token": token})
+    token = request.query_params.get("token")
+    if not token:
+        raise errors.invalid_request("querystring must have required property 'token'")
+    claims = st.signer.verify(token, f"{bucket_id}/{name}", "upload")
+    body = await parse_upload(request)
+    # The signer's permission was checked under RLS when the URL was made; the token is the grant.
+    row = await st.upload(Caller(auth=SERVICE_AUTH, method="PUT", path=request.url.path), bucket_id, name, body,
+                          upsert=bool(claims.get("upsert")), owner=claims.get("owner"), check=False)
+    return JSONResponse({"Key": f"{bucket_id}/{name}", "Id": str(row["id"])})
+
+
+# --- image rendering -----------------------------------------------------------------------------
+
+@handler
+async def render_image(request: Request) -> Response:
+    st = storage_of(request)
+    mode = request.path_params["mode"]
+    if mode not in ("public", "authenticated", "sign"):
+        raise errors.route_not_found(request.method, request.url.path)
+    bucket_id, name = request.path_params["bucket"], request.path_params["path"]
+    if mode == "sign":
+        token = request.query_params.get("token")
+        if not token:
+            raise errors.invalid_request("querystring must have required property 'token'")
+        claims = st.signer.verify(token, f"{bucket_id}/{name}", "download")
+        t = parse_token_transform(claims.get("transformations") or "")
+        row = await st.find_for_read(None, bucket_id, name, "signed")
+    elif mode == "public":
+        t = parse_transform(request.query_params)
+        row = await st.find_for_read(None, bucket_id, name, "public")
+    else:
+        t = parse_transform(request.query_params)
+        row = await st.find_for_read(caller_of(request), bucket_id, name, "authenticated")
+    data = await read_limited(st, row)
+    out, mime = await render(data, t, st.settings.storage_image_max_pixels)
+    meta = row["metadata"] or {}
+    headers = {"cache-control": str(meta.get("cacheControl") or "no-cache")}
+    from ownbase.storage.responses import content_disposition
+
+    if (disp := content_disposition(request.query_params.get("download"))) is not None:
+        headers["content-disposition"] = disp
+    return Response(out, media_type=mime, headers=headers)
+
+
+async def read_limited(st: Storage, row: Any) -> bytes:
+    from ownbase.storage.service import blob_key
+    from ownbase.storage.transform import MAX_INPUT_BYTES
+
+    meta = row["metadata"] or {}
+    if int(meta.get("size") or 0) > MAX_INPUT_BYTES:
+        raise errors.invalid_request("Image is too large to transform")
+    mime = str(meta.get("mimetype") or "")
+    if not mime.startswith("image/"):
+        raise errors.not_an_image(f"mime type {mime or 'unknown'} is not an image")
+    buf = bytearray()
+    async for chunk in st.backend.read(row["bucket_id"], blob_key(row["name"], row["version"])):
+        buf += chunk
+        if len(buf) > MAX_INPUT_BYTES:
+            raise errors.invalid_request("Image is too large to transform")
+    return bytes(buf)
+
+
+@handler
+async def not_found(request: Request) -> Response:
+    raise errors.route_not_found(request.method, request.url.path)
+
+
+async def startup(ctx: Context) -> None:
+    storage = Storage(ctx)
+    await storage.start()
+    ctx.state["storage"] = storage
+
+
+async def shutdown(ctx: Context) -> None:
+    storage: Storage | None = ctx.state.pop("storage", None)
+    if storage is not None:
+        await storage.close()
+
+
+ROUTES = [
+    Route(f"{P}/bucket", buckets, methods=["GET", "POST"]),
+    Route(f"{P}/bucket/", buckets, methods=["GET", "POST"]),
+    Route(f"{P}/bucket/{{bucket}}/empty", empty_bucket, methods=["POST"]),
+    Route(f"{P}/bucket/{{bucket}}", bucket, methods=["GET", "PUT", "DELETE"]),
+    Route(f"{P}/object/list/{{bucket}}", list_objects, methods=["POST"]),
+    Route(f"{P}/object/move", move, methods=["POST"]),
+    Route(f"{P}/object/copy", copy, methods=["POST"]),
+    Route(f"{P}/object/sign/{{bucket}}", sign_many, methods=["POST"]),
+    Route(f"{P}/object/sign/{{bucket}}/{{path:path}}", sign_one, methods=["GET", "HEAD", "POST"]),
+    Route(f"{P}/object/upload/sign/{{bucket}}/{{path:path}}", upload_sign, methods=["POST", "PUT"]),
+    Route(f"{P}/object/info/authenticated/{{bucket}}/{{path:path}}", object_info_authenticated, methods=["GET"]),
+    Route(f"{P}/object/info/public/{{bucket}}/{{path:path}}", object_info_public, methods=["GET"]),
+    Route(f"{P}/object/info/{{bucket}}/{{path:path}}", object_info, methods=["GET"]),
+    Route(f"{P}/object/public/{{bucket}}/{{path:path}}", object_public, methods=["GET", "HEAD"]),
+    Route(f"{P}/object/authenticated/{{bucket}}/{{path:path}}", object_authenticated, methods=["GET", "HEAD"]),
+    Route(f"{P}/object/{{bucket}}", delete_many, methods=["DELETE"]),
+    Route(f"{P}/object/{{bucket}}/{{path:path}}", object_route, methods=["GET", "HEAD", "POST", "PUT", "DELETE"]),
+    Route(f"{P}/render/image/{{mode}}/{{bucket}}/{{path:path}}", render_image, methods=["GET"]),
+    *tus.ROUTES,
+    Route(f"{P}/{{rest:path}}", not_found, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
+]
+
+SERVICE = Service(name="storage", routes=ROUTES, startup=startup, shutdown=shutdown)

@@ -1,0 +1,180 @@
+"""S3 backend (aiobotocore): one private S3 bucket holds every storage bucket under its own key
+prefix, unless ``OWNBASE_STORAGE_S3_BUCKET_MAP`` maps a storage bucket to an S3 bucket of its own.
+
+Credentials come from the standard AWS chain (env, profile, ECS/EC2 role). Large objects go up as
+a multipart upload in ``PART_SIZE`` parts, so memory stays at one part whatever the size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, AsyncIterator
+
+from ownbase.settings import Settings
+from ownbase.storage.backends.base import BlobNotFound
+
+PART_SIZE = 8 * 1024 * 1024
+
+
+class S3Backend:
+    name = "s3"
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.storage_s3_bucket:
+            raise ValueError("OWNBASE_STORAGE_S3_BUCKET is required when OWNBASE_STORAGE_BACKEND=s3")
+        self.settings = settings
+        self.default_bucket = settings.storage_s3_bucket
+        self.prefix = settings.storage_s3_prefix.strip("/")
+        self.bucket_map: dict[str, str] = {}
+        for pair in settings.storage_s3_bucket_map:
+            src, _, dst = pair.partition("=")
+            if src and dst:
+                self.bucket_map[src.strip()] = dst.strip()
+        self._stack = contextlib.AsyncExitStack()
+        self.client: Any = None
+
+    async def start(self) -> None:
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+
+        s = self.settings
+        config = AioConfig(
+            s3={"addressing_style": "path" if s.storage_s3_force_path_style else "auto"},
+            max_pool_connections=50,
+            retries={"max_attempts": 3, "mode": "standard"},
+        )
+        self.client = await self._stack.enter_async_context(
+            get_session().create_client(
+                "s3", region_name=s.storage_s3_region, endpoint_url=s.storage_s3_endpoint_url or None,
+                config=config,
+            )
+        )
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+    def locate(self, bucket: str, key: str) -> tuple[str, str]:
+        """(S3 bucket, S3 key) of a blob."""
+        mapped = self.bucket_map.get(bucket)
+        parts = [self.prefix] if self.prefix else []
+        if mapped is None:
+            parts.append(bucket)
+        parts.append(key)
+        return (mapped or self.default_bucket), "/".join(parts)
+
+    def _sse(self) -> dict[str, str]:
+        s = self.settings
+        if not s.storage_s3_sse:
+            return {}
+        extra = {"ServerSideEncryption": s.storage_s3_sse}
+        if s.storage_s3_sse == "aws:kms" and s.storage_s3_kms_key_id:
+            extra["SSEKMSKeyId"] = s.storage_s3_kms_key_id
+        return extra
+
+    async def write(self, bucket: str, key: str, chunks: AsyncIterator[bytes], content_type: str) -> None:
+        s3_bucket, s3_key = self.locate(bucket, key)
+        buf = bytearray()
+        upload_id: str | None = None
+        parts: list[dict[str, Any]] = []
+        try:
+            async for chunk in chunks:
+                buf += chunk
+                while len(buf) >= PART_SIZE:
+                    if upload_id is None:
+                        resp = await self.client.create_multipart_upload(
+                            Bucket=s3_bucket, Key=s3_key, ContentType=content_type, **self._sse())
+                        upload_id = resp["UploadId"]
+                    body = bytes(buf[:PART_SIZE])
+                    del buf[:PART_SIZE]
+                    n = len(parts) + 1
+                    resp = await self.client.upload_part(
+                        Bucket=s3_bucket, Key=s3_key, UploadId=upload_id, PartNumber=n, Body=body)
+                    parts.append({"ETag": resp["ETag"], "PartNumber": n})
+            if upload_id is None:
+                await self.client.put_object(Bucket=s3_bucket, Key=s3_key, Body=bytes(buf),
+                                             ContentType=content_type, **self._sse())
+                return
+            if buf:
+                n = len(parts) + 1
+                resp = await self.client.upload_part(
+                    Bucket=s3_bucket, Key=s3_key, UploadId=upload_id, PartNumber=n, Body=bytes(buf))
+                parts.append({"ETag": resp["ETag"], "PartNumber": n})
+            await self.client.complete_multipart_upload(
+                Bucket=s3_bucket, Key=s3_key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+        except BaseException:
+            if upload_id is not None:
+                with contextlib.suppress(Exception):
+                    await self.client.abort_multipart_upload(Bucket=s3_bucket, Key=s3_key, UploadId=upload_id)
+            raise
+
+    async def read(self, bucket: str, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        s3_bucket, s3_key = self.locate(bucket, key)
+        extra = {}
+        if start or end is not None:
+            extra["Range"] = f"bytes={start}-{'' if end is None else end}"
+        try:
+            resp = await self.client.get_object(Bucket=s3_bucket, Key=s3_key, **extra)
+        except self.client.exceptions.NoSuchKey:
+            raise BlobNotFound(key) from None
+        body = resp["Body"]
+        try:
+            async for chunk in body.iter_chunks(256 * 1024):
+                yield chunk
+        finally:
+            body.close()
+
+    async def delete(self, bucket: str, keys: list[str]) -> None:
+        by_bucket: dict[str, list[str]] = {}
+        for key in keys:
+            b, k = self.locate(bucket, key)
+            by_bucket.setdefault(b, []).append(k)
+        for b, ks in by_bucket.items():
+            for i in range(0, len(ks), 1000):
+                await self.client.delete_objects(
+                    Bucket=b, Delete={"Objects": [{"Key": k} for k in ks[i:i + 1000]], "Quiet": True})
+
+    async def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
+        sb, sk = self.locate(src_bucket, src_key)
+        db, dk = self.locate(dst_bucket, dst_key)
+        try:
+            await self.client.copy_object(Bucket=db, Key=dk, CopySource={"Bucket": sb, "Key": sk}, **self._sse())
+        except self.client.exceptions.NoSuchKey:
+            raise BlobNotFound(src_key) from None
+
+    async def exists(self, bucket: str, key: str) -> bool:
+        b, k = self.locate(bucket, key)
+        try:
+            await self.client.head_object(Bucket=b, Key=k)
+            return True
+        except Exception as exc:  # noqa: BLE001 - botocore raises ClientError 404 for HEAD
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    async def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        b, base = self.locate(bucket, "")
+        out: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=b, Prefix=base + prefix):
+            for item in page.get("Contents", []):
+                out.append(item["Key"][len(base):])
+        return sorted(out)
+
+    async def download_url(self, bucket: str, key: str, expires: int, disposition: str | None,
+                           content_type: str) -> str | None:
+        mode = self.settings.storage_download_redirect
+        b, k = self.locate(bucket, key)
+        if mode == "cloudfront" and self.settings.storage_cloudfront_domain:
+            from urllib.parse import quote
+
+            domain = self.settings.storage_cloudfront_domain.rstrip("/")
+            if not domain.startswith("http"):
+                domain = "https://" + domain
+            return f"{domain}/{quote(k)}"
+        if mode == "presigned":
+            params: dict[str, Any] = {"Bucket": b, "Key": k, "ResponseContentType": content_type}
+            if disposition:
+                params["ResponseContentDisposition"] = disposition
+            return str(await self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires))
+        return None

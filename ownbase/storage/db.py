@@ -1,0 +1,221 @@
+"""SQL for storage: every statement takes a connection, so callers choose the role it runs as
+(the request scope for data-plane work, the owner pool for bookkeeping). Values are always
+``$n`` parameters."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import asyncpg
+
+BUCKET_COLUMNS = "id, name, owner, owner_id, public, file_size_limit, allowed_mime_types, type, created_at, updated_at"
+OBJECT_COLUMNS = ("id, bucket_id, name, owner, owner_id, created_at, updated_at, last_accessed_at, metadata, "
+                  "user_metadata, version")
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# --- buckets ---------------------------------------------------------------------------------
+
+async def get_bucket(conn: asyncpg.Connection, bucket_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"select {BUCKET_COLUMNS} from storage.buckets where id = $1", bucket_id)
+
+
+SORTABLE_BUCKET = {"id", "name", "created_at", "updated_at"}
+
+
+async def list_buckets(conn: asyncpg.Connection, limit: int | None, offset: int, sort: str, order: str,
+                       search: str | None) -> list[asyncpg.Record]:
+    column = sort if sort in SORTABLE_BUCKET else "name"
+    direction = "desc" if order.lower() == "desc" else "asc"
+    args: list[Any] = []
+    where = ""
+    if search:
+        args.append("%" + like_escape(search) + "%")
+        where = f"where name ilike ${len(args)}"
+    args += [limit, offset]
+    return await conn.fetch(
+        f"select {BUCKET_COLUMNS} from storage.buckets {where} order by {column} {direction} "
+        f"limit ${len(args) - 1} offset ${len(args)}", *args)
+
+
+async def create_bucket(conn: asyncpg.Connection, bucket_id: str, name: str, owner: str | None, public: bool,
+                        size_limit: int | None, mimes: list[str] | None) -> None:
+    await conn.execute(
+        "insert into storage.buckets (id, name, owner, owner_id, public, file_size_limit, allowed_mime_types) "
+        "values ($1, $2, $3::uuid, $3, $4, $5, $6)", bucket_id, name, owner, public, size_limit, mimes)
+
+
+async def update_bucket(conn: asyncpg.Connection, bucket_id: str, fields: dict[str, Any]) -> bool:
+    if not fields:
+        row = await conn.fetchrow("select id from storage.buckets where id = $1", bucket_id)
+        return row is not None
+    sets = ", ".join(f"{col} = ${i + 2}" for i, col in enumerate(fields))
+    row = await conn.fetchrow(
+        f"update storage.buckets set {sets}, updated_at = now() where id = $1 returning id",
+        bucket_id, *fields.values())
+    return row is not None
+
+
+async def bucket_has_objects(conn: asyncpg.Connection, bucket_id: str) -> bool:
+    return bool(await conn.fetchval("select exists (select 1 from storage.objects where bucket_id = $1)", bucket_id))
+
+
+async def delete_bucket(conn: asyncpg.Connection, bucket_id: str) -> bool:
+    return await conn.fetchrow("delete from storage.buckets where id = $1 returning id", bucket_id) is not None
+
+
+async def delete_all_objects(conn: asyncpg.Connection, bucket_id: str) -> int:
+    rows = await conn.fetch("delete from storage.objects where bucket_id = $1 returning id", bucket_id)
+    return len(rows)
+
+
+# --- objects ---------------------------------------------------------------------------------
+
+async def find_object(conn: asyncpg.Connection, bucket_id: str, name: str, *, for_update: bool = False
+                      ) -> asyncpg.Record | None:
+    lock = " for update" if for_update else ""
+    return await conn.fetchrow(
+        f"select {OBJECT_COLUMNS} from storage.objects where bucket_id = $1 and name = $2{lock}", bucket_id, name)
+
+
+async def insert_object(conn: asyncpg.Connection, bucket_id: str, name: str, owner: str | None, version: str,
+                        metadata: dict[str, Any], user_metadata: Any) -> asyncpg.Record:
+    return await conn.fetchrow(
+        "insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata, user_metadata) "
+        "values ($1, $2, $3::uuid, $3, $4, $5::jsonb, $6::jsonb) returning " + OBJECT_COLUMNS,
+        bucket_id, name, owner, version, metadata, user_metadata)
+
+
+async def upsert_object(conn: asyncpg.Connection, bucket_id: str, name: str, owner: str | None, version: str,
+                        metadata: dict[str, Any], user_metadata: Any) -> asyncpg.Record:
+    return await conn.fetchrow(
+        "insert into storage.objects (bucket_id, name, owner, owner_id, version, metadata, user_metadata) "
+        "values ($1, $2, $3::uuid, $3, $4, $5::jsonb, $6::jsonb) "
+        "on conflict (bucket_id, name) do update set owner = excluded.owner, owner_id = excluded.owner_id, "
+        "version = excluded.version, metadata = excluded.metadata, user_metadata = excluded.user_metadata, "
+        "last_accessed_at = now() returning " + OBJECT_COLUMNS,
+        bucket_id, name, owner, version, metadata, user_metadata)
+
+
+async def update_object(conn: asyncpg.Connection, bucket_id: str, name: str, owner: str | None, version: str,
+                        metadata: dict[str, Any], user_metadata: Any) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "update storage.objects set owner = $3::uuid, owner_id = $3, version = $4, metadata = $5::jsonb, "
+        "user_metadata = $6::jsonb, last_accessed_at = now() where bucket_id = $1 and name = $2 returning "
+        + OBJECT_COLUMNS, bucket_id, name, owner, version, metadata, user_metadata)
+
+
+async def move_object(conn: asyncpg.Connection, bucket_id: str, name: str, dst_bucket: str, dst_name: str,
+                      version: str, owner: str | None) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "update storage.objects set bucket_id = $3, name = $4, version = $5, owner = coalesce($6::uuid, owner), "
+        "owner_id = coalesce($6, owner_id) where bucket_id = $1 and name = $2 returning " + OBJECT_COLUMNS,
+        bucket_id, name, dst_bucket, dst_name, version, owner)
+
+
+async def delete_object(conn: asyncpg.Connection, bucket_id: str, name: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "delete from storage.objects where bucket_id = $1 and name = $2 returning " + OBJECT_COLUMNS,
+        bucket_id, name)
+
+
+async def delete_objects(conn: asyncpg.Connection, bucket_id: str, names: list[str]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "delete from storage.objects where bucket_id = $1 and name = any($2::text[]) returning " + OBJECT_COLUMNS,
+        bucket_id, names)
+
+
+async def find_objects(conn: asyncpg.Connection, bucket_id: str, names: list[str]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"select {OBJECT_COLUMNS} from storage.objects where bucket_id = $1 and name = any($2::text[])",
+        bucket_id, names)
+
+
+LIST_SORT = {"name", "updated_at", "created_at", "last_accessed_at"}
+
+
+async def list_objects(conn: asyncpg.Connection, bucket_id: str, prefix: str, search: str, limit: int, offset: int,
+                       column: str, order: str) -> list[asyncpg.Record]:
+    """One folder level under ``prefix``: objects, and folders as name-only entries."""
+    column = column if column in LIST_SORT else "name"
+    direction = "desc" if order.lower() == "desc" else "asc"
+    if column == "name":
+        order_by = f"lower(name) collate \"C\" {direction}, name collate \"C\" {direction}, id nulls first"
+    else:
+        order_by = f"(id is null) desc, {column} {direction} nulls last, name collate \"C\" asc"
+    return await conn.fetch(
+        f"""
+        with rel as (
+          select o.*, substr(o.name, length($2) + 1) as rest
+          from storage.objects o
+          where o.bucket_id = $1 and o.name like $3 escape '\\'
+        ), items as (
+          select distinct on (item, is_folder)
+                 item as name,
+                 case when is_folder then null else id end as id,
+                 case when is_folder then null else updated_at end as updated_at,
+                 case when is_folder then null else created_at end as created_at,
+                 case when is_folder then null else last_accessed_at end as last_accessed_at,
+                 case when is_folder then null else metadata end as metadata
+          from (select split_part(rest, '/', 1) as item, strpos(rest, '/') > 0 as is_folder, * from rel) s
+          where item <> '' and item ilike $4 escape '\\'
+          order by item, is_folder
+        )
+        select * from items order by {order_by} limit $5 offset $6
+        """,
+        bucket_id, prefix, like_escape(prefix) + "%", like_escape(search) + "%", limit, offset)
+
+
+# --- bookkeeping (owner pool) ------------------------------------------------------------------
+
+async def pending_add(conn: asyncpg.Connection, bucket_id: str, name: str, version: str) -> None:
+    await conn.execute(
+        "insert into ownbase.storage_pending_blobs (bucket_id, name, version, kind) values ($1, $2, $3, 'upload') "
+        "on conflict do nothing", bucket_id, name, version)
+
+
+async def pending_drop(conn: asyncpg.Connection, bucket_id: str, name: str, version: str) -> None:
+    await conn.execute(
+        "delete from ownbase.storage_pending_blobs where bucket_id = $1 and name = $2 and version = $3 "
+        "and kind = 'upload'", bucket_id, name, version)
+
+
+async def claim_garbage(conn: asyncpg.Connection, stale_upload_seconds: int, limit: int = 1000,
+                        bucket_id: str | None = None) -> list[asyncpg.Record]:
+    """Claim (delete and return) entries whose blob no committed row references: all garbage,
+    and uploads older than ``stale_upload_seconds`` (their writer died)."""
+    return await conn.fetch(
+        """
+        delete from ownbase.storage_pending_blobs p
+        where ctid in (
+          select ctid from ownbase.storage_pending_blobs q
+          where (q.kind = 'garbage' or q.created_at < now() - make_interval(secs => $1))
+            and ($3::text is null or q.bucket_id = $3)
+          limit $2 for update skip locked)
+        returning p.bucket_id, p.name, p.version,
+          exists (select 1 from storage.objects o where o.bucket_id = p.bucket_id and o.name = p.name
+                  and o.version = p.version) as referenced
+        """, stale_upload_seconds, limit, bucket_id)
+
+
+async def garbage_restore(conn: asyncpg.Connection, bucket_id: str, name: str, version: str) -> None:
+    await conn.execute(
+        "insert into ownbase.storage_pending_blobs (bucket_id, name, version, kind) values ($1, $2, $3, 'garbage') "
+        "on conflict do nothing", bucket_id, name, version)
+
+
+def metadata_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return json.loads(value)
+    return value

@@ -1,0 +1,142 @@
+"""Object download responses: conditional requests, ranges, disposition, streaming bodies."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any, AsyncIterator
+from urllib.parse import quote
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from ownbase.storage import errors
+from ownbase.storage.backends.base import BlobNotFound
+from ownbase.storage.service import Storage, blob_key
+
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def content_disposition(download: str | None) -> str | None:
+    if download is None:
+        return None
+    if download == "":
+        return "attachment;"
+    enc = quote(download, safe="")
+    return f"attachment; filename={enc}; filename*=UTF-8''{enc}"
+
+
+def http_date(iso: str | None) -> str | None:
+    if not iso:
+        return None
+    try:
+        return format_datetime(datetime.fromisoformat(iso.replace("Z", "+00:00")), usegmt=True)
+    except ValueError:
+        return None
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """(start, end inclusive) or None for a header we ignore; raises InvalidRange if unsatisfiable."""
+    m = _RANGE_RE.match(header.strip().replace(" ", ""))
+    if not m:
+        return None  # multi-range or junk: serve the whole object, as servers may
+    first, last = m.group(1), m.group(2)
+    if first == "" and last == "":
+        return None
+    if first == "":
+        n = int(last)
+        if n == 0:
+            raise errors.invalid_range()
+        return max(0, size - n), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if start >= size or end < start:
+        raise errors.invalid_range()
+    return start, min(end, size - 1)
+
+
+def object_headers(meta: dict[str, Any]) -> dict[str, str]:
+    headers = {
+        "content-type": str(meta.get("mimetype") or "application/octet-stream"),
+        "cache-control": str(meta.get("cacheControl") or "no-cache"),
+        "accept-ranges": "bytes",
+    }
+    if meta.get("eTag"):
+        headers["etag"] = str(meta["eTag"])
+    if lm := http_date(meta.get("lastModified")):
+        headers["last-modified"] = lm
+    return headers
+
+
+def _etag_matches(header: str, etag: str | None) -> bool:
+    if not etag:
+        return False
+    bare = etag.strip('"')
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag == "*" or tag.removeprefix("W/").strip('"') == bare:
+            return True
+    return False
+
+
+async def _first_chunk_then_rest(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Prime the backend stream before answering, so a missing blob is an error, not a cut body."""
+    it = stream.__aiter__()
+    try:
+        first = await it.__anext__()
+    except StopAsyncIteration:
+        first = b""
+
+    async def rest() -> AsyncIterator[bytes]:
+        if first:
+            yield first
+        async for chunk in it:
+            yield chunk
+
+    return rest()
+
+
+async def serve_object(storage: Storage, request: Request, row: asyncpg.Record, *, head: bool = False) -> Response:
+    meta = row["metadata"] or {}
+    size = int(meta.get("size") or 0)
+    headers = object_headers(meta)
+    download = request.query_params.get("download")
+    disposition = content_disposition(download)
+    if disposition:
+        headers["content-disposition"] = disposition
+    inm = request.headers.get("if-none-match")
+    if inm and _etag_matches(inm, headers.get("etag")):
+        return Response(status_code=304, headers={k: v for k, v in headers.items() if k != "content-type"})
+    key = blob_key(row["name"], row["version"])
+    if not head:
+        url = await storage.backend.download_url(row["bucket_id"], key, 600, disposition, headers["content-type"])
+        if url:
+            return RedirectResponse(url, status_code=302, headers={"cache-control": "no-store"})
+    status = 200
+    start, end = 0, size - 1
+    rng = request.headers.get("range")
+    if rng and size > 0:
+        try:
+            parsed = parse_range(rng, size)
+        except errors.StorageError as exc:
+            resp = exc.response()
+            resp.headers["content-range"] = f"bytes */{size}"
+            return resp
+        if parsed:
+            start, end = parsed
+            status = 206
+            headers["content-range"] = f"bytes {start}-{end}/{size}"
+    elif rng and size == 0:
+        pass
+    headers["content-length"] = str(end - start + 1 if size else 0)
+    if head:
+        return Response(status_code=status, headers=headers)
+    if size == 0:
+        return Response(b"", status_code=status, headers=headers)
+    try:
+        body = await _first_chunk_then_rest(storage.backend.read(row["bucket_id"], key, start, end))
+    except BlobNotFound:
+        raise errors.not_found_download() from None
+    return StreamingResponse(body, status_code=status, headers=headers)
