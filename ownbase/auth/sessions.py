@@ -1,0 +1,168 @@
+"""Sessions, refresh-token rotation with reuse detection, and access tokens with Supabase's claims."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import asyncpg
+
+from ownbase.auth import errors, users
+from ownbase.auth.tokens import new_refresh_token
+from ownbase.context import Context
+
+
+def _amr(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    out = [{"method": r["authentication_method"], "timestamp": int(r["updated_at"].timestamp())} for r in rows]
+    out.sort(key=lambda m: m["timestamp"], reverse=True)
+    return out
+
+
+def access_token(ctx: Context, user: asyncpg.Record, session_id: Any, amr: list[dict[str, Any]],
+                 aal: str = "aal1") -> tuple[str, int]:
+    s = ctx.settings
+    iat = int(time.time())
+    exp = iat + s.auth_access_token_ttl
+    app_meta = users._obj(user["raw_app_meta_data"])
+    claims = {
+        "iss": s.issuer,
+        "sub": str(user["id"]),
+        "aud": s.jwt_aud,
+        "exp": exp,
+        "iat": iat,
+        "email": user["email"] or "",
+        "phone": user["phone"] or "",
+        "app_metadata": app_meta,
+        "user_metadata": users._obj(user["raw_user_meta_data"]),
+        "role": user["role"] or "authenticated",
+        "aal": aal,
+        "amr": amr,
+        "session_id": str(session_id),
+        "is_anonymous": bool(user["is_anonymous"]),
+    }
+    return ctx.keys.sign(claims), exp
+
+
+async def _reply(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, session_id: Any,
+                 refresh: str) -> dict[str, Any]:
+    amr = _amr(list(await conn.fetch(
+        "select authentication_method, updated_at from auth.mfa_amr_claims where session_id = $1",
+        session_id)))
+    token, exp = access_token(ctx, user, session_id, amr)
+    return {
+        "access_token": token,
+        "token_type": "bearer",
+        "expires_in": ctx.settings.auth_access_token_ttl,
+        "expires_at": exp,
+        "refresh_token": refresh,
+        "user": users.user_json(user, await users.identities(conn, user["id"])),
+    }
+
+
+async def create(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, method: str, *,
+                 ip: str = "", user_agent: str = "") -> dict[str, Any]:
+    """A new session for ``user`` signed in by ``method`` (password, otp, anonymous, ...)."""
+    session_id = uuid.uuid4()
+    await conn.execute(
+        """insert into auth.sessions (id, user_id, created_at, updated_at, aal, user_agent, ip)
+           values ($1, $2, now(), now(), 'aal1', $3, $4::inet)""",
+        session_id, user["id"], user_agent[:512] or None, ip or None)
+    await conn.execute(
+        """insert into auth.mfa_amr_claims (session_id, created_at, updated_at, authentication_method, id)
+           values ($1, now(), now(), $2, $3)""", session_id, method, uuid.uuid4())
+    refresh = new_refresh_token()
+    await conn.execute(
+        """insert into auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at,
+               parent, session_id)
+           values ('00000000-0000-0000-0000-000000000000', $1, $2, false, now(), now(), null, $3)""",
+        refresh, str(user["id"]), session_id)
+    fresh = await conn.fetchrow(
+        "update auth.users set last_sign_in_at = now(), updated_at = now() where id = $1 returning *",
+        user["id"])
+    await conn.execute(
+        "update auth.identities set last_sign_in_at = now() where user_id = $1", user["id"])
+    assert fresh is not None
+    return await _reply(conn, ctx, fresh, session_id, refresh)
+
+
+async def refresh(conn: asyncpg.Connection, ctx: Context, token: str, ip: str) -> dict[str, Any]:
+    """Rotate ``token``. Runs inside a transaction; the session row lock serialises concurrent tabs.
+
+    A revoked token presented again within the reuse interval gets the session's current token
+    (two tabs refreshing at once); after the interval it is treated as stolen and the session is
+    revoked. Sign-out and reuse detection delete the session, so nothing of it refreshes again.
+    """
+    row = await conn.fetchrow("select * from auth.refresh_tokens where token = $1", token)
+    if row is None or row["session_id"] is None:
+        raise errors.refresh_not_found()
+    session = await conn.fetchrow(
+        "select * from auth.sessions where id = $1 for update", row["session_id"])
+    if session is None:
+        raise errors.refresh_no_session()
+    # Re-read under the session lock: another request may just have rotated it.
+    row = await conn.fetchrow("select * from auth.refresh_tokens where id = $1", row["id"])
+    if row is None:
+        raise errors.refresh_not_found()
+    now = datetime.now(timezone.utc)
+    s = ctx.settings
+    if session["not_after"] is not None and session["not_after"] < now:
+        raise errors.refresh_session_expired()
+    if row["created_at"] is not None and row["created_at"] + timedelta(seconds=s.auth_refresh_token_ttl) < now:
+        raise errors.refresh_session_expired()
+    user = await conn.fetchrow("select * from auth.users where id = $1", session["user_id"])
+    if user is None:
+        raise errors.refresh_not_found()
+    if user["banned_until"] is not None and user["banned_until"] > now:
+        raise errors.AuthError(400, "user_banned", "Invalid Refresh Token: User Banned")
+    if row["revoked"]:
+        revoked_at = row["updated_at"] or row["created_at"]
+        within = revoked_at is not None and revoked_at + timedelta(seconds=s.auth_refresh_reuse_interval) > now
+        current = await conn.fetchrow(
+            "select token from auth.refresh_tokens where session_id = $1 and not revoked"
+            " order by id desc limit 1", session["id"])
+        if within and current is not None:
+            return await _reply(conn, ctx, user, session["id"], current["token"])
+        # Reuse outside the window: assume theft, revoke the whole session.
+        await conn.execute("delete from auth.sessions where id = $1", session["id"])
+        await users.audit(conn, "token_revoked", user, ip, "token", {"reason": "refresh_token_reused"})
+        raise _Revoked()
+    await conn.execute(
+        "update auth.refresh_tokens set revoked = true, updated_at = now() where id = $1", row["id"])
+    new = new_refresh_token()
+    await conn.execute(
+        """insert into auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at,
+               parent, session_id)
+           values ('00000000-0000-0000-0000-000000000000', $1, $2, false, now(), now(), $3, $4)""",
+        new, str(user["id"]), token, session["id"])
+    await conn.execute(
+        "update auth.sessions set refreshed_at = now() at time zone 'utc', updated_at = now() where id = $1",
+        session["id"])
+    await users.audit(conn, "token_refreshed", user, ip, "token")
+    return await _reply(conn, ctx, user, session["id"], new)
+
+
+class _Revoked(Exception):
+    """Signals that the session was revoked: the caller commits, then replies already_used."""
+
+
+Revoked = _Revoked
+
+
+async def logout(conn: asyncpg.Connection, user_id: Any, session_id: str | None, scope: str) -> None:
+    uid = users._u(user_id)
+    if scope == "global" or (scope == "local" and not session_id):
+        await conn.execute("delete from auth.sessions where user_id = $1", uid)
+    elif scope == "local":
+        await conn.execute("delete from auth.sessions where id = $1 and user_id = $2",
+                           users._u(session_id), uid)
+    else:  # others
+        await conn.execute("delete from auth.sessions where user_id = $1 and id <> $2", uid,
+                           users._u(session_id) if session_id else uuid.uuid4())
+
+
+async def session_exists(conn: asyncpg.Connection, session_id: str) -> bool:
+    if not users.is_uuid(session_id):
+        return False
+    return bool(await conn.fetchval("select 1 from auth.sessions where id = $1", uuid.UUID(session_id)))
