@@ -1,7 +1,41 @@
-"""realtime routes (foundation stub)."""
+"""realtime routes: the Phoenix websocket and HTTP broadcast."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from starlette.routing import Route, WebSocketRoute
+
+from ownbase.realtime.http import broadcast_batch, broadcast_single
+from ownbase.realtime.socket import websocket_endpoint
 from ownbase.service import Service
 
-SERVICE = Service(name="realtime")
+if TYPE_CHECKING:
+    from ownbase.context import Context
+
+
+async def startup(ctx: "Context") -> None:
+    from ownbase.realtime.hub import Hub
+
+    hub = Hub(ctx)
+    await hub.start()
+    ctx.state["realtime"] = hub
+
+
+async def shutdown(ctx: "Context") -> None:
+    hub = ctx.state.pop("realtime", None)
+    if hub is not None:
+        await hub.stop()
+
+
+SERVICE = Service(
+    name="realtime",
+    routes=[
+        WebSocketRoute("/realtime/v1/websocket", websocket_endpoint),
+        WebSocketRoute("/realtime/v1/websocket/", websocket_endpoint),
+        Route("/realtime/v1/api/broadcast", broadcast_batch, methods=["POST"]),
+        Route("/realtime/v1/api/broadcast/{topic}/events/{event}", broadcast_single, methods=["POST"]),
+    ],
+    startup=startup,
+    shutdown=shutdown,
+)

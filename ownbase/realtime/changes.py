@@ -1,0 +1,490 @@
+"""postgres_changes: capture, leader poller, and per-subscriber delivery under RLS.
+
+Change source (see docs/realtime.md): a row trigger ``ownbase_realtime`` on every table of the
+``supabase_realtime`` publication writes each row change into ``ownbase.realtime_changes``. That
+works on any PostgreSQL, managed or not, without superuser, REPLICATION or a replication slot.
+
+* One process at a time is the *leader* (a session advisory lock on a dedicated connection). It
+  deletes committed changes from the queue in id order and publishes them on the bus inside the
+  same transaction, so a change leaves the queue only once it was handed over (at-least-once on a
+  leader crash between publish and commit, exactly once otherwise). A NOTIFY from the trigger
+  wakes it at once; ``OWNBASE_REALTIME_CHANGE_POLL_MS`` is the fallback poll.
+* Every process receives every batch and delivers to the subscribers it holds: filters are applied
+  to the row, then for each (role, claims) group one query under ``request_scope`` asks which of
+  the batch's rows that role may SELECT (RLS decides), then columns are cut to what the role may
+  read.
+* A join installs the trigger (if missing) and registers its subscription *before* the join reply,
+  so every change committed after the client hears SUBSCRIBED is in the queue and will be
+  dispatched to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import asyncpg
+
+from ownbase.db.pool import connect
+from ownbase.db.scope import RequestScope, request_scope
+from ownbase.realtime import filters
+from ownbase.realtime.serializer import Frame
+
+if TYPE_CHECKING:
+    from ownbase.context import Context
+    from ownbase.realtime.channel import ChannelSub
+    from ownbase.realtime.hub import Hub
+
+log = logging.getLogger("ownbase.realtime")
+
+LEADER_LOCK = 7_305_110_400  # advisory lock id (per database) of the change leader
+TRIGGER = "ownbase_realtime"
+BATCH = 1000
+SYNC_EVERY = 5.0
+INFO_TTL = 5.0
+EVENTS = ("*", "INSERT", "UPDATE", "DELETE")
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str, table: str) -> str:
+    return f"{quote_ident(schema)}.{quote_ident(table)}"
+
+
+# --- bindings ------------------------------------------------------------------------------
+class BindingError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Binding:
+    id: int
+    event: str
+    schema: str
+    table: str | None
+    filter: str | None
+    select: tuple[str, ...] | None
+    conditions: tuple[filters.Condition, ...]
+    echo: dict[str, Any]
+
+    def matches(self, schema: str, table: str, op: str, row: dict[str, Any] | None) -> bool:
+        if self.event != "*" and self.event != op:
+            return False
+        if self.schema != "*" and self.schema != schema:
+            return False
+        if self.table is not None and self.table != "*" and self.table != table:
+            return False
+        return filters.matches(self.conditions, row) if self.conditions else True
+
+
+def parse_binding(raw: Any) -> Binding:
+    if not isinstance(raw, dict):
+        raise BindingError("postgres_changes entries must be objects")
+    event = str(raw.get("event") or "*").upper()
+    if event not in EVENTS:
+        raise BindingError(f"invalid event {raw.get('event')!r}")
+    schema = raw.get("schema") or "public"
+    table = raw.get("table") or None
+    flt = raw.get("filter") or None
+    select = raw.get("select")
+    if not isinstance(schema, str) or (table is not None and not isinstance(table, str)):
+        raise BindingError("schema and table must be strings")
+    if select is not None and (not isinstance(select, list) or not all(isinstance(s, str) for s in select)):
+        raise BindingError("select must be a list of column names")
+    conditions = filters.parse(flt) if flt else ()
+    key = "|".join([event, schema, table or "", flt or "", ",".join(select or [])])
+    ident = zlib.crc32(key.encode()) & 0x7FFFFFFF
+    echo: dict[str, Any] = {k: v for k, v in raw.items() if k in ("event", "schema", "table", "filter", "select")}
+    echo["id"] = ident
+    return Binding(ident, event, schema, table, flt, tuple(select) if select else None, conditions, echo)
+
+
+# --- table metadata -----------------------------------------------------------------------
+@dataclass
+class TableInfo:
+    oid: int
+    schema: str
+    name: str
+    rls: bool
+    replident: str
+    columns: list[tuple[str, str]]  # (name, pg type name) in attribute order
+    pk: list[str]
+    loaded: float = field(default_factory=time.monotonic)
+
+
+_INFO_SQL = """
+select c.oid, n.nspname, c.relname, c.relrowsecurity, c.relreplident::text as replident,
+  coalesce((select json_agg(json_build_array(a.attname, t.typname) order by a.attnum)
+            from pg_attribute a join pg_type t on t.oid = a.atttypid
+            where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '[]') as cols,
+  coalesce((select json_agg(a.attname order by a.attnum)
+            from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+            where i.indrelid = c.oid and i.indisprimary), '[]') as pk
+from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where c.oid = $1
+"""
+
+_PRIV_SQL = """
+select a.attname from pg_attribute a
+where a.attrelid = $2 and a.attnum > 0 and not a.attisdropped
+  and has_column_privilege($1, a.attrelid, a.attnum, 'SELECT')
+"""
+
+_PUB_TABLES_SQL = """
+select c.oid, p.schemaname, p.tablename
+from pg_publication_tables p
+join pg_namespace n on n.nspname = p.schemaname
+join pg_class c on c.relnamespace = n.oid and c.relname = p.tablename
+where p.pubname = 'supabase_realtime'
+  and ($1::text = '*' or p.schemaname = $1::text)
+  and ($2::text is null or $2::text = '*' or p.tablename = $2::text)
+"""
+
+_MISSING_TRIGGERS_SQL = """
+select c.oid, p.schemaname, p.tablename
+from pg_publication_tables p
+join pg_namespace n on n.nspname = p.schemaname
+join pg_class c on c.relnamespace = n.oid and c.relname = p.tablename
+where p.pubname = 'supabase_realtime' and c.relkind in ('r', 'p')
+  and not exists (select 1 from pg_trigger t where t.tgrelid = c.oid and t.tgname = $1)
+"""
+
+_STALE_TRIGGERS_SQL = """
+select n.nspname, c.relname
+from pg_trigger t join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace
+where t.tgname = $1 and not exists (
+  select 1 from pg_publication_tables p
+  where p.pubname = 'supabase_realtime' and p.schemaname = n.nspname and p.tablename = c.relname)
+"""
+
+_DRAIN_SQL = """
+with batch as (
+  select id from ownbase.realtime_changes order by id limit $1 for update skip locked
+)
+delete from ownbase.realtime_changes q using batch where q.id = batch.id
+returning q.id, q.table_oid, q.schema_name, q.table_name, q.op, q.record, q.old_record, q.commit_ts
+"""
+
+
+class Catalog:
+    """Cached table metadata and per-role column privileges (refreshed every few seconds)."""
+
+    def __init__(self, ctx: "Context") -> None:
+        self.ctx = ctx
+        self._tables: dict[int, TableInfo] = {}
+        self._privs: dict[tuple[str, int], tuple[float, frozenset[str]]] = {}
+        self._bypass: dict[str, tuple[float, bool]] = {}
+
+    async def table(self, oid: int) -> TableInfo | None:
+        info = self._tables.get(oid)
+        if info is not None and time.monotonic() - info.loaded < INFO_TTL:
+            return info
+        row = await self.ctx.db.owner.fetchrow(_INFO_SQL, oid)
+        if row is None:
+            self._tables.pop(oid, None)
+            return None
+        info = TableInfo(row["oid"], row["nspname"], row["relname"], row["relrowsecurity"],
+                         row["replident"], [(c[0], c[1]) for c in row["cols"]], list(row["pk"]))
+        self._tables[oid] = info
+        return info
+
+    async def readable(self, role: str, oid: int) -> frozenset[str]:
+        hit = self._privs.get((role, oid))
+        if hit is not None and time.monotonic() - hit[0] < INFO_TTL:
+            return hit[1]
+        rows = await self.ctx.db.owner.fetch(_PRIV_SQL, role, oid)
+        cols = frozenset(r["attname"] for r in rows)
+        self._privs[(role, oid)] = (time.monotonic(), cols)
+        return cols
+
+    async def bypasses_rls(self, role: str) -> bool:
+        hit = self._bypass.get(role)
+        if hit is not None and time.monotonic() - hit[0] < INFO_TTL:
+            return hit[1]
+        value = bool(await self.ctx.db.owner.fetchval(
+            "select rolbypassrls from pg_roles where rolname = $1", role))
+        self._bypass[role] = (time.monotonic(), value)
+        return value
+
+
+# --- capture installation -------------------------------------------------------------------
+async def publication_tables(conn: Any, schema: str, table: str | None) -> list[asyncpg.Record]:
+    return await conn.fetch(_PUB_TABLES_SQL, schema, table)
+
+
+async def ensure_trigger(conn: Any, oid: int, schema: str, table: str) -> None:
+    exists = await conn.fetchval(
+        "select exists(select 1 from pg_trigger where tgrelid = $1 and tgname = $2)", oid, TRIGGER)
+    if exists:
+        return
+    try:
+        await conn.execute(
+            f"create trigger {TRIGGER} after insert or update or delete on {qualified(schema, table)}"
+            " for each row execute function ownbase.realtime_capture()"
+        )
+    except asyncpg.DuplicateObjectError:
+        pass
+
+
+async def sync_triggers(conn: asyncpg.Connection) -> None:
+    for row in await conn.fetch(_MISSING_TRIGGERS_SQL, TRIGGER):
+        try:
+            await ensure_trigger(conn, row["oid"], row["schemaname"], row["tablename"])
+        except asyncpg.PostgresError as exc:
+            log.warning("realtime: cannot capture %s.%s: %s", row["schemaname"], row["tablename"], exc)
+    for row in await conn.fetch(_STALE_TRIGGERS_SQL, TRIGGER):
+        try:
+            await conn.execute(f"drop trigger if exists {TRIGGER} on {qualified(row['nspname'], row['relname'])}")
+        except asyncpg.PostgresError as exc:
+            log.warning("realtime: cannot drop capture on %s.%s: %s", row["nspname"], row["relname"], exc)
+
+
+def commit_timestamp(value: datetime) -> str:
+    value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+# --- the leader ----------------------------------------------------------------------------
+class Capture:
+    def __init__(self, ctx: "Context", publish: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        self.ctx = ctx
+        self.publish = publish
+        self.wake = asyncio.Event()
+        self.is_leader = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="realtime-capture")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+
+    async def _run(self) -> None:
+        settings = self.ctx.settings
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await connect(self.ctx.db.owner_url, settings)
+                if not await conn.fetchval("select pg_try_advisory_lock($1)", LEADER_LOCK):
+                    await conn.close()
+                    conn = None
+                    await asyncio.sleep(1.0)
+                    continue
+                self.is_leader = True
+                await conn.add_listener("ownbase_realtime", lambda *_: self.wake.set())
+                await sync_triggers(conn)
+                synced = time.monotonic()
+                while True:
+                    self.wake.clear()
+                    count = await self._drain(conn)
+                    if count >= BATCH:
+                        continue
+                    try:
+                        await asyncio.wait_for(self.wake.wait(), settings.realtime_change_poll_ms / 1000)
+                    except asyncio.TimeoutError:
+                        pass
+                    if time.monotonic() - synced > SYNC_EVERY:
+                        await sync_triggers(conn)
+                        synced = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the leader loop must survive DB/Redis hiccups
+                log.warning("realtime capture loop error: %s", exc)
+                await asyncio.sleep(1.0)
+            finally:
+                self.is_leader = False
+                if conn is not None:
+                    try:
+                        await asyncio.shield(conn.close(timeout=2))
+                    except BaseException:  # noqa: BLE001
+                        conn.terminate()
+
+    async def _drain(self, conn: asyncpg.Connection) -> int:
+        async with conn.transaction():
+            rows = await conn.fetch(_DRAIN_SQL, BATCH)
+            if not rows:
+                return 0
+            rows = sorted(rows, key=lambda r: r["id"])
+            changes = [
+                {"id": r["id"], "oid": r["table_oid"], "schema": r["schema_name"], "table": r["table_name"],
+                 "op": r["op"], "record": r["record"], "old": r["old_record"],
+                 "ts": commit_timestamp(r["commit_ts"])}
+                for r in rows
+            ]
+            # Published inside the transaction: the rows leave the queue only once handed over.
+            await self.publish({"k": "c", "changes": changes})
+            return len(rows)
+
+
+# --- delivery ------------------------------------------------------------------------------
+class Dispatcher:
+    """Delivers change batches to this process's subscribers, in order, one batch at a time."""
+
+    def __init__(self, ctx: "Context", hub: "Hub") -> None:
+        self.ctx = ctx
+        self.hub = hub
+        self.catalog = Catalog(ctx)
+        self.queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="realtime-dispatch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+
+    def submit(self, changes: list[dict[str, Any]]) -> None:
+        if self.hub.has_pg_subscribers():
+            self.queue.put_nowait(changes)
+
+    async def _run(self) -> None:
+        while True:
+            batch = await self.queue.get()
+            try:
+                await self.deliver(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.exception("realtime: delivering a change batch failed")
+
+    async def deliver(self, batch: list[dict[str, Any]]) -> None:
+        plan: list[tuple[dict[str, Any], TableInfo, list[tuple["ChannelSub", list[int], tuple[str, ...] | None]]]] = []
+        checks: dict[tuple[int, tuple[str, str]], tuple[Any, set[str]]] = {}
+        for change in batch:
+            subs = self.hub.pg_subscribers(change["schema"], change["table"])
+            if not subs:
+                continue
+            info = await self.catalog.table(change["oid"])
+            if info is None:
+                continue
+            row = change["old"] if change["op"] == "DELETE" else change["record"]
+            targets = []
+            for sub in subs:
+                ids: list[int] = []
+                selects: list[tuple[str, ...] | None] = []
+                for b in sub.bindings:
+                    if b.matches(change["schema"], change["table"], change["op"], row):
+                        ids.append(b.id)
+                        selects.append(b.select)
+                if not ids:
+                    continue
+                select = None
+                if all(s is not None for s in selects):
+                    select = tuple(dict.fromkeys(c for s in selects for c in s))  # type: ignore[union-attr]
+                targets.append((sub, ids, select))
+                if change["op"] != "DELETE" and info.rls and not await self.catalog.bypasses_rls(sub.ident.role):
+                    key = (info.oid, sub.ident.group_key)
+                    if key not in checks:
+                        checks[key] = (sub.ident, set())
+                    if info.pk:
+                        checks[key][1].add(_pk_key(info, change["record"]))
+            if targets:
+                plan.append((change, info, targets))
+        if not plan:
+            return
+        visible = await self._rls_visible(checks)
+        for change, info, targets in plan:
+            await self._send(change, info, targets, visible)
+
+    async def _rls_visible(self, checks: dict[tuple[int, tuple[str, str]], tuple[Any, set[str]]]
+                           ) -> dict[tuple[int, tuple[str, str]], set[str]]:
+        out: dict[tuple[int, tuple[str, str]], set[str]] = {}
+        for (oid, group), (ident, keys) in checks.items():
+            info = await self.catalog.table(oid)
+            if info is None or not info.pk or not keys:
+                out[(oid, group)] = set()
+                continue
+            from ownbase.realtime.serializer import dumps, loads
+
+            table = qualified(info.schema, info.name)
+            t_cols = ", ".join(f"t.{quote_ident(c)}" for c in info.pk)
+            r_cols = ", ".join(f"r.{quote_ident(c)}" for c in info.pk)
+            # An index-friendly membership test: the batch's keys as rows of the table's type.
+            sql = (
+                f"select jsonb_build_array({t_cols}) as k from {table} t where ({t_cols}) in "
+                f"(select {r_cols} from jsonb_populate_recordset(null::{table}, $1::jsonb) r)"
+            )
+            params = [dict(zip(info.pk, loads(k))) for k in keys]
+            try:
+                scope = RequestScope(ident.role, ident.claims, "GET", "/realtime/v1",
+                                     statement_timeout_ms=self.ctx.settings.db_statement_timeout_ms)
+                async with request_scope(self.ctx.db, scope) as conn:
+                    rows = await conn.fetch(sql, params)
+                out[(oid, group)] = {dumps(r["k"]) for r in rows}
+            except asyncpg.PostgresError as exc:
+                log.info("realtime: RLS check on %s.%s failed for %s: %s", info.schema, info.name, ident.role, exc)
+                out[(oid, group)] = set()
+        return out
+
+    async def _send(self, change: dict[str, Any], info: TableInfo,
+                    targets: list[tuple["ChannelSub", list[int], tuple[str, ...] | None]],
+                    visible: dict[tuple[int, tuple[str, str]], set[str]]) -> None:
+        op = change["op"]
+        cache: dict[tuple[str, tuple[str, ...] | None, bool], dict[str, Any] | None] = {}
+        for sub, ids, select in targets:
+            role = sub.ident.role
+            bypass = await self.catalog.bypasses_rls(role)
+            rls = info.rls and not bypass
+            if op != "DELETE" and rls:
+                if not info.pk:
+                    continue
+                if _pk_key(info, change["record"]) not in visible.get((info.oid, sub.ident.group_key), set()):
+                    continue
+            ckey = (role, select, rls)
+            if ckey not in cache:
+                cache[ckey] = await self._data(change, info, role, select, rls)
+            data = cache[ckey]
+            if data is None:
+                continue
+            sub.send(Frame(None, None, sub.topic, "postgres_changes", {"ids": ids, "data": data}))
+
+    async def _data(self, change: dict[str, Any], info: TableInfo, role: str,
+                    select: tuple[str, ...] | None, rls: bool) -> dict[str, Any] | None:
+        readable = await self.catalog.readable(role, info.oid)
+        if not readable:
+            return None  # the role may not SELECT this table at all
+        cols = [(n, t) for n, t in info.columns if n in readable and (select is None or n in select)]
+        names = [n for n, _ in cols]
+        op = change["op"]
+        data: dict[str, Any] = {
+            "schema": change["schema"],
+            "table": change["table"],
+            "commit_timestamp": change["ts"],
+            "type": op,
+            "columns": [{"name": n, "type": t} for n, t in cols],
+            "errors": None,
+        }
+        if op in ("INSERT", "UPDATE"):
+            record = change["record"] or {}
+            data["record"] = {n: record.get(n) for n in names}
+        if op in ("UPDATE", "DELETE"):
+            old = change["old"] or {}
+            if info.replident == "f" and not (op == "DELETE" and rls):
+                data["old_record"] = {n: old.get(n) for n in names}
+            else:
+                data["old_record"] = {n: old.get(n) for n in info.pk if n in readable}
+        return data
+
+
+def _pk_key(info: TableInfo, record: dict[str, Any] | None) -> str:
+    from ownbase.realtime.serializer import dumps
+
+    record = record or {}
+    return dumps([record.get(c) for c in info.pk])

@@ -1,0 +1,88 @@
+"""Realtime fixtures: the fixture schema, user tokens, and async helpers around the official
+Python client (``supabase.acreate_client`` / ``realtime.AsyncRealtimeClient``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import pytest
+
+from tests.conftest import ServerHandle, keyring_for, sql
+
+SCHEMA = Path(__file__).with_name("schema.sql")
+
+
+@pytest.fixture(scope="session")
+def rt_server(server: ServerHandle) -> ServerHandle:
+    sql(server, SCHEMA.read_text())
+    return server
+
+
+@pytest.fixture(scope="session")
+def mint(jwt_private_key: str) -> Callable[..., str]:
+    keys = keyring_for(jwt_private_key)
+
+    def make(sub: str | None = None, role: str = "authenticated", ttl: int = 3600, **extra: Any) -> str:
+        now = int(time.time())
+        claims = {"sub": sub or str(uuid.uuid4()), "role": role, "aud": "authenticated",
+                  "iat": now, "exp": now + ttl, **extra}
+        return keys.sign(claims)
+
+    return make
+
+
+class Inbox:
+    """Collects callback payloads; ``wait`` polls until a predicate holds (bounded)."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+
+    def __call__(self, *args: Any) -> None:
+        self.items.append(args[0] if len(args) == 1 else args)
+
+    async def wait(self, pred: Callable[[list[Any]], bool] | int = 1, timeout: float = 10) -> list[Any]:
+        check = (lambda items: len(items) >= pred) if isinstance(pred, int) else pred
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check(self.items):
+                return self.items
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"timed out; got {self.items!r}")
+
+    async def quiet(self, seconds: float = 0.5) -> list[Any]:
+        """Let in-flight messages arrive (used before asserting that something did NOT come)."""
+        await asyncio.sleep(seconds)
+        return self.items
+
+
+async def subscribed(channel: Any, timeout: float = 10) -> None:
+    """Subscribe and wait for the SUBSCRIBED callback."""
+    fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def cb(status: Any, err: Any) -> None:
+        if not fut.done():
+            fut.set_result((status, err))
+
+    await channel.subscribe(cb)
+    status, err = await asyncio.wait_for(fut, timeout)
+    assert str(getattr(status, "value", status)) == "SUBSCRIBED", (status, err)
+
+
+def ws_url(server: ServerHandle) -> str:
+    return server.url.replace("http://", "ws://") + "/realtime/v1"
+
+
+async def until(fn: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        res = fn()
+        if asyncio.iscoroutine(res):
+            res = await res
+        if res:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached")
