@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     realtime_max_message_bytes: int = Field(3_000_000, ge=1)
     realtime_max_pending_messages: int = Field(1000, ge=1)
     realtime_change_poll_ms: int = Field(100, ge=5)
+    # seconds without a heartbeat after which a process's presence entries are dropped (Redis)
+    realtime_process_ttl: int = Field(15, ge=2)
 
     @field_validator(
         "cors_origins",
