@@ -130,11 +130,12 @@ class TableSpec:
         return None
 
 
-def check_identifier(value: Any, what: str) -> str:
+def check_identifier(value: Any, what: str, field: str | None = None) -> str:
     if not isinstance(value, str) or not IDENT.match(value):
+        shown = repr(value) if not isinstance(value, str) or len(value) < 80 else repr(value[:80] + "...")
         raise errors.invalid_spec(
-            f"invalid {what} {value!r}: use 1-63 lower-case letters, digits or underscores, "
-            "not starting with a digit", what)
+            f"invalid {what} {shown}: use 1-63 lower-case letters, digits or underscores, "
+            "not starting with a digit", field or what)
     return value
 
 
@@ -179,13 +180,13 @@ def parse_column(raw: Any, index: int, table: str) -> ColumnSpec:
     if unknown:
         raise errors.invalid_spec(f"columns[{index}]: unknown key(s) {', '.join(unknown)}; allowed: "
                                   + ", ".join(sorted(SPEC_KEYS)), f"columns[{index}]")
-    name = check_identifier(raw.get("name"), f"column name (columns[{index}].name)")
+    name = check_identifier(raw.get("name"), f"column name (columns[{index}].name)", f"columns[{index}].name")
     if name in SYSTEM_NAMES:
         raise errors.invalid_spec(f"column '{name}' is created automatically; choose another name",
                                   f"columns.{name}.name")
     references = raw.get("references")
     if references is not None:
-        references = check_identifier(references, f"column '{name}' references")
+        references = check_identifier(references, f"column '{name}' references", f"columns.{name}.references")
     if raw.get("type") is None and references is not None:
         typ = "uuid"  # a reference points at the other table's uuid id
     else:
@@ -220,7 +221,7 @@ def parse_table(body: Any) -> TableSpec:
     unknown = sorted(set(body) - {"name", "columns"})
     if unknown:
         raise errors.invalid_spec(f"unknown key(s) {', '.join(unknown)}; allowed: name, columns", unknown[0])
-    name = check_identifier(body.get("name"), "table name")
+    name = check_identifier(body.get("name"), "table name", "name")
     if name.startswith("pg_"):
         raise errors.invalid_spec(f"invalid table name '{name}': this name is reserved", "name")
     raw_columns = body.get("columns", [])
