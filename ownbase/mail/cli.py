@@ -1,0 +1,53 @@
+"""`ownbase mail list`: read the mail outbox (what the console backend "sent")."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any, Optional
+
+import typer
+
+
+def _db_url(data_dir: Optional[str]) -> str:
+    from ownbase.cli import _db_url as resolve_url, _settings
+
+    overrides: dict[str, Any] = {}
+    if data_dir:
+        overrides["data_dir"] = data_dir
+    return str(resolve_url(_settings(**overrides)))
+
+
+async def fetch(url: str, to: str | None, limit: int) -> list[dict[str, Any]]:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            """select id, created_at, backend, to_address, subject, kind, status, text_body
+               from ownbase.mail_outbox where $1::text is null or lower(to_address) = lower($1)
+               order by id desc limit $2""", to, limit)
+    finally:
+        await conn.close()
+    return [{**dict(r), "created_at": r["created_at"].isoformat()} for r in reversed(rows)]
+
+
+def register(app: typer.Typer, db_app: typer.Typer, gen_app: typer.Typer, mail_app: typer.Typer,
+             auth_app: typer.Typer) -> None:
+    @mail_app.command("list")
+    def list_mail(
+        to: Optional[str] = typer.Option(None, "--to", help="Only mails to this address."),
+        limit: int = typer.Option(20, "--limit", min=1, help="Newest N mails."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON (includes bodies)."),
+        data_dir: Optional[str] = typer.Option(None, "--data-dir", help="ownbase data directory."),
+    ) -> None:
+        """List mails in the outbox (the console backend's mail catcher)."""
+        rows = asyncio.run(fetch(_db_url(data_dir), to, limit))
+        if as_json:
+            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+            return
+        for r in rows:
+            sys.stdout.write(f"#{r['id']} {r['created_at']} [{r['backend']}/{r['status']}] "
+                             f"to={r['to_address']} kind={r['kind']} subject={r['subject']!r}\n")
+            sys.stdout.write("    " + r["text_body"].replace("\n", "\n    ") + "\n")
