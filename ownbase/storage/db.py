@@ -119,8 +119,8 @@ async def update_object(conn: asyncpg.Connection, bucket_id: str, name: str, own
 async def move_object(conn: asyncpg.Connection, bucket_id: str, name: str, dst_bucket: str, dst_name: str,
                       version: str, owner: str | None) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "update storage.objects set bucket_id = $3, name = $4, version = $5, owner = coalesce($6::uuid, owner), "
-        "owner_id = coalesce($6, owner_id) where bucket_id = $1 and name = $2 returning " + OBJECT_COLUMNS,
+        "update storage.objects set bucket_id = $3, name = $4, version = $5, owner = coalesce($6::text::uuid, owner), "
+        "owner_id = coalesce($6::text, owner_id) where bucket_id = $1 and name = $2 returning " + OBJECT_COLUMNS,
         bucket_id, name, dst_bucket, dst_name, version, owner)
 
 

@@ -157,3 +157,33 @@ def unique(prefix: str = "b") -> str:
 def http(target: StorageTarget, key: str, token: str | None = None) -> httpx.Client:
     headers = {"apikey": key, "Authorization": f"Bearer {token or key}"}
     return httpx.Client(base_url=target.url + "/storage/v1", headers=headers, timeout=60)
+
+
+def sb(target: StorageTarget, key: str, token: str | None = None) -> Any:
+    """A supabase-py client; with ``token`` the requests carry that user JWT."""
+    from supabase import ClientOptions, create_client
+
+    options = ClientOptions(headers={"Authorization": f"Bearer {token}"}) if token else None
+    return create_client(target.url, key, options) if options else create_client(target.url, key)
+
+
+@pytest.fixture()
+def admin(target: StorageTarget) -> Any:
+    return sb(target, target.server.service_key)
+
+
+@pytest.fixture()
+def bucket(admin: Any) -> str:
+    name = unique()
+    admin.storage.create_bucket(name)
+    return name
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call" and rep.failed:
+        target = item.funcargs.get("target")
+        if isinstance(target, StorageTarget):
+            rep.sections.append(("ownbase server log", target.server.log()[-4000:]))
