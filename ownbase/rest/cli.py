@@ -104,7 +104,7 @@ def register(app: typer.Typer, db_app: typer.Typer, gen_app: typer.Typer, mail_a
                 if dry_run:
                     plan = await dbmigrate.plan(conn, directory)
                     for name in plan.ignored:
-                        console.print(f"Skipping {name} (file name must match <timestamp>_name.sql)")
+                        console.print(f"Skipping {name} (file name must match <timestamp>_name.sql)", markup=False)
                     for m in plan.pending:
                         sys.stdout.write(f"would apply {m.filename}\n")
                     sys.stdout.write(f"{len(plan.pending)} pending, {len(plan.already)} already applied\n")
@@ -113,13 +113,15 @@ def register(app: typer.Typer, db_app: typer.Typer, gen_app: typer.Typer, mail_a
                     plan = await dbmigrate.migrate(
                         conn, directory, on_apply=lambda m: console.print(f"Applying migration {m.filename}..."))
                 except dbmigrate.MigrationFailed as exc:
-                    console.print(f"[red]error:[/red] migration {exc.migration.filename} failed and was "
-                                  f"rolled back (earlier migrations stay applied):\n{exc.message}", markup=False)
+                    console.print(f"[red]error:[/red] migration {exc.migration.filename} failed and was rolled "
+                                  "back (earlier migrations stay applied):", soft_wrap=True)
+                    console.print(exc.message, markup=False, soft_wrap=True)
                     if exc.extension:
-                        console.print(dbmigrate.extension_help(exc.extension, embedded), markup=False)
+                        console.print(dbmigrate.extension_help(exc.extension, embedded), markup=False,
+                                      soft_wrap=True)
                     return 1
                 for name in plan.ignored:
-                    console.print(f"Skipped {name} (file name must match <timestamp>_name.sql)")
+                    console.print(f"Skipped {name} (file name must match <timestamp>_name.sql)", markup=False)
                 sys.stdout.write(f"Applied {len(plan.pending)} migration(s); "
                                  f"{len(plan.already)} were already applied.\n")
                 return 0
