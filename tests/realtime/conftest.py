@@ -86,3 +86,19 @@ async def until(fn: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not reached")
+
+
+async def rt_client(server: ServerHandle, token: str | None = None, key: str | None = None) -> Any:
+    """A connected AsyncRealtimeClient (apikey = anon key; optional user token via set_auth)."""
+    from realtime import AsyncRealtimeClient
+
+    client = AsyncRealtimeClient(ws_url(server), key or server.anon_key)
+    await client.connect()
+    if token is not None:
+        await client.set_auth(token)
+    return client
+
+
+def run_sql(server: ServerHandle, statement: str, *args: Any) -> Awaitable[Any]:
+    """Run owner SQL from async tests without blocking the event loop."""
+    return asyncio.to_thread(sql, server, statement, *args)
