@@ -117,3 +117,28 @@ def test_cognito_tokens(moto_endpoint: str, server_factory: Callable[..., Server
     # Ordinary ownbase tokens still work on a Cognito-enabled server.
     session = py_client(srv).auth.sign_in_with_password({"email": email, "password": "secret123"}).session
     assert _user(srv, session.access_token).json()["id"] == original.id
+
+
+def test_export_cognito_csv(server: ServerHandle, tmp_path: Any) -> None:
+    import csv
+    import os
+    import subprocess
+    import sys
+
+    email = unique_email("export")
+    adm = py_client(server, server.service_key).auth.admin
+    user = adm.create_user({"email": email, "password": "secret123", "email_confirm": True,
+                            "user_metadata": {"full_name": "Ex Port"}}).user
+    out = tmp_path / "users.csv"
+    env = {**os.environ, "OWNBASE_DATABASE_URL": server.db_url}
+    subprocess.run([sys.executable, "-m", "ownbase", "auth", "export-cognito", "-o", str(out),
+                    "--id-attribute", "custom:supabase_uid"], env=env, check=True, capture_output=True)
+    rows = list(csv.DictReader(out.open()))
+    header = out.read_text().splitlines()[0].split(",")
+    assert header[:3] == ["name", "given_name", "family_name"] and header[-2:] == ["cognito:username",
+                                                                                    "custom:supabase_uid"]
+    mine = [r for r in rows if r["email"] == email]
+    assert len(mine) == 1
+    assert mine[0]["email_verified"] == "true" and mine[0]["cognito:username"] == email
+    assert mine[0]["custom:supabase_uid"] == user.id and mine[0]["name"] == "Ex Port"
+    assert "secret123" not in out.read_text() and "$2" not in out.read_text()
