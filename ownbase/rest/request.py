@@ -133,6 +133,7 @@ class ApiRequest:
     columns: list[str] | None = None
     rpc_args: dict[str, str] = field(default_factory=dict)  # GET rpc: query params not consumed
     select_given: bool = False
+    on_conflict_applied: bool = False  # set by planning an insert: resolution applies
 
 
 # --- low-level tokenising ------------------------------------------------------------------------

@@ -120,7 +120,7 @@ class SchemaCache:
 # --- introspection -------------------------------------------------------------------------------
 
 _TABLES = """
-select n.nspname as schema, c.relname as name, c.relkind as kind, c.oid,
+select n.nspname as schema, c.relname as name, c.relkind::text as kind, c.oid,
        obj_description(c.oid, 'pg_class') as comment,
        case when c.relkind in ('r', 'p') then 28 else pg_relation_is_updatable(c.oid, true) end as upd
 from pg_class c
@@ -155,7 +155,7 @@ order by c.oid, a.attnum
 """
 
 _KEYS = """
-select con.conname as name, con.contype as type,
+select con.conname as name, con.contype::text as type,
        n.nspname as schema, c.relname as table,
        array(select a.attname from unnest(con.conkey) with ordinality k(num, ord)
              join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.num order by k.ord) as columns,
@@ -202,8 +202,8 @@ where v.relkind in ('v', 'm') and vn.nspname = any($1::text[]) and d.refobjsubid
 """
 
 _FUNCTIONS = """
-select n.nspname as schema, p.proname as name, p.provolatile as volatility, p.proretset as retset,
-       format_type(p.prorettype, null) as return_type, t.typtype as ret_typtype,
+select n.nspname as schema, p.proname as name, p.provolatile::text as volatility, p.proretset as retset,
+       format_type(p.prorettype, null) as return_type, t.typtype::text as ret_typtype,
        rn.nspname as ret_rel_schema, rc.relname as ret_rel_name,
        coalesce(p.proargnames, '{}'::text[]) as arg_names,
        coalesce(p.proargmodes::text[], array_fill('i'::text, array[p.pronargs::int])) as arg_modes,

@@ -1,0 +1,282 @@
+"""Planning: resolve a parsed request against the schema cache. No I/O, no SQL text.
+
+The result names real tables, columns (with their types) and relationships, so rendering can
+quote identifiers and type every parameter without looking anything up.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Union
+
+from ownbase.rest import errors
+from ownbase.rest.request import (
+    ColumnItem,
+    Condition,
+    EmbedItem,
+    Field,
+    Filter,
+    Logic,
+    NodeOptions,
+    OrderTerm,
+    SelectItem,
+)
+from ownbase.rest.schema_cache import Column, ForeignKey, SchemaCache, Table
+
+
+@dataclass
+class Relationship:
+    kind: str  # "m2o" | "o2m" | "o2o" | "m2m"
+    fk: ForeignKey
+    junction: Table | None = None
+    junction_fk_child: ForeignKey | None = None  # m2m: junction → child
+
+    @property
+    def to_one(self) -> bool:
+        return self.kind in ("m2o", "o2o")
+
+
+@dataclass
+class OutColumn:
+    field: Field
+    column: Column | None  # None for "*"-free computed outputs
+    name: str
+    cast: str | None = None
+
+
+@dataclass
+class EmbedNode:
+    name: str  # output key
+    rel: Relationship
+    node: ReadNode
+    inner: bool
+    spread: bool
+    hidden: bool  # empty select list: used only for filtering
+
+
+@dataclass
+class EmbedNull:
+    """``rel=is.null`` / ``rel=not.is.null`` on an embedded resource."""
+
+    embed: EmbedNode
+    is_null: bool
+
+
+@dataclass
+class ResolvedFilter:
+    filter: Filter
+    column: Column
+
+
+@dataclass
+class ResolvedLogic:
+    op: str
+    children: list[ResolvedCondition]
+    negate: bool
+
+
+ResolvedCondition = Union[ResolvedFilter, ResolvedLogic, EmbedNull]
+
+
+@dataclass
+class ResolvedOrder:
+    term: OrderTerm
+    column: Column
+    embed: EmbedNode | None = None
+
+
+@dataclass
+class ReadNode:
+    table: Table
+    alias: str
+    columns: list[OutColumn] = field(default_factory=list)
+    embeds: list[EmbedNode] = field(default_factory=list)
+    conditions: list[ResolvedCondition] = field(default_factory=list)
+    order: list[ResolvedOrder] = field(default_factory=list)
+    limit: int | None = None
+    offset: int | None = None
+    # Output order: ("col", index) or ("embed", index), so keys follow the select list
+    layout: list[tuple[str, int]] = field(default_factory=list)
+
+
+class Planner:
+    def __init__(self, cache: SchemaCache, schema: str) -> None:
+        self.cache = cache
+        self.schema = schema
+        self._n = 0
+        self.known_paths: set[tuple[str, ...]] = {()}
+
+    def alias(self) -> str:
+        name = f"t{self._n}"
+        self._n += 1
+        return name
+
+    # --- tables ----------------------------------------------------------------------------------
+
+    def table(self, name: str) -> Table:
+        t = self.cache.table(self.schema, name)
+        if t is None:
+            names = [n for (s, n) in self.cache.tables if s == self.schema]
+            close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+            raise errors.no_table(self.schema, name, close[0] if close else None)
+        return t
+
+    # --- read tree -------------------------------------------------------------------------------
+
+    def read(self, table: Table, items: list[SelectItem], options: dict[tuple[str, ...], NodeOptions],
+             path: tuple[str, ...] = ()) -> ReadNode:
+        node = ReadNode(table, self.alias())
+        for item in items:
+            if isinstance(item, ColumnItem):
+                if item.star:
+                    for col in table.columns.values():
+                        node.layout.append(("col", len(node.columns)))
+                        node.columns.append(OutColumn(Field(col.name), col, col.name))
+                    continue
+                col = self.column(table, item.field.name)
+                node.layout.append(("col", len(node.columns)))
+                node.columns.append(OutColumn(item.field, col, item.output_name, item.cast))
+            else:
+                embed = self.embed(node, item, options, path)
+                node.layout.append(("embed", len(node.embeds)))
+                node.embeds.append(embed)
+        opts = options.get(path) or NodeOptions()
+        node.conditions = [self.condition(node, c) for c in opts.conditions]
+        node.order = [self.order(node, o) for o in opts.order]
+        node.limit = opts.limit
+        node.offset = opts.offset
+        return node
+
+    def column(self, table: Table, name: str) -> Column:
+        col = table.columns.get(name)
+        if col is None:
+            raise errors.undefined_column(table.name, name)
+        return col
+
+    def embed(self, parent: ReadNode, item: EmbedItem, options: dict[tuple[str, ...], NodeOptions],
+              path: tuple[str, ...]) -> EmbedNode:
+        rel, target = self.relationship(parent.table, item.name, item.hint)
+        if item.spread and not rel.to_one:
+            raise errors.not_implemented("spreading a to-many embedded resource")
+        child_path = path + (item.output_name,)
+        self.known_paths.add(child_path)
+        self.known_paths.add(path + (item.name,))
+        # Options may be addressed by alias or by name.
+        if child_path not in options and path + (item.name,) in options:
+            options[child_path] = options[path + (item.name,)]
+        hidden = not item.children
+        node = self.read(target, item.children, options, child_path)
+        return EmbedNode(item.output_name, rel, node, item.join == "inner", item.spread, hidden)
+
+    def relationship(self, parent: Table, name: str, hint: str | None) -> tuple[Relationship, Table]:
+        target = self.cache.table(parent.schema, name)
+        candidates: list[tuple[Relationship, Table]] = []
+        if target is not None:
+            candidates = self._relationships(parent, target)
+        else:
+            # Embedding through an FK column or FK constraint name of the parent (to-one).
+            for fk in self.cache.fks_from(parent):
+                if fk.name == name or (len(fk.columns) == 1 and fk.columns[0] == name):
+                    t = self.cache.table(fk.ref_schema, fk.ref_table)
+                    if t is not None:
+                        candidates.append((Relationship("m2o", fk), t))
+            for fk in self.cache.fks_to(parent):
+                if fk.name == name:
+                    t = self.cache.table(fk.schema, fk.table)
+                    if t is not None:
+                        candidates.append((Relationship("o2m", fk), t))
+        if hint is not None:
+            candidates = [c for c in candidates if _matches_hint(c[0], hint)]
+        if not candidates:
+            names = [n for (s, n) in self.cache.tables if s == parent.schema]
+            close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+            raise errors.no_relationship(parent.name, name, parent.schema, hint,
+                                         close[0] if close and close[0] != name else None)
+        if len(candidates) > 1:
+            details = [_describe(parent, c[0], c[1]) for c in candidates]
+            hints = [c[0].fk.name if c[0].kind != "m2m" else (c[0].junction.name if c[0].junction else "")
+                     for c in candidates]
+            raise errors.ambiguous_embed(parent.name, name, details, hints)
+        return candidates[0]
+
+    def _relationships(self, parent: Table, target: Table) -> list[tuple[Relationship, Table]]:
+        out: list[tuple[Relationship, Table]] = []
+        for fk in self.cache.fks_from(parent):
+            if (fk.ref_schema, fk.ref_table) == target.qualified:
+                out.append((Relationship("m2o", fk), target))
+        for fk in self.cache.fks_to(parent):
+            if (fk.schema, fk.table) == target.qualified:
+                one = any(set(u) == set(fk.columns) for u in target.uniques)
+                out.append((Relationship("o2o" if one else "o2m", fk), target))
+        # many-to-many through a junction whose key contains both foreign keys' columns
+        for j in self.cache.tables.values():
+            if j.qualified in (parent.qualified, target.qualified):
+                continue
+            to_parent = [fk for fk in self.cache.fks_from(j) if (fk.ref_schema, fk.ref_table) == parent.qualified]
+            to_target = [fk for fk in self.cache.fks_from(j) if (fk.ref_schema, fk.ref_table) == target.qualified]
+            keys = [set(j.pk)] + [set(u) for u in j.uniques] if j.pk else [set(u) for u in j.uniques]
+            for a in to_parent:
+                for b in to_target:
+                    if a is b:
+                        continue
+                    both = set(a.columns) | set(b.columns)
+                    if any(both <= k for k in keys if k):
+                        out.append((Relationship("m2m", a, j, b), target))
+        return out
+
+    # --- filters and order -----------------------------------------------------------------------
+
+    def condition(self, node: ReadNode, cond: Condition) -> ResolvedCondition:
+        if isinstance(cond, Logic):
+            return ResolvedLogic(cond.op, [self.condition(node, c) for c in cond.children], cond.negate)
+        embed = next((e for e in node.embeds if e.name == cond.field.name), None) \
+            if not cond.field.json_path and cond.field.name not in node.table.columns else None
+        if embed is not None:
+            if cond.op != "is" or cond.value not in ("null", "not_null"):
+                raise errors.bad_embed_operator(embed.name)
+            is_null = (cond.value == "null") != cond.negate
+            return EmbedNull(embed, is_null)
+        return ResolvedFilter(cond, self.column(node.table, cond.field.name))
+
+    def order(self, node: ReadNode, term: OrderTerm) -> ResolvedOrder:
+        if term.relation is not None:
+            embed = next((e for e in node.embeds if e.name == term.relation), None)
+            if embed is None:
+                raise errors.not_embedded(term.relation)
+            if not embed.rel.to_one:
+                raise errors.related_order(node.table.name, embed.node.table.name)
+            return ResolvedOrder(term, self.column(embed.node.table, term.field.name), embed)
+        return ResolvedOrder(term, self.column(node.table, term.field.name))
+
+
+def check_options(planner: Planner, options: dict[tuple[str, ...], NodeOptions]) -> None:
+    """Options addressed to an embed that is not in the select list → PGRST108."""
+    for path, opts in options.items():
+        if path and path not in planner.known_paths and (
+                opts.conditions or opts.order or opts.limit is not None or opts.offset is not None):
+            raise errors.not_embedded(path[-1])
+
+
+def _matches_hint(rel: Relationship, hint: str) -> bool:
+    fk = rel.fk
+    if fk.name == hint or hint in fk.columns or hint in fk.ref_columns:
+        return True
+    if rel.kind == "m2m" and rel.junction is not None:
+        return rel.junction.name == hint or (rel.junction_fk_child is not None
+                                             and rel.junction_fk_child.name == hint)
+    return False
+
+
+def _describe(parent: Table, rel: Relationship, target: Table) -> dict[str, str]:
+    fk = rel.fk
+    card = {"m2o": "many-to-one", "o2m": "one-to-many", "o2o": "one-to-one", "m2m": "many-to-many"}[rel.kind]
+    if rel.kind == "m2m" and rel.junction is not None and rel.junction_fk_child is not None:
+        b = rel.junction_fk_child
+        relationship = (f"{rel.junction.schema}.{rel.junction.name} using {fk.name}({', '.join(fk.columns)}) "
+                        f"and {b.name}({', '.join(b.columns)})")
+    else:
+        relationship = (f"{fk.name} using {fk.schema}.{fk.table}({', '.join(fk.columns)}) and "
+                        f"{fk.ref_schema}.{fk.ref_table}({', '.join(fk.ref_columns)})")
+    return {"cardinality": card, "embedding": f"{parent.name} with {target.name}",
+            "relationship": relationship}

@@ -1,0 +1,481 @@
+"""Rendering: plans become one SQL statement with ``$n`` parameters; JSON is built by PostgreSQL.
+
+Identifiers come from the schema cache and are always quoted; every user value is a parameter
+(sent as text and cast to the column's catalog type); type names in casts are checked against a
+strict pattern first.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ownbase.rest import errors
+from ownbase.rest.plan import (
+    EmbedNode,
+    EmbedNull,
+    OutColumn,
+    ReadNode,
+    ResolvedCondition,
+    ResolvedFilter,
+    ResolvedLogic,
+    ResolvedOrder,
+)
+from ownbase.rest.request import Field
+from ownbase.rest.schema_cache import Column, Function, Table
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(table: Table) -> str:
+    return f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
+
+
+_SIMPLE_TYPE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MULTIWORD_TYPES = {"double precision", "character varying", "timestamp with time zone",
+                    "timestamp without time zone", "time with time zone", "time without time zone",
+                    "bit varying"}
+
+
+def cast_type(name: str) -> str:
+    """A user-supplied cast target (``col::text``): a plain type name, optionally an array."""
+    base, arr = (name[:-2], "[]") if name.endswith("[]") else (name, "")
+    low = base.lower()
+    if low in _MULTIWORD_TYPES or _SIMPLE_TYPE.match(base):
+        return f"{low if ' ' in low else base}{arr}"
+    raise errors.parse_error("select parameter", name, "invalid cast type")
+
+
+@dataclass
+class Params:
+    values: list[Any] = field(default_factory=list)
+
+    def add(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+    def text(self, value: str) -> str:
+        return f"{self.add(value)}::text"
+
+
+# --- expressions ---------------------------------------------------------------------------------
+
+def field_expr(alias: str, fld: Field, column: Column | None, params: Params) -> tuple[str, str | None]:
+    """SQL for ``alias.col[->k->>k]`` and the PostgreSQL type of the result (None if unknown)."""
+    expr = f"{quote_ident(alias)}.{quote_ident(fld.name)}"
+    typ = column.type if column is not None else None
+    if fld.json_path:
+        base = column.base_type if column is not None else "jsonb"
+        if base not in ("json", "jsonb"):
+            # PostgREST allows arrows on json/jsonb only; treat others as jsonb via to_jsonb
+            expr = f"to_jsonb({expr})"
+            base = "jsonb"
+        for op, key in fld.json_path:
+            ref = f"{params.add(int(key))}::int" if re.fullmatch(r"-?\d{1,9}", key) else params.text(key)
+            expr = f"({expr}{op}{ref})"
+        typ = "text" if fld.json_path[-1][0] == "->>" else base
+    return expr, typ
+
+
+def _like(value: str) -> str:
+    return value.replace("*", "%")
+
+
+def filter_sql(alias: str, rf: ResolvedFilter, params: Params) -> str:
+    f = rf.filter
+    expr, typ = field_expr(alias, f.field, rf.column, params)
+    t = typ or "text"
+    op = f.op
+    sql: str
+    if op == "is":
+        word = {"null": "NULL", "not_null": "NOT NULL", "true": "TRUE", "false": "FALSE",
+                "unknown": "UNKNOWN"}[str(f.value)]
+        sql = f"{expr} IS {word}"
+    elif op in ("eq", "neq", "gt", "gte", "lt", "lte"):
+        sym = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+        if f.quantifier:
+            arr = _array_param(f.value, t, params)
+            sql = f"{expr} {sym} {f.quantifier.upper()}({arr})"
+        else:
+            sql = f"{expr} {sym} {params.text(str(f.value))}::{t}"
+    elif op in ("like", "ilike", "match", "imatch"):
+        sym = {"like": "LIKE", "ilike": "ILIKE", "match": "~", "imatch": "~*"}[op]
+        conv = _like if op in ("like", "ilike") else (lambda v: v)
+        target = expr if t in ("text", "character varying", "character", "citext", "name") \
+            else f"{expr}::text"
+        if f.quantifier:
+            values = f.value if isinstance(f.value, list) else [str(f.value)]
+            sql = f"{target} {sym} {f.quantifier.upper()}({params.add([conv(v) for v in values])}::text[])"
+        else:
+            sql = f"{target} {sym} {params.text(conv(str(f.value)))}"
+    elif op == "isdistinct":
+        sql = f"{expr} IS DISTINCT FROM {params.text(str(f.value))}::{t}"
+    elif op == "in":
+        sql = f"{expr} = ANY({_array_param(f.value, t, params)})"
+    elif op in ("cs", "cd", "ov", "sl", "sr", "nxl", "nxr", "adj"):
+        sym = {"cs": "@>", "cd": "<@", "ov": "&&", "sl": "<<", "sr": ">>", "nxl": "&<", "nxr": "&>",
+               "adj": "-|-"}[op]
+        value = str(f.value)
+        if op == "ov" and value.startswith("(") and value.endswith(")") and t.endswith("[]"):
+            value = "{" + value[1:-1] + "}"
+        sql = f"{expr} {sym} {params.text(value)}::{t}"
+    elif op in ("fts", "plfts", "phfts", "wfts"):
+        fn = {"fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsquery",
+              "wfts": "websearch_to_tsquery"}[op]
+        if f.config:
+            cfg = f"{params.text(f.config)}::regconfig"
+            vec = expr if t == "tsvector" else f"to_tsvector({cfg}, {expr})"
+            sql = f"{vec} @@ {fn}({cfg}, {params.text(str(f.value))})"
+        else:
+            vec = expr if t == "tsvector" else f"to_tsvector({expr})"
+            sql = f"{vec} @@ {fn}({params.text(str(f.value))})"
+    else:  # pragma: no cover - the parser admits only known operators
+        raise errors.parse_error("filter", op, "unknown operator")
+    return f"NOT ({sql})" if f.negate else sql
+
+
+def _array_param(value: Any, typ: str, params: Params) -> str:
+    values = value if isinstance(value, list) else [str(value)]
+    elem = typ[:-2] if typ.endswith("[]") else typ
+    return f"{params.add([str(v) for v in values])}::text[]::{elem}[]"
+
+
+def condition_sql(node: ReadNode, cond: ResolvedCondition, params: Params, embed_alias: dict[int, str]) -> str:
+    if isinstance(cond, ResolvedFilter):
+        return filter_sql(node.alias, cond, params)
+    if isinstance(cond, EmbedNull):
+        ea = embed_alias[id(cond.embed)]
+        if cond.embed.rel.to_one:
+            check = f"{quote_ident(ea)}.pgrst_present IS {'NULL' if cond.is_null else 'NOT NULL'}"
+        else:
+            check = f"json_array_length({quote_ident(ea)}.body) {'=' if cond.is_null else '>'} 0"
+        return check
+    parts = [condition_sql(node, c, params, embed_alias) for c in cond.children]
+    joined = f" {cond.op.upper()} ".join(f"({p})" for p in parts) if parts else "TRUE"
+    return f"NOT ({joined})" if cond.negate else f"({joined})"
+
+
+def order_sql(node: ReadNode, order: Sequence[ResolvedOrder], params: Params,
+              embed_alias: dict[int, str]) -> str:
+    terms = []
+    for o in order:
+        if o.embed is not None:
+            ea = embed_alias[id(o.embed)]
+            if o.embed.spread:
+                expr = f"{quote_ident(ea)}.{quote_ident(o.term.field.name)}"
+            else:
+                expr = f"{quote_ident(ea)}.{quote_ident('pgrst_o_' + o.term.field.name)}"
+        else:
+            expr, _ = field_expr(node.alias, o.term.field, o.column, params)
+        d = " DESC" if o.term.direction == "desc" else (" ASC" if o.term.direction == "asc" else "")
+        n = " NULLS FIRST" if o.term.nulls == "first" else (" NULLS LAST" if o.term.nulls == "last" else "")
+        terms.append(expr + d + n)
+    return ", ".join(terms)
+
+
+# --- read trees ----------------------------------------------------------------------------------
+
+@dataclass
+class Rendered:
+    select: str  # the select list
+    joins: str  # lateral joins
+    where: list[str]
+    order: str
+    count_joins: str  # the joins the WHERE needs (for counting)
+
+
+def render_node(node: ReadNode, params: Params, source: str, *, join_cond: list[str] | None = None,
+                extra_from: str = "") -> Rendered:
+    """Render one level: select list, lateral joins of its embeds, where, order."""
+    embed_alias: dict[int, str] = {}
+    joins: list[str] = []
+    needed: list[str] = []
+    referenced = _referenced_embeds(node)
+    for i, e in enumerate(node.embeds):
+        ea = f"{node.alias}_e{i}"
+        embed_alias[id(e)] = ea
+        sub = render_embed(node, e, params)
+        kind = "INNER" if e.inner else "LEFT"
+        join = f" {kind} JOIN LATERAL ({sub}) AS {quote_ident(ea)} ON TRUE"
+        joins.append(join)
+        if e.inner or id(e) in referenced:
+            needed.append(join)
+    cols: list[str] = []
+    for kind, idx in node.layout:
+        if kind == "col":
+            c = node.columns[idx]
+            cols.append(_out_column(node.alias, c, params))
+        else:
+            e = node.embeds[idx]
+            ea = embed_alias[id(e)]
+            if e.hidden:
+                continue
+            if e.spread:
+                for name in _output_names(e.node):
+                    cols.append(f"{quote_ident(ea)}.{quote_ident(name)} AS {quote_ident(name)}")
+            else:
+                cols.append(f"{quote_ident(ea)}.body AS {quote_ident(e.name)}")
+    where = list(join_cond or [])
+    where += [condition_sql(node, c, params, embed_alias) for c in node.conditions]
+    order = order_sql(node, node.order, params, embed_alias)
+    return Rendered(", ".join(cols) if cols else "", extra_from + "".join(joins), where, order,
+                    extra_from + "".join(needed))
+
+
+def _output_names(node: ReadNode) -> list[str]:
+    names: list[str] = []
+    for kind, idx in node.layout:
+        if kind == "col":
+            names.append(node.columns[idx].name)
+        else:
+            e = node.embeds[idx]
+            if e.hidden:
+                continue
+            names.extend(_output_names(e.node) if e.spread else [e.name])
+    return names
+
+
+def _referenced_embeds(node: ReadNode) -> set[int]:
+    out: set[int] = set()
+
+    def walk(c: ResolvedCondition) -> None:
+        if isinstance(c, EmbedNull):
+            out.add(id(c.embed))
+        elif isinstance(c, ResolvedLogic):
+            for ch in c.children:
+                walk(ch)
+
+    for c in node.conditions:
+        walk(c)
+    for o in node.order:
+        if o.embed is not None:
+            out.add(id(o.embed))
+    return out
+
+
+def _out_column(alias: str, c: OutColumn, params: Params) -> str:
+    expr, _ = field_expr(alias, c.field, c.column, params)
+    if c.cast:
+        expr = f"CAST({expr} AS {cast_type(c.cast)})"
+    return f"{expr} AS {quote_ident(c.name)}"
+
+
+def _join_condition(parent: ReadNode, e: EmbedNode) -> tuple[str, list[str]]:
+    """(extra FROM for m2m, conditions) tying the child rows to the parent row."""
+    child = e.node
+    fk = e.rel.fk
+    pa, ca = quote_ident(parent.alias), quote_ident(child.alias)
+    if e.rel.kind == "m2o":
+        return "", [f"{ca}.{quote_ident(r)} = {pa}.{quote_ident(c)}" for c, r in zip(fk.columns, fk.ref_columns)]
+    if e.rel.kind in ("o2m", "o2o"):
+        return "", [f"{ca}.{quote_ident(c)} = {pa}.{quote_ident(r)}" for c, r in zip(fk.columns, fk.ref_columns)]
+    # m2m: parent <- junction -> child
+    assert e.rel.junction is not None and e.rel.junction_fk_child is not None
+    ja = quote_ident(child.alias + "_j")
+    b = e.rel.junction_fk_child
+    on = " AND ".join(f"{ja}.{quote_ident(c)} = {ca}.{quote_ident(r)}" for c, r in zip(b.columns, b.ref_columns))
+    extra = f" INNER JOIN {qualified(e.rel.junction)} AS {ja} ON {on}"
+    return extra, [f"{ja}.{quote_ident(c)} = {pa}.{quote_ident(r)}" for c, r in zip(fk.columns, fk.ref_columns)]
+
+
+def render_embed(parent: ReadNode, e: EmbedNode, params: Params) -> str:
+    child = e.node
+    extra, cond = _join_condition(parent, e)
+    r = render_node(child, params, qualified(child.table), join_cond=cond, extra_from=extra)
+    names = _output_names(child)
+    select = r.select or "NULL AS pgrst_none"
+    order_names = [o.term.field.name for o in parent.order if o.embed is e]
+    if e.rel.to_one:
+        # to-one embeds also expose a presence flag and the raw columns the parent orders by
+        select += ", TRUE AS pgrst_present" + "".join(
+            f", {quote_ident(child.alias)}.{quote_ident(n)} AS {quote_ident('pgrst_o_' + n)}"
+            for n in order_names)
+    base = f"SELECT {select} FROM {qualified(child.table)} AS {quote_ident(child.alias)}{r.joins}"
+    if r.where:
+        base += " WHERE " + " AND ".join(r.where)
+    if r.order:
+        base += " ORDER BY " + r.order
+    if child.limit is not None:
+        base += f" LIMIT {int(child.limit)}"
+    if child.offset:
+        base += f" OFFSET {int(child.offset)}"
+    if e.spread:
+        return base
+    if e.rel.to_one:
+        row = (f"(SELECT row_to_json(_x) FROM (SELECT {', '.join(f'_s.{quote_ident(n)}' for n in names)}) AS _x)"
+               if names else "'{}'::json")
+        keep = "".join(f", _s.{quote_ident('pgrst_o_' + n)}" for n in order_names)
+        return f"SELECT {row} AS body, _s.pgrst_present{keep} FROM ({base}) AS _s"
+    row = "_s" if names else "'{}'::json"
+    if e.inner:
+        return f"SELECT json_agg({row}) AS body FROM ({base}) AS _s HAVING count(*) > 0"
+    return f"SELECT coalesce(json_agg({row}), '[]') AS body FROM ({base}) AS _s"
+
+
+def _lit(name: str) -> str:
+    # Output keys are identifiers from the select list or the catalog; rendered as SQL string literals.
+    return "'" + name.replace("'", "''") + "'"
+
+
+# --- statements ----------------------------------------------------------------------------------
+
+def body_expr(mode: str) -> str:
+    """Aggregate the rows of subquery ``_t`` into the response body."""
+    if mode == "object":
+        return "CASE WHEN count(_t) = 1 THEN (json_agg(_t) -> 0)::text END"
+    return "coalesce(json_agg(_t), '[]')::text"
+
+
+CSV_BODY = (
+    "coalesce((SELECT string_agg(CASE WHEN _k.k ~ '[,\"\\n\\s]' THEN '\"' || replace(_k.k, '\"', '\"\"') || '\"' "
+    "ELSE _k.k END, ',') FROM json_object_keys(json_agg(_t) -> 0) AS _k(k)), '') || chr(10) || "
+    "coalesce(string_agg(substring(_t::text, 2, length(_t::text) - 2), chr(10)), '')"
+)
+
+
+def aggregate(mode: str) -> str:
+    if mode == "csv":
+        return CSV_BODY
+    return body_expr(mode)
+
+
+def read_statement(root: ReadNode, params: Params, *, source: str, limit: int | None, offset: int,
+                   count: str | None, mode: str, max_rows: int) -> str:
+    r = render_node(root, params, source)
+    frm = f"{source} AS {quote_ident(root.alias)}"
+    where = (" WHERE " + " AND ".join(r.where)) if r.where else ""
+    inner = f"SELECT {r.select or 'NULL AS pgrst_none'} FROM {frm}{r.joins}{where}"
+    if r.order:
+        inner += " ORDER BY " + r.order
+    if limit is not None:
+        inner += f" LIMIT {int(limit)}"
+    if offset:
+        inner += f" OFFSET {int(offset)}"
+    if count == "exact":
+        total = f"(SELECT count(*) FROM {frm}{r.count_joins}{where})"
+    elif count == "estimated":
+        total = f"(SELECT count(*) FROM (SELECT 1 FROM {frm}{r.count_joins}{where} LIMIT {max_rows + 1}) _c)"
+    else:
+        total = "NULL::bigint"
+    return (f"SELECT {total} AS total, count(_t) AS page_total, {aggregate(mode)} AS body "
+            f"FROM ({inner}) AS _t")
+
+
+def count_source(root: ReadNode, params: Params, *, source: str) -> str:
+    """The bare filtered relation (for EXPLAIN-based counts)."""
+    r = render_node(root, params, source)
+    where = (" WHERE " + " AND ".join(r.where)) if r.where else ""
+    return f"SELECT 1 FROM {source} AS {quote_ident(root.alias)}{r.count_joins}{where}"
+
+
+# --- mutations -----------------------------------------------------------------------------------
+
+def insert_sql(table: Table, alias: str, columns: Sequence[Column], params: Params, body_param: str, *,
+               missing_default: bool, on_conflict: Sequence[str] | None, resolution: str | None,
+               returning: bool) -> str:
+    target = f"{qualified(table)} AS {quote_ident(alias)}"
+    col_list = ", ".join(quote_ident(c.name) for c in columns)
+    exprs = []
+    for c in columns:
+        value = f"_r.{quote_ident(c.name)}"
+        if missing_default:
+            fallback = c.default if c.default is not None else "NULL"
+            value = f"CASE WHEN (_j.doc::jsonb ? {params.text(c.name)}) THEN {value} ELSE {fallback} END"
+        exprs.append(value)
+    source = (f"FROM json_array_elements(CASE WHEN json_typeof({body_param}) = 'array' THEN {body_param} "
+              f"ELSE json_build_array({body_param}) END) WITH ORDINALITY AS _j(doc, ord) "
+              f"CROSS JOIN LATERAL json_populate_record(NULL::{qualified(table)}, _j.doc) AS _r")
+    sql = f"INSERT INTO {target} ({col_list}) " if columns else f"INSERT INTO {target} "
+    sql += f"SELECT {', '.join(exprs)} {source} ORDER BY _j.ord"
+    if resolution and on_conflict:
+        keys = ", ".join(quote_ident(k) for k in on_conflict)
+        if resolution == "ignore-duplicates":
+            sql += f" ON CONFLICT ({keys}) DO NOTHING"
+        else:
+            sets = [c for c in columns if c.name not in on_conflict] or list(columns)
+            if sets:
+                sql += f" ON CONFLICT ({keys}) DO UPDATE SET " + ", ".join(
+                    f"{quote_ident(c.name)} = EXCLUDED.{quote_ident(c.name)}" for c in sets)
+            else:
+                sql += f" ON CONFLICT ({keys}) DO NOTHING"
+    if returning:
+        sql += f" RETURNING {quote_ident(alias)}.*"
+        if table.kind in ("r", "p"):
+            sql += f", ({quote_ident(alias)}.xmax = 0) AS pgrst_inserted"
+    return sql
+
+
+def limited(table: Table, root: ReadNode, where: list[str], order: str, limit: int | None,
+            offset: int | None) -> list[str]:
+    """PATCH/DELETE with limit/offset: restrict to the first rows by ctid."""
+    if limit is None and not offset:
+        return where
+    a = quote_ident(root.alias)
+    sub = f"SELECT {a}.ctid FROM {qualified(table)} AS {a}"
+    if where:
+        sub += " WHERE " + " AND ".join(where)
+    if order:
+        sub += " ORDER BY " + order
+    if limit is not None:
+        sub += f" LIMIT {int(limit)}"
+    if offset:
+        sub += f" OFFSET {int(offset)}"
+    return [f"{a}.ctid = ANY(ARRAY({sub}))"]
+
+
+def update_sql(table: Table, root: ReadNode, columns: Sequence[Column], params: Params, body_param: str,
+               where: list[str], returning: bool) -> str:
+    a = quote_ident(root.alias)
+    sets = ", ".join(f"{quote_ident(c.name)} = _r.{quote_ident(c.name)}" for c in columns)
+    sql = (f"UPDATE {qualified(table)} AS {a} SET {sets} "
+           f"FROM (SELECT * FROM json_populate_record(NULL::{qualified(table)}, {body_param})) AS _r")
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    if returning:
+        sql += f" RETURNING {a}.*"
+    return sql
+
+
+def delete_sql(table: Table, root: ReadNode, where: list[str], returning: bool) -> str:
+    a = quote_ident(root.alias)
+    sql = f"DELETE FROM {qualified(table)} AS {a}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    if returning:
+        sql += f" RETURNING {a}.*"
+    return sql
+
+
+def mutation_statement(cte: str, root: ReadNode, params: Params, mode: str, *, inserted: bool,
+                       pk: Sequence[str]) -> str:
+    """Wrap a DML ... RETURNING in a CTE and shape its rows like a read."""
+    r = render_node(root, params, "pgrst_source")
+    inner = f"SELECT {r.select or 'NULL AS pgrst_none'} FROM pgrst_source AS {quote_ident(root.alias)}{r.joins}"
+    ins = "(SELECT count(*) FROM pgrst_source WHERE pgrst_inserted)" if inserted else "NULL::bigint"
+    loc = "NULL::text"
+    if pk:
+        loc = ("(SELECT json_agg(json_build_object(" +
+               ", ".join(f"{_lit(k)}, _p.{quote_ident(k)}" for k in pk) +
+               "))::text FROM pgrst_source AS _p)")
+    return (f"WITH pgrst_source AS ({cte}) SELECT NULL::bigint AS total, count(_t) AS page_total, "
+            f"{aggregate(mode)} AS body, {ins} AS inserted, {loc} AS location FROM ({inner}) AS _t")
+
+
+# --- RPC -----------------------------------------------------------------------------------------
+
+def call_args(fn: Function, names: Sequence[str], params: Params, body_param: str) -> tuple[str, str]:
+    """(FROM clause producing the typed arguments, the argument list of the call)."""
+    if not names:
+        return "", ""
+    by_name = {a.name: a for a in fn.in_args}
+    defs = ", ".join(f"{quote_ident(n)} {by_name[n].type}" for n in names)
+    frm = f"json_to_record({body_param}) AS _a({defs})"
+    call = ", ".join(f"{quote_ident(n)} := _a.{quote_ident(n)}" for n in names)
+    return frm, call
+
+
+def function_name(fn: Function) -> str:
+    return f"{quote_ident(fn.schema)}.{quote_ident(fn.name)}"
