@@ -148,6 +148,24 @@ def _prefer_representation(headers: dict[str, str]) -> None:
         headers["prefer"] = (prefer + ", " if prefer.strip() else "") + "return=representation"
 
 
+def _bulk_columns(data: list[Any], query: list[tuple[str, str]]) -> None:
+    """Rows of one insert may name different columns here (PostgREST itself wants identical keys
+    unless `columns` is given, as supabase-js does)."""
+    names: dict[str, None] = {}
+    for row in data:
+        names.update(dict.fromkeys(row))
+    if names:
+        query.append(("columns", ",".join(names)))
+
+
+def _prefer_missing_default(headers: dict[str, str]) -> None:
+    """A column a row leaves out takes the default declared in the table spec (PostgREST's own
+    default is NULL for bulk inserts); an explicit `missing=` preference wins."""
+    prefer = headers.get("prefer", "")
+    if "missing=" not in prefer:
+        headers["prefer"] = (prefer + ", " if prefer.strip() else "") + "missing=default"
+
+
 def _decode(body: bytes) -> Any:
     try:
         return json.loads(body)
@@ -186,6 +204,9 @@ async def rows(
         data = _decode(body)
         if method == "POST":
             check_insert(spec, data, is_service=caller.is_service)
+            if isinstance(data, list) and not any(k == "columns" for k, _ in out_query):
+                _bulk_columns(data, out_query)
+            _prefer_missing_default(out_headers)
         else:
             check_update(spec, data, is_service=caller.is_service)
         _prefer_representation(out_headers)
@@ -193,6 +214,9 @@ async def rows(
         _prefer_representation(out_headers)
     if row_id is not None:
         out_query.append(("id", f"eq.{row_id}"))
+        # One row is addressed, so one JSON object answers (unless the caller asked for a format).
+        if out_headers.get("accept", "*/*").split(";")[0].strip() in ("*/*", "application/json", ""):
+            out_headers["accept"] = "application/vnd.pgrst.object+json"
 
     try:
         from ownbase.rest import engine
@@ -202,7 +226,7 @@ async def rows(
         ctx, method=method, schema=database_id, relation=table, query=out_query, headers=out_headers,
         body=body, auth=auth, extra_schema=True,
     )
-    if row_id is not None and 200 <= response.status_code < 300 and _matched_nothing(method, response):
+    if row_id is not None and _matched_nothing(method, response):
         raise errors.row_not_found(table, row_id)
     return response
 
@@ -210,6 +234,13 @@ async def rows(
 def _matched_nothing(method: str, response: Response) -> bool:
     """Did a PATCH/DELETE of rows/{row_id} touch no row (missing, or hidden by RLS)?"""
     body = getattr(response, "body", b"") or b""
+    if response.status_code == 406:
+        try:
+            return json.loads(body).get("code") == "PGRST116"  # single object asked, 0 rows
+        except (ValueError, AttributeError):
+            return False
+    if not 200 <= response.status_code < 300:
+        return False
     if body.strip():
         try:
             return json.loads(body) == []
