@@ -6,7 +6,7 @@ import functools
 import json
 from typing import Any, Awaitable, Callable
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -44,6 +44,9 @@ def handler(fn: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[R
             return await fn(request, *args)
         except errors.StorageError as exc:
             return exc.response()
+        except ClientDisconnect:
+            # The client went away mid-body: the upload was discarded; nobody reads this.
+            return errors.invalid_request("Client disconnected").response()
 
     return wrapped
 

@@ -88,6 +88,34 @@ def blob_key(name: str, version: str) -> str:
     return f"{name}/{version}"
 
 
+async def sweep(pool: asyncpg.Pool, backend: Backend, stale_upload_seconds: int = STALE_UPLOAD_SECONDS,
+                bucket_id: str | None = None) -> int:
+    """Delete blobs no committed row references (garbage, and uploads whose writer died)."""
+    removed = 0
+    while True:
+        async with pool.acquire() as conn:
+            async with conn.transaction():
+                rows = await db.claim_garbage(conn, stale_upload_seconds, bucket_id=bucket_id)
+        if not rows:
+            return removed
+        by_bucket: dict[str, list[tuple[str, str]]] = {}
+        for r in rows:
+            if not r["referenced"]:
+                by_bucket.setdefault(r["bucket_id"], []).append((r["name"], r["version"]))
+        for bucket, items in by_bucket.items():
+            try:
+                await backend.delete(bucket, [blob_key(n, v) for n, v in items])
+                removed += len(items)
+            except Exception:  # noqa: BLE001 - keep them for the next round
+                log.exception("could not delete %d blobs of %s", len(items), bucket)
+                async with pool.acquire() as conn:
+                    for n, v in items:
+                        await db.garbage_restore(conn, bucket, n, v)
+                return removed
+        if len(rows) < 1000:
+            return removed
+
+
 class Storage:
     def __init__(self, ctx: Context, backend: Backend | None = None) -> None:
         self.ctx = ctx
@@ -122,30 +150,7 @@ class Storage:
             await asyncio.sleep(SWEEP_INTERVAL)
 
     async def sweep(self, stale_upload_seconds: int = STALE_UPLOAD_SECONDS, bucket_id: str | None = None) -> int:
-        """Delete blobs no committed row references (garbage, and uploads whose writer died)."""
-        removed = 0
-        while True:
-            async with self.ctx.db.owner.acquire() as conn:
-                async with conn.transaction():
-                    rows = await db.claim_garbage(conn, stale_upload_seconds, bucket_id=bucket_id)
-            if not rows:
-                return removed
-            by_bucket: dict[str, list[tuple[str, str]]] = {}
-            for r in rows:
-                if not r["referenced"]:
-                    by_bucket.setdefault(r["bucket_id"], []).append((r["name"], r["version"]))
-            for bucket, items in by_bucket.items():
-                try:
-                    await self.backend.delete(bucket, [blob_key(n, v) for n, v in items])
-                    removed += len(items)
-                except Exception:  # noqa: BLE001 - keep them for the next round
-                    log.exception("could not delete %d blobs of %s", len(items), bucket)
-                    async with self.ctx.db.owner.acquire() as conn:
-                        for n, v in items:
-                            await db.garbage_restore(conn, bucket, n, v)
-                    return removed
-            if len(rows) < 1000:
-                return removed
+        return await sweep(self.ctx.db.owner, self.backend, stale_upload_seconds, bucket_id)
 
     async def reap(self, bucket_id: str) -> None:
         """Remove garbage just created by a committed change (best effort; the sweeper retries)."""
@@ -286,6 +291,11 @@ class Storage:
         await db.pending_add(self.ctx.db.owner, bucket_id, name, version)
         try:
             await self.backend.write(bucket_id, key, counted(), content_type)
+        except BaseException:
+            # A failed write removes its own partial data (backend contract): only the record goes.
+            await asyncio.shield(db.pending_drop(self.ctx.db.owner, bucket_id, name, version))
+            raise
+        try:
             meta = object_metadata(stats.size, stats.md5.hexdigest(), content_type, cache_control,
                                    datetime.now(timezone.utc))
             async with self.as_caller(caller) as conn:

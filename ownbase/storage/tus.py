@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -196,6 +196,8 @@ async def patch(request: Request) -> Response:
         await st.backend.write(row["bucket_id"], key, body(), "application/octet-stream")
     except errors.StorageError as exc:
         return _text(exc.status, exc.message)
+    except ClientDisconnect:
+        return _text(400, "Client disconnected")
     new_offset = offset + received
     if received:
         updated = await st.ctx.db.owner.fetchval(

@@ -25,6 +25,10 @@ from tests.conftest import ServerHandle, keyring_for
 S3_KEY_ID = "ownbase-test-key"
 S3_SECRET = "ownbase-test-secret-0123456789"
 S3_BUCKET = "ownbase-storage-test"
+S3_MAPPED_BUCKET = "ownbase-mapped-test"
+# Storage buckets the S3 server maps to S3 buckets of their own (one of them unusable: SeaweedFS
+# creates missing buckets on write, so an invalid name stands in for an S3 failure).
+S3_BUCKET_MAP = f"mapped-s3={S3_MAPPED_BUCKET},broken-s3=Invalid_Bucket!Name"
 
 
 def weed_binary() -> str:
@@ -71,6 +75,7 @@ def s3_server(tmp_root: Path) -> Iterator[S3Server]:
             pytest.fail(f"weed mini exited: {(tmp_root / 'weed.log').read_text()[-3000:]}")
         try:
             server.client().create_bucket(Bucket=S3_BUCKET)
+            server.client().create_bucket(Bucket=S3_MAPPED_BUCKET)
             break
         except Exception as exc:  # noqa: BLE001 - not up yet
             last = exc
@@ -93,6 +98,7 @@ def s3_env(s3: S3Server, **extra: str) -> dict[str, str]:
         "OWNBASE_STORAGE_S3_ENDPOINT_URL": s3.endpoint,
         "OWNBASE_STORAGE_S3_FORCE_PATH_STYLE": "true",
         "OWNBASE_STORAGE_S3_PREFIX": "tenant",
+        "OWNBASE_STORAGE_S3_BUCKET_MAP": S3_BUCKET_MAP,
         "AWS_ACCESS_KEY_ID": S3_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": S3_SECRET,
         **extra,

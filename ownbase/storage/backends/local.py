@@ -105,7 +105,7 @@ class LocalBackend:
                 path = self.path(bucket, key)
                 try:
                     path.unlink()
-                except FileNotFoundError:
+                except (FileNotFoundError, NotADirectoryError):
                     continue
                 # Prune now-empty folders up to the bucket directory.
                 parent, stop = path.parent, self.root / bucket
