@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from typing import Any, Mapping, Sequence
 
@@ -25,6 +26,9 @@ from ownbase.tables.rows import check_insert, check_update
 from ownbase.tables.spec import TableSpec, check_database_id, check_identifier, describe, parse_table
 
 log = logging.getLogger("ownbase.tables")
+
+# Schema-cache errors that a reload may cure: unknown table, column or relationship.
+_STALE_CODES = frozenset({"PGRST204", "PGRST200", "42P01", "42703"})
 
 # Request headers that would let a caller pick another schema than the one in the path.
 _DROP_HEADERS = frozenset({"accept-profile", "content-profile"})
@@ -226,9 +230,40 @@ async def rows(
         ctx, method=method, schema=database_id, relation=table, query=out_query, headers=out_headers,
         body=body, auth=auth, extra_schema=True,
     )
+    if _stale_cache(ctx, database_id, response):
+        # The registry knows the table, so this process's schema cache predates its DDL (made by
+        # another process; the NOTIFY is on its way). Planning failed before any SQL ran, so a
+        # retry after a reload is safe even for writes.
+        await _reload_engine(ctx)
+        response = await engine.handle(
+            ctx, method=method, schema=database_id, relation=table, query=out_query, headers=out_headers,
+            body=body, auth=auth, extra_schema=True,
+        )
     if row_id is not None and _matched_nothing(method, response):
         raise errors.row_not_found(table, row_id)
     return response
+
+
+def _stale_cache(ctx: Context, database_id: str, response: Response) -> bool:
+    """Is this error best explained by a schema cache older than the table's DDL?"""
+    if response.status_code not in (400, 404):
+        return False
+    try:
+        code = json.loads(getattr(response, "body", b"") or b"{}").get("code")
+    except (ValueError, AttributeError):
+        return False
+    if code == "PGRST205":
+        return True  # the registry has the table, the cache does not: certainly stale
+    if code not in _STALE_CODES:
+        return False
+    # An unknown column or relationship may just be the caller's typo: reload for that at most
+    # once a second per database, so bad queries cannot keep the catalog busy.
+    seen = ctx.state.setdefault("tables", {}).setdefault("stale_reload_at", {})
+    now = time.monotonic()
+    if now - seen.get(database_id, 0.0) < 1.0:
+        return False
+    seen[database_id] = now
+    return True
 
 
 def _matched_nothing(method: str, response: Response) -> bool:
