@@ -98,6 +98,7 @@ class ReadNode:
     offset: int | None = None
     # Output order: ("col", index) or ("embed", index), so keys follow the select list
     layout: list[tuple[str, int]] = field(default_factory=list)
+    count_only: bool = False  # rel(count): the number of related rows, [{"count": n}]
 
 
 class Planner:
@@ -166,7 +167,11 @@ class Planner:
         if child_path not in options and path + (item.name,) in options:
             options[child_path] = options[path + (item.name,)]
         hidden = not item.children
-        node = self.read(target, item.children, options, child_path)
+        count_only = (len(item.children) == 1 and isinstance(item.children[0], ColumnItem)
+                      and item.children[0].field.name == "count" and not item.children[0].field.json_path
+                      and "count" not in target.columns)
+        node = self.read(target, [] if count_only else item.children, options, child_path)
+        node.count_only = count_only
         return EmbedNode(item.output_name, rel, node, item.join == "inner", item.spread, hidden)
 
     def relationship(self, parent: Table, name: str, hint: str | None) -> tuple[Relationship, Table]:

@@ -254,6 +254,8 @@ def _select_items(text: str) -> list[SelectItem]:
 def _select_item(raw: str) -> SelectItem:
     if raw == "*":
         return ColumnItem(Field("*"), star=True)
+    if raw in ("count()", "count"):
+        return ColumnItem(Field("count"))
     if raw.endswith(")") and "(" in raw:
         head, _, inner = raw.partition("(")
         inner = inner[:-1]
@@ -267,7 +269,7 @@ def _select_item(raw: str) -> SelectItem:
             alias = _name(alias)
         name_part, *marks = head.split("!")
         name_part = name_part.strip()
-        if name_part in _AGGREGATES and inner.strip() == "" or "." in name_part and \
+        if (name_part in _AGGREGATES and inner.strip() == "" and name_part != "count") or "." in name_part and \
                 name_part.rsplit(".", 1)[1] in _AGGREGATES:
             from ownbase.rest.errors import ApiError
             raise ApiError(400, "PGRST123", "Use of aggregate functions is not allowed")

@@ -287,6 +287,13 @@ def render_embed(parent: ReadNode, e: EmbedNode, params: Params) -> str:
     r = render_node(child, params, qualified(child.table), join_cond=cond, extra_from=extra)
     names = _output_names(child)
     select = r.select or "NULL AS pgrst_none"
+    if child.count_only:
+        base = f"SELECT count(*) AS count FROM {qualified(child.table)} AS {quote_ident(child.alias)}{r.joins}"
+        if r.where:
+            base += " WHERE " + " AND ".join(r.where)
+        if e.rel.to_one:
+            return f"SELECT row_to_json(_s) AS body, TRUE AS pgrst_present FROM ({base}) AS _s"
+        return f"SELECT json_agg(_s) AS body FROM ({base}) AS _s"
     order_names = [o.term.field.name for o in parent.order if o.embed is e]
     if e.rel.to_one:
         # to-one embeds also expose a presence flag and the raw columns the parent orders by
