@@ -1,0 +1,188 @@
+"""Auth benchmark (not a test): password sign-ins/s through ownbase vs raw bcrypt.checkpw/s at the
+same cost on the same machine, refreshes/s, and event-loop responsiveness during sign-in load.
+
+    python3 bench/auth.py [--seconds 10] [--cost 12]
+
+Starts its own ownbase (embedded PostgreSQL in a temporary directory) with the default bcrypt cost.
+The per-IP /token limit is disabled for the run (OWNBASE_AUTH_RATE_LIMIT_TOKEN=0): the benchmark
+comes from one address and measures throughput, not the limiter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import bcrypt
+import httpx
+
+from ownbase.embedded import free_port
+
+PASSWORD = "bench-password-123"
+
+
+def raw_bcrypt_rate(cost: int, seconds: float, threads: int) -> float:
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=cost))
+    count = 0
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def work() -> None:
+        nonlocal count
+        while time.perf_counter() < stop:
+            assert bcrypt.checkpw(PASSWORD.encode(), hashed)
+            with lock:
+                count += 1
+
+    start = time.perf_counter()
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return count / (time.perf_counter() - start)
+
+
+def start_server(tmp: Path, cost: int) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
+    port = free_port()
+    env = {**os.environ, "OWNBASE_AUTH_BCRYPT_COST": str(cost), "OWNBASE_AUTH_RATE_LIMIT_TOKEN": "0",
+           "OWNBASE_AUTH_RATE_LIMIT_SIGNUP": "0", "OWNBASE_RATE_LIMIT_IP_PER_MINUTE": "0",
+           "OWNBASE_RATE_LIMIT_USER_PER_MINUTE": "0", "OWNBASE_LOG_LEVEL": "warning",
+           "OWNBASE_AUTH_AUTOCONFIRM": "true"}
+    data = tmp / "data"
+    log = open(tmp / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "ownbase", "start", "--data-dir", str(data), "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit((tmp / "server.log").read_text())
+        try:
+            if httpx.get(url + "/ready", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    keys = json.loads(subprocess.run([sys.executable, "-m", "ownbase", "keys", "--json", "--data-dir", str(data)],
+                                     env=env, capture_output=True, text=True, check=True, cwd=str(tmp)).stdout)
+    return proc, url, keys
+
+
+async def run_load(url: str, anon: str, seconds: float, concurrency: int, body_for, path: str) -> tuple[float, int]:
+    headers = {"apikey": anon, "X-Supabase-Api-Version": "2024-01-01"}
+    done = 0
+    errors = 0
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency + 4)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as client:
+
+        async def worker(i: int) -> None:
+            nonlocal done, errors
+            state: dict[str, str] = {}
+            while time.perf_counter() < stop:
+                r = await client.post(path, json=body_for(i, state))
+                if r.status_code == 200:
+                    done += 1
+                    state["refresh_token"] = r.json()["refresh_token"]
+                else:
+                    errors += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        return done / (time.perf_counter() - start), errors
+
+
+async def health_latency(url: str, seconds: float) -> list[float]:
+    out = []
+    stop = time.perf_counter() + seconds
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            await client.get("/auth/v1/health")
+            out.append((time.perf_counter() - t) * 1000)
+            await asyncio.sleep(0.05)
+    return out
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    cpus = os.cpu_count() or 2
+    tmp = Path(tempfile.mkdtemp(prefix="ownbase-bench-auth-"))
+    proc, url, keys = start_server(tmp, args.cost)
+    try:
+        anon, service = keys["anon_key"], keys["service_role_key"]
+        adm = {"apikey": service, "Authorization": f"Bearer {service}"}
+        emails = [f"bench{i}@example.com" for i in range(args.concurrency)]
+        for email in emails:
+            r = httpx.post(url + "/auth/v1/admin/users", headers=adm, timeout=60,
+                           json={"email": email, "password": PASSWORD, "email_confirm": True})
+            r.raise_for_status()
+        # warm-up
+        httpx.post(url + "/auth/v1/token?grant_type=password", headers={"apikey": anon}, timeout=60,
+                   json={"email": emails[0], "password": PASSWORD}).raise_for_status()
+
+        # Interleave rounds so both sides see the same background load on a shared machine.
+        raws: list[float] = []
+        signin_rates: list[float] = []
+        signin_errors = 0
+        idle = await health_latency(url, 2)
+        busy: list[float] = []
+        for _ in range(args.rounds):
+            raws.append(raw_bcrypt_rate(args.cost, args.seconds, cpus))
+            signin_task = asyncio.create_task(run_load(
+                url, anon, args.seconds, args.concurrency,
+                lambda i, s: {"email": emails[i], "password": PASSWORD}, "/auth/v1/token?grant_type=password"))
+            busy += await health_latency(url, args.seconds - 0.5)
+            rate, errs = await signin_task
+            signin_rates.append(rate)
+            signin_errors += errs
+        raw = statistics.median(raws)
+        signins = statistics.median(signin_rates)
+
+        def refresh_body(i: int, state: dict[str, str]) -> dict[str, str]:
+            if "refresh_token" not in state:
+                r = httpx.post(url + "/auth/v1/token?grant_type=password", headers={"apikey": anon}, timeout=60,
+                               json={"email": emails[i], "password": PASSWORD})
+                state["refresh_token"] = r.json()["refresh_token"]
+            return {"refresh_token": state["refresh_token"]}
+
+        refreshes, refresh_errors = await run_load(url, anon, args.seconds, args.concurrency, refresh_body,
+                                                   "/auth/v1/token?grant_type=refresh_token")
+        print(f"machine: {cpus} CPUs, bcrypt cost {args.cost}, {args.rounds} interleaved rounds of {args.seconds:.0f} s,"
+              f" {args.concurrency} concurrent clients")
+        print(f"raw bcrypt.checkpw ({cpus} threads):   {raw:8.2f} /s   (median)")
+        print(f"ownbase password sign-ins:          {signins:8.2f} /s   (median; errors: {signin_errors})")
+        print(f"ratio sign-ins / raw bcrypt:        {signins / raw:8.3f}   (target >= 0.9; per round: "
+              + ", ".join(f"{a / b:.2f}" for a, b in zip(signin_rates, raws)) + ")")
+        print(f"ownbase refresh_token grants:       {refreshes:8.2f} /s   (errors: {refresh_errors})")
+        print(f"ratio refreshes / sign-ins:         {refreshes / max(signins, 1e-9):8.1f}")
+        print(f"GET /auth/v1/health median latency: idle {statistics.median(idle):.1f} ms,"
+              f" during sign-in load {statistics.median(busy):.1f} ms"
+              f" (p95 {sorted(busy)[int(len(busy) * 0.95) - 1]:.1f} ms)")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--cost", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=2 * (os.cpu_count() or 2))
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
