@@ -426,6 +426,7 @@ async def _rpc(call: Call, query: Sequence[tuple[str, str]]) -> Response:
                 await conn.execute("SET TRANSACTION READ ONLY")
             await conn.execute(stmt, *params.values)
         return response.build(204, None, "json", profile=call.profile)
+    offset = 0
     if fn.kind == "scalar":
         if fn.returns_set:
             limit, offset = _paging(call, req, ReadNode(Table(fn.schema, fn.name, "f", {}), "t0",
@@ -448,7 +449,7 @@ async def _rpc(call: Call, query: Sequence[tuple[str, str]]) -> Response:
             row = await conn.fetchrow(stmt, *params.values)
         if fn.returns_set:
             return _read_response(call, req, mode if mode != "csv" else "json", row["body"],
-                                  int(row["page_total"]), None, 0)
+                                  int(row["page_total"]), None, offset)
         return response.build(200, row["body"] if row["body"] is not None else "null",
                               "json" if mode == "csv" else mode, profile=call.profile)
     # composite results behave like a table: select, filters, order, embedding on the rows
