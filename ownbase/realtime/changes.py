@@ -4,11 +4,14 @@ Change source (see docs/realtime.md): a row trigger ``ownbase_realtime`` on ever
 ``supabase_realtime`` publication writes each row change into ``ownbase.realtime_changes``. That
 works on any PostgreSQL, managed or not, without superuser, REPLICATION or a replication slot.
 
-* One process at a time is the *leader* (a session advisory lock on a dedicated connection). It
-  deletes committed changes from the queue in id order and publishes them on the bus inside the
-  same transaction, so a change leaves the queue only once it was handed over (at-least-once on a
-  leader crash between publish and commit, exactly once otherwise). A NOTIFY from the trigger
-  wakes it at once; ``OWNBASE_REALTIME_CHANGE_POLL_MS`` is the fallback poll.
+* Each *delivery group* (all processes sharing one Redis, or a single process without Redis) has
+  one leader at a time (a session advisory lock keyed by the group, on a dedicated connection).
+  The leader reads the log window by window (rows whose transaction finished before its
+  snapshot's xmin, in (xid, id) order), publishes them on the group's bus, and stores its read
+  position in ``ownbase.realtime_cursors`` so a new leader continues where the old one stopped
+  (at-least-once across a leader crash, exactly once otherwise). A NOTIFY from the trigger wakes
+  it at once; ``OWNBASE_REALTIME_CHANGE_POLL_MS`` is the fallback poll. Rows every live group has
+  read are deleted.
 * Every process receives every batch and delivers to the subscribers it holds: filters are applied
   to the row, then for each (role, claims) group one query under ``request_scope`` asks which of
   the batch's rows that role may SELECT (RLS decides), then columns are cut to what the role may
@@ -42,7 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ownbase.realtime")
 
-LEADER_LOCK = 7_305_110_400  # advisory lock id (per database) of the change leader
 TRIGGER = "ownbase_realtime"
 BATCH = 1000
 SYNC_EVERY = 5.0
@@ -164,13 +166,6 @@ where t.tgname = $1 and not exists (
   where p.pubname = 'supabase_realtime' and p.schemaname = n.nspname and p.tablename = c.relname)
 """
 
-_DRAIN_SQL = """
-with batch as (
-  select id from ownbase.realtime_changes order by id limit $1 for update skip locked
-)
-delete from ownbase.realtime_changes q using batch where q.id = batch.id
-returning q.id, q.table_oid, q.schema_name, q.table_name, q.op, q.record, q.old_record, q.commit_ts
-"""
 
 
 class Catalog:
@@ -252,10 +247,49 @@ def commit_timestamp(value: datetime) -> str:
 
 
 # --- the leader ----------------------------------------------------------------------------
+_HI_SQL = "select pg_snapshot_xmin(pg_current_snapshot())::text"
+_READ_SQL = """
+select id, table_oid, schema_name, table_name, op, record, old_record, commit_ts, xid::text as xid_text
+from ownbase.realtime_changes c
+where (c.xid, c.id) > ($1::text::xid8, $2::bigint) and c.xid < $3::text::xid8
+order by c.xid, c.id
+limit $4
+"""
+_SAVE_CURSOR_SQL = """
+insert into ownbase.realtime_cursors(group_name, xid, id, updated_at)
+values ($1, $2::text::xid8, $3, now())
+on conflict (group_name) do update set xid = excluded.xid, id = excluded.id, updated_at = now()
+"""
+_LOAD_CURSOR_SQL = "select xid::text as xid, id from ownbase.realtime_cursors where group_name = $1"
+_CLEANUP_SQL = """
+with live as (
+  select min(xid) as xid from ownbase.realtime_cursors where updated_at > now() - interval '10 minutes'
+)
+delete from ownbase.realtime_changes c using live where live.xid is not null and c.xid < live.xid
+"""
+_FORGET_SQL = "delete from ownbase.realtime_cursors where updated_at < now() - interval '1 hour'"
+
+
+def lock_key(group: str) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(group.encode(), digest_size=8).digest(), "big", signed=True)
+
+
 class Capture:
-    def __init__(self, ctx: "Context", publish: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    """The delivery group's leader: reads the change log window by window and publishes it.
+
+    A window is every row whose writing transaction id lies between the previous snapshot xmin
+    and the current one: all those transactions have finished, so a window never changes once
+    read and a transaction that commits late falls into a later window instead of being skipped.
+    """
+
+    def __init__(self, ctx: "Context", publish: Callable[[dict[str, Any]], Awaitable[None]],
+                 group: str, wanted: Callable[[], bool]) -> None:
         self.ctx = ctx
         self.publish = publish
+        self.group = group
+        self.wanted = wanted  # False: nobody could want the rows (lone process, no subscriber)
         self.wake = asyncio.Event()
         self.is_leader = False
         self._task: asyncio.Task[None] | None = None
@@ -273,11 +307,12 @@ class Capture:
 
     async def _run(self) -> None:
         settings = self.ctx.settings
+        key = lock_key(self.group)
         while True:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await connect(self.ctx.db.owner_url, settings)
-                if not await conn.fetchval("select pg_try_advisory_lock($1)", LEADER_LOCK):
+                if not await conn.fetchval("select pg_try_advisory_lock($1)", key):
                     await conn.close()
                     conn = None
                     await asyncio.sleep(1.0)
@@ -285,11 +320,14 @@ class Capture:
                 self.is_leader = True
                 await conn.add_listener("ownbase_realtime", lambda *_: self.wake.set())
                 await sync_triggers(conn)
+                row = await conn.fetchrow(_LOAD_CURSOR_SQL, self.group)
+                cursor = (row["xid"], row["id"]) if row else (await conn.fetchval(_HI_SQL), 0)
+                await conn.execute(_SAVE_CURSOR_SQL, self.group, cursor[0], cursor[1])
                 synced = time.monotonic()
                 while True:
                     self.wake.clear()
-                    count = await self._drain(conn)
-                    if count >= BATCH:
+                    cursor, full = await self._drain(conn, cursor)
+                    if full:
                         continue
                     try:
                         await asyncio.wait_for(self.wake.wait(), settings.realtime_change_poll_ms / 1000)
@@ -297,6 +335,9 @@ class Capture:
                         pass
                     if time.monotonic() - synced > SYNC_EVERY:
                         await sync_triggers(conn)
+                        await conn.execute(_SAVE_CURSOR_SQL, self.group, cursor[0], cursor[1])
+                        await conn.execute(_CLEANUP_SQL)
+                        await conn.execute(_FORGET_SQL)
                         synced = time.monotonic()
             except asyncio.CancelledError:
                 raise
@@ -311,21 +352,31 @@ class Capture:
                     except BaseException:  # noqa: BLE001
                         conn.terminate()
 
-    async def _drain(self, conn: asyncpg.Connection) -> int:
-        async with conn.transaction():
-            rows = await conn.fetch(_DRAIN_SQL, BATCH)
-            if not rows:
-                return 0
-            rows = sorted(rows, key=lambda r: r["id"])
+    async def _drain(self, conn: asyncpg.Connection, cursor: tuple[str, int]) -> tuple[tuple[str, int], bool]:
+        """Publish the next rows of the current window; return the new cursor and whether the
+        batch was full (more rows are waiting)."""
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            hi = await conn.fetchval(_HI_SQL)
+            if not self.wanted():
+                rows = []
+            else:
+                rows = await conn.fetch(_READ_SQL, cursor[0], cursor[1], hi, BATCH)
+        if rows:
             changes = [
                 {"id": r["id"], "oid": r["table_oid"], "schema": r["schema_name"], "table": r["table_name"],
                  "op": r["op"], "record": r["record"], "old": r["old_record"],
                  "ts": commit_timestamp(r["commit_ts"])}
                 for r in rows
             ]
-            # Published inside the transaction: the rows leave the queue only once handed over.
             await self.publish({"k": "c", "changes": changes})
-            return len(rows)
+        if len(rows) >= BATCH:
+            last = rows[-1]
+            new = (last["xid_text"], last["id"])
+        else:
+            new = (hi, 0)  # the window up to `hi` is complete
+        if rows:
+            await conn.execute(_SAVE_CURSOR_SQL, self.group, new[0], new[1])
+        return new, len(rows) >= BATCH
 
 
 # --- delivery ------------------------------------------------------------------------------

@@ -51,7 +51,14 @@ class Hub:
             self.bus = LocalBus()
             self.presence = LocalPresence()
         self.dispatcher = Dispatcher(ctx, self)
-        self.capture = Capture(ctx, self.bus.publish)
+        if ctx.redis is not None:
+            # Every process on this Redis is one delivery group: one leader reads the log.
+            group = "redis:" + _redis_identity(ctx.settings.redis_url)
+            wanted = lambda: True  # noqa: E731 - another process may hold the subscribers
+        else:
+            group = "local:" + self.proc
+            wanted = self.has_pg_subscribers
+        self.capture = Capture(ctx, self.bus.publish, group, wanted)
         self._sweeper: asyncio.Task[None] | None = None
         self.closing = False
 
@@ -176,3 +183,10 @@ def _database_name(url: str) -> str:
 
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port or 5432}{parts.path}"
+
+
+def _redis_identity(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or 6379}{parts.path or '/0'}"

@@ -218,5 +218,6 @@ async def test_commit_order_of_1000_quick_inserts(rt_server):
 
     await writer()
     items = data(await box.wait(1000, timeout=60))
-    assert [d["record"]["n"] - run * 1000 for d in items] == list(range(1000))
+    got = [d["record"]["n"] - run * 1000 for d in items]
+    assert got == list(range(1000)), [(i, g) for i, g in enumerate(got) if i != g][:10]
     await c.close()

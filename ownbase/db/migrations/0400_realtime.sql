@@ -14,9 +14,8 @@ begin
 end
 $$;
 
--- The change queue. One row per captured row change; the leader process deletes what it has
--- handed to the bus, so the table stays small. `id` order within one table follows the order
--- in which rows were written; rows only become visible when their transaction commits.
+-- The change log. One row per captured row change, read by each delivery group's leader and
+-- deleted once every live group has read past it.
 create table if not exists ownbase.realtime_changes (
   id bigserial primary key,
   table_oid oid not null,
@@ -25,9 +24,23 @@ create table if not exists ownbase.realtime_changes (
   op text not null,
   record jsonb,
   old_record jsonb,
-  commit_ts timestamptz not null default clock_timestamp()
+  commit_ts timestamptz not null default clock_timestamp(),
+  -- The writing transaction's id: readers take every row whose transaction is older than their
+  -- snapshot's xmin (so it has finished), window after window; nothing committed late is skipped.
+  xid xid8 not null default pg_current_xact_id()
 );
+create index if not exists realtime_changes_xid on ownbase.realtime_changes (xid, id);
 revoke all on ownbase.realtime_changes from public;
+
+-- One read position per delivery group (all processes sharing one Redis, or one process without
+-- Redis). The group's leader advances it; rows behind every live group's position are deleted.
+create table if not exists ownbase.realtime_cursors (
+  group_name text primary key,
+  xid xid8 not null,
+  id bigint not null default 0,
+  updated_at timestamptz not null default now()
+);
+revoke all on ownbase.realtime_cursors from public;
 
 -- The capture trigger function. SECURITY DEFINER so that any writing role (anon, authenticated,
 -- a migration user) can enqueue without grants on ownbase's schema. One NOTIFY per transaction
