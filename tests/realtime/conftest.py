@@ -48,7 +48,11 @@ class Inbox:
         check = (lambda items: len(items) >= pred) if isinstance(pred, int) else pred
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if check(self.items):
+            try:
+                ok = check(self.items)
+            except (IndexError, KeyError):  # nothing (or not the right thing) arrived yet
+                ok = False
+            if ok:
                 return self.items
             await asyncio.sleep(0.02)
         raise AssertionError(f"timed out; got {self.items!r}")
