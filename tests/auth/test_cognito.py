@@ -114,6 +114,30 @@ def test_cognito_tokens(moto_endpoint: str, server_factory: Callable[..., Server
     toks2 = _tokens(idp, pool2, client2, unique_email("elsewhere"))
     r = _user(srv, toks2["IdToken"])
     assert r.status_code == 403 and r.json()["code"] == "bad_jwt"
+    # RLS on rows owned by the original Supabase UUID keeps working with the Cognito token (REST).
+    sql(srv, """create table if not exists public.cognito_notes (
+                  id serial primary key, owner uuid not null default auth.uid(), body text);
+                alter table public.cognito_notes enable row level security;
+                drop policy if exists own on public.cognito_notes;
+                create policy own on public.cognito_notes for all to authenticated
+                  using (owner = auth.uid()) with check (owner = auth.uid());
+                notify pgrst, 'reload schema';""")
+    sql(srv, "insert into public.cognito_notes (owner, body) values ($1, 'migrated row'), ($2, 'not mine')",
+        __import__("uuid").UUID(original.id), __import__("uuid").uuid4())
+    sb = py_client(srv)
+    sb.postgrest.auth(toks["AccessToken"])
+    from postgrest.exceptions import APIError
+
+    for _ in range(100):  # the schema cache reloads asynchronously after the NOTIFY
+        try:
+            rows = sb.table("cognito_notes").select("owner, body").execute().data
+            break
+        except APIError as exc:
+            assert exc.code == "PGRST205", exc
+            time.sleep(0.1)
+    assert rows == [{"owner": original.id, "body": "migrated row"}]
+    inserted = sb.table("cognito_notes").insert({"body": "new via cognito"}).execute().data
+    assert inserted[0]["owner"] == original.id
     # Ordinary ownbase tokens still work on a Cognito-enabled server.
     session = py_client(srv).auth.sign_in_with_password({"email": email, "password": "secret123"}).session
     assert _user(srv, session.access_token).json()["id"] == original.id
