@@ -14,7 +14,8 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from ownbase.storage import errors
 from ownbase.storage.backends.base import BlobNotFound
-from ownbase.storage.service import Storage, blob_key
+from ownbase.storage.service import READAHEAD_BYTES, Storage, blob_key
+from ownbase.storage.streams import readahead
 
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -136,7 +137,8 @@ async def serve_object(storage: Storage, request: Request, row: asyncpg.Record, 
     if size == 0:
         return Response(b"", status_code=status, headers=headers)
     try:
-        body = await _first_chunk_then_rest(storage.backend.read(row["bucket_id"], key, start, end))
+        body = await _first_chunk_then_rest(
+            readahead(storage.backend.read(row["bucket_id"], key, start, end), READAHEAD_BYTES))
     except BlobNotFound:
         raise errors.not_found_download() from None
     return StreamingResponse(body, status_code=status, headers=headers)

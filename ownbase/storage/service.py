@@ -31,12 +31,15 @@ from ownbase.storage.backends.base import Backend
 from ownbase.storage.body import UploadBody
 from ownbase.storage.paths import check_bucket_name, check_key, mime_allowed, parse_size
 from ownbase.storage.signing import Signer
+from ownbase.storage.streams import readahead
 
 log = logging.getLogger("ownbase.storage")
 
 SERVICE_AUTH = AuthContext(role="service_role", claims={"role": "service_role"})
 STALE_UPLOAD_SECONDS = 24 * 3600  # an upload registered this long ago whose row never came is dead
 SWEEP_INTERVAL = 60.0
+HASH_SLICE = 1024 * 1024
+READAHEAD_BYTES = 4 * 1024 * 1024  # per transfer: body/backend bytes buffered ahead of the consumer
 
 
 class _Rollback(Exception):
@@ -281,12 +284,23 @@ class Storage:
         stats = WriteStats(md5=hashlib.md5())
 
         async def counted() -> AsyncIterator[bytes]:
-            async for chunk in chunks:
+            # Re-slice into ~1 MiB pieces and hash each in a worker thread (hashlib drops the GIL),
+            # so MD5 runs beside the event loop instead of on it.
+            buf = bytearray()
+            async for chunk in readahead(chunks, READAHEAD_BYTES):
                 stats.size += len(chunk)
                 if stats.size > limit:
                     raise errors.entity_too_large()
-                stats.md5.update(chunk)
-                yield chunk
+                buf += chunk
+                if len(buf) >= HASH_SLICE:
+                    piece = bytes(buf)
+                    buf.clear()
+                    await asyncio.to_thread(stats.md5.update, piece)
+                    yield piece
+            if buf:
+                piece = bytes(buf)
+                await asyncio.to_thread(stats.md5.update, piece)
+                yield piece
 
         await db.pending_add(self.ctx.db.owner, bucket_id, name, version)
         try:

@@ -16,7 +16,7 @@ from typing import AsyncIterator, BinaryIO
 from ownbase.storage.backends.base import BlobNotFound
 
 WRITE_SLICE = 1024 * 1024
-READ_SLICE = 256 * 1024
+READ_SLICE = 1024 * 1024
 
 
 class PathEscape(ValueError):

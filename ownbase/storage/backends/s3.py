@@ -7,6 +7,7 @@ a multipart upload in ``PART_SIZE`` parts, so memory stays at one part whatever 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any, AsyncIterator
 
@@ -76,32 +77,50 @@ class S3Backend:
         buf = bytearray()
         upload_id: str | None = None
         parts: list[dict[str, Any]] = []
+        # One part in flight while the next one fills: network and request body overlap, and
+        # memory stays at two parts.
+        inflight: asyncio.Task[None] | None = None
+
+        async def send_part(n: int, body: bytes) -> None:
+            resp = await self.client.upload_part(
+                Bucket=s3_bucket, Key=s3_key, UploadId=upload_id, PartNumber=n, Body=body)
+            parts.append({"ETag": resp["ETag"], "PartNumber": n})
+
+        async def flush(body: bytes) -> None:
+            nonlocal inflight, upload_id
+            if upload_id is None:
+                resp = await self.client.create_multipart_upload(
+                    Bucket=s3_bucket, Key=s3_key, ContentType=content_type, **self._sse())
+                upload_id = resp["UploadId"]
+            if inflight is not None:
+                await inflight
+                inflight = None
+            inflight = asyncio.create_task(send_part(len(parts) + 1, body))
+
         try:
             async for chunk in chunks:
                 buf += chunk
-                while len(buf) >= PART_SIZE:
-                    if upload_id is None:
-                        resp = await self.client.create_multipart_upload(
-                            Bucket=s3_bucket, Key=s3_key, ContentType=content_type, **self._sse())
-                        upload_id = resp["UploadId"]
-                    body = bytes(buf[:PART_SIZE])
-                    del buf[:PART_SIZE]
-                    n = len(parts) + 1
-                    resp = await self.client.upload_part(
-                        Bucket=s3_bucket, Key=s3_key, UploadId=upload_id, PartNumber=n, Body=body)
-                    parts.append({"ETag": resp["ETag"], "PartNumber": n})
+                if len(buf) >= PART_SIZE:
+                    body = bytes(buf)
+                    buf = bytearray()
+                    await flush(body)
             if upload_id is None:
                 await self.client.put_object(Bucket=s3_bucket, Key=s3_key, Body=bytes(buf),
                                              ContentType=content_type, **self._sse())
                 return
             if buf:
-                n = len(parts) + 1
-                resp = await self.client.upload_part(
-                    Bucket=s3_bucket, Key=s3_key, UploadId=upload_id, PartNumber=n, Body=bytes(buf))
-                parts.append({"ETag": resp["ETag"], "PartNumber": n})
+                await flush(bytes(buf))
+            if inflight is not None:
+                await inflight
+                inflight = None
+            parts.sort(key=lambda p: p["PartNumber"])
             await self.client.complete_multipart_upload(
                 Bucket=s3_bucket, Key=s3_key, UploadId=upload_id, MultipartUpload={"Parts": parts})
         except BaseException:
+            if inflight is not None:
+                inflight.cancel()
+                with contextlib.suppress(BaseException):
+                    await inflight
             if upload_id is not None:
                 with contextlib.suppress(Exception):
                     await self.client.abort_multipart_upload(Bucket=s3_bucket, Key=s3_key, UploadId=upload_id)

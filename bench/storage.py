@@ -1,0 +1,265 @@
+"""Storage benchmark (not a test): upload and download of one large file through ownbase vs a
+plain copy on the same disk (local backend) and vs boto3 straight to S3 (s3 backend, against a
+local SeaweedFS), with the server's peak RSS growth sampled from /proc.
+
+    python3 bench/storage.py                 # 1 GiB, local and s3
+    python3 bench/storage.py --size-mb 256 --backends local
+
+Targets (issue 5): ownbase >= 0.6 of the direct throughput; peak RSS growth < 100 MB whatever
+the file size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ownbase.embedded import free_port  # noqa: E402
+
+CHUNK = 1024 * 1024
+S3_KEY_ID, S3_SECRET, S3_BUCKET = "bench-key", "bench-secret-0123456789", "ownbase-bench"
+
+
+def rss_kb(pid: int) -> int:
+    total = 0
+    pids = [pid]
+    # The server may run uvicorn in a child process: count the whole tree.
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+class RssSampler:
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_kb(self.pid))
+            time.sleep(0.02)
+
+    def __enter__(self) -> "RssSampler":
+        self.peak = rss_kb(self.pid)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self.thread.join()
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            yield chunk
+
+
+def make_file(path: Path, size: int) -> None:
+    block = os.urandom(CHUNK)
+    with open(path, "wb") as fh:
+        for i in range(size // CHUNK):
+            fh.write(block[i % 7:] + block[:i % 7])  # not all-identical blocks
+
+
+def start_weed(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    weed = Path(sys.executable).parent / "weed"
+    port = free_port()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": S3_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
+    ports = {name: free_port() for name in ("master", "filer", "volume", "admin", "webdav")}
+    args = [str(weed), "mini", f"-dir={work / 'weed'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-s3.port={port}",
+            "-master.telemetry=false", *[f"-{n}.port={p}" for n, p in ports.items()],
+            *[f"-{n}.port.grpc={free_port()}" for n in ("master", "filer", "volume", "admin", "s3")]]
+    (work / "weed").mkdir()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    s3 = boto3_client(endpoint)
+    for _ in range(180):
+        try:
+            s3.create_bucket(Bucket=S3_BUCKET)
+            return proc, endpoint
+        except Exception:  # noqa: BLE001
+            time.sleep(0.5)
+    raise RuntimeError("weed did not start")
+
+
+def boto3_client(endpoint: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=S3_KEY_ID,
+                        aws_secret_access_key=S3_SECRET, config=Config(s3={"addressing_style": "path"}))
+
+
+def start_ownbase(work: Path, env: dict[str, str], procs: list[subprocess.Popen[bytes]]
+                  ) -> tuple[subprocess.Popen[bytes], str, str]:
+    data = work / "server-data"
+    port = free_port()
+    full_env = {**os.environ, "OWNBASE_LOG_LEVEL": "warning", **env}
+    proc = subprocess.Popen([sys.executable, "-m", "ownbase", "start", "--data-dir", str(data), "--port", str(port)],
+                            env=full_env, stdout=open(work / "ownbase.log", "wb"), stderr=subprocess.STDOUT,
+                            cwd=str(work), start_new_session=True)
+    procs.append(proc)  # stopped by main() whatever happens next
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(url + "/ready", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError((work / "ownbase.log").read_text()[-3000:])
+        time.sleep(0.2)
+    out = subprocess.run([sys.executable, "-m", "ownbase", "keys", "--json", "--data-dir", str(data)],
+                         env=full_env, capture_output=True, text=True, cwd=str(work))
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    keys = json.loads(out.stdout)
+    return proc, url, keys["service_role_key"]
+
+
+def server_pid(proc: subprocess.Popen[bytes]) -> int:
+    return proc.pid
+
+
+def through_ownbase(url: str, key: str, src: Path, size: int, pid: int, dst: Path) -> dict[str, float]:
+    """Upload then download through ownbase's HTTP API. curl is the client when installed (a
+    Python client would be the bottleneck on a small machine), httpx otherwise."""
+    headers = {"apikey": key, "Authorization": f"Bearer {key}"}
+    target = f"{url}/storage/v1/object/bench/big.bin"
+    curl = shutil.which("curl")
+    hdr_args = [a for k, v in headers.items() for a in ("-H", f"{k}: {v}")]
+    with httpx.Client(base_url=url + "/storage/v1", headers=headers, timeout=600) as c:
+        c.post("/bucket", json={"name": "bench"})
+
+        def upload() -> None:
+            if curl:
+                subprocess.run([curl, "-sf", "-T", str(src), target, *hdr_args, "-H",
+                                "content-type: application/octet-stream", "-o", os.devnull], check=True)
+            else:
+                c.put("/object/bench/big.bin", content=file_chunks(src),
+                      headers={"content-type": "application/octet-stream",
+                               "content-length": str(size)}).raise_for_status()
+
+        def download() -> None:
+            if curl:
+                subprocess.run([curl, "-sf", target, *hdr_args, "-o", str(dst)], check=True)
+            else:
+                with c.stream("GET", "/object/bench/big.bin") as r, open(dst, "wb") as out:
+                    r.raise_for_status()
+                    for chunk in r.iter_raw(CHUNK):
+                        out.write(chunk)
+            assert dst.stat().st_size == size
+
+        base_up = rss_kb(pid)
+        with RssSampler(pid) as up_rss:
+            up = timed(upload)
+        base_down = rss_kb(pid)
+        with RssSampler(pid) as down_rss:
+            down = timed(download)
+    return {"up_s": up, "down_s": down, "up_rss_growth_mb": (up_rss.peak - base_up) / 1024,
+            "down_rss_growth_mb": (down_rss.peak - base_down) / 1024, "rss_mb": max(up_rss.peak, down_rss.peak) / 1024}
+
+
+def mbps(size: int, seconds: float) -> float:
+    return size / 1e6 / seconds
+
+
+def report(label: str, size: int, direct: tuple[float, float], own: dict[str, float], direct_name: str) -> None:
+    du, dd = direct
+    print(f"\n== {label} ({size / 2**20:.0f} MiB) ==")
+    print(f"{'':14}{direct_name:>18}{'ownbase':>12}{'ratio':>8}")
+    print(f"{'upload MB/s':14}{mbps(size, du):>18.0f}{mbps(size, own['up_s']):>12.0f}{du / own['up_s']:>8.2f}")
+    print(f"{'download MB/s':14}{mbps(size, dd):>18.0f}{mbps(size, own['down_s']):>12.0f}{dd / own['down_s']:>8.2f}")
+    print(f"server peak RSS {own['rss_mb']:.0f} MB; growth during upload {own['up_rss_growth_mb']:.1f} MB, "
+          f"during download {own['down_rss_growth_mb']:.1f} MB (target < 100 MB)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mb", type=int, default=1024)
+    ap.add_argument("--backends", default="local,s3")
+    args = ap.parse_args()
+    size = args.size_mb * CHUNK
+    work = Path(tempfile.mkdtemp(prefix="ownbase-bench-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        print(f"client: {'curl' if shutil.which('curl') else 'httpx'}; machine: {os.cpu_count()} CPUs; "
+              f"load average {os.getloadavg()[0]:.1f}")
+        src = work / "source.bin"
+        make_file(src, size)
+        if "local" in args.backends:
+            proc, url, key = start_ownbase(work, {}, procs)
+            dst = work / "copy.bin"
+            # The direct baseline for both directions: the same bytes copied to the same disk.
+            up = timed(lambda: shutil.copyfile(src, dst))
+            dst.unlink()
+            down = timed(lambda: shutil.copyfile(src, dst))
+            dst.unlink()
+            own = through_ownbase(url, key, src, size, proc.pid, dst)
+            dst.unlink()
+            report("local backend vs copying on the same disk", size, (up, down), own, "disk copy")
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(60)
+            procs.remove(proc)
+            shutil.rmtree(work / "server-data", ignore_errors=True)
+        if "s3" in args.backends:
+            weed, endpoint = start_weed(work)
+            procs.append(weed)
+            s3 = boto3_client(endpoint)
+            up = timed(lambda: s3.upload_file(str(src), S3_BUCKET, "direct/big.bin"))
+            dst = work / "copy.bin"
+            down = timed(lambda: s3.download_file(S3_BUCKET, "direct/big.bin", str(dst)))
+            dst.unlink()
+            s3.delete_object(Bucket=S3_BUCKET, Key="direct/big.bin")
+            proc, url, key = start_ownbase(work, {
+                "OWNBASE_STORAGE_BACKEND": "s3", "OWNBASE_STORAGE_S3_BUCKET": S3_BUCKET,
+                "OWNBASE_STORAGE_S3_ENDPOINT_URL": endpoint, "OWNBASE_STORAGE_S3_FORCE_PATH_STYLE": "true",
+                "AWS_ACCESS_KEY_ID": S3_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET}, procs)
+            own = through_ownbase(url, key, src, size, proc.pid, dst)
+            dst.unlink()
+            report("s3 backend (SeaweedFS) vs boto3 directly", size, (up, down), own, "boto3 direct")
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+                p.wait(60)
+            except Exception:  # noqa: BLE001
+                pass
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
