@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +115,8 @@ def test_applies_in_order_records_like_supabase_and_skips_what_ran(fresh_db: str
     # ownbase's own migrations ran first, so the roles and auth.uid() the app uses exist.
     assert fetch(fresh_db, "select count(*) as n from pg_roles where rolname = 'authenticated'")[0]["n"] == 1
 
-    # Running again applies nothing and repeats nothing.
-    again = run_cli("db", "migrate", str(folder), "--db-url", fresh_db)
+    # Running again (database from OWNBASE_DATABASE_URL this time) applies and repeats nothing.
+    again = run_cli("db", "migrate", str(folder), env={"OWNBASE_DATABASE_URL": fresh_db})
     assert again.returncode == 0 and "Applied 0 migration(s); 2 were already applied." in again.stdout
     assert fetch(fresh_db, "select count(*) as n from public.todos")[0]["n"] == 1
 
@@ -201,3 +203,39 @@ def test_statement_splitter_respects_sql_lexing() -> None:
         "select 'a;b';", 'select "x;y" from t;',
         "-- c;\n/* d; /* nested; */ */ select $q$ ;; $q$;", "select E'\\';';", "select 1"]
     assert split_statements("-- only a comment\n") == []
+
+
+def test_running_server_is_told_to_reload_and_serves_the_new_table(server: Any, folder: Path) -> None:
+    """`db migrate` ends with NOTIFY pgrst, 'reload schema'; a running server then serves the new
+    table through /rest/v1 without a restart."""
+    import httpx
+
+    table = "migrated_" + uuid.uuid4().hex[:8]
+    (folder / "20240101000000_new_table.sql").write_text(
+        f"create table public.{table} (id int primary key, label text);\n"
+        f"insert into public.{table} values (1, 'from a migration');\n")
+
+    async def run_with_listener() -> tuple[int, list[tuple[str, str]]]:
+        conn = await asyncpg.connect(server.db_url)
+        seen: list[tuple[str, str]] = []
+        await conn.add_listener("pgrst", lambda _c, _p, channel, payload: seen.append((channel, payload)))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ownbase", "db", "migrate", str(folder), "--db-url", server.db_url,
+            env={**os.environ, **TEST_ENV}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        await proc.communicate()
+        await conn.execute("select 1")  # the notification was sent before the CLI exited; read it
+        await conn.close()
+        return proc.returncode or 0, seen
+
+    code, seen = asyncio.run(run_with_listener())
+    assert code == 0
+    assert ("pgrst", "reload schema") in seen
+    headers = {"apikey": server.service_key, "Authorization": f"Bearer {server.service_key}"}
+    deadline = time.monotonic() + 60  # liveness guard only; the reload is normally immediate
+    while True:
+        r = httpx.get(f"{server.url}/rest/v1/{table}?select=label", headers=headers)
+        if r.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert r.status_code == 200, r.text
+    assert r.json() == [{"label": "from a migration"}]
