@@ -13,7 +13,7 @@ from urllib.parse import quote_plus, urlencode
 
 import asyncpg
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from ownbase.auth import errors, otp, sessions, users
 from ownbase.auth.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
@@ -537,7 +537,3 @@ async def logout(request: Request) -> Response:
         if user is not None:
             await users.audit(conn, "logout", user, client_ip(request), "account", {"scope": scope})
     return Response(status_code=204)
-
-
-def json_reply(value: Any) -> Response:
-    return value if isinstance(value, Response) else JSONResponse(value)

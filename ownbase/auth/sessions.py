@@ -127,7 +127,7 @@ async def refresh(conn: asyncpg.Connection, ctx: Context, token: str, ip: str) -
         # Reuse outside the window: assume theft, revoke the whole session.
         await conn.execute("delete from auth.sessions where id = $1", session["id"])
         await users.audit(conn, "token_revoked", user, ip, "token", {"reason": "refresh_token_reused"})
-        raise _Revoked()
+        raise Revoked()
     await conn.execute(
         "update auth.refresh_tokens set revoked = true, updated_at = now() where id = $1", row["id"])
     new = new_refresh_token()
@@ -143,18 +143,17 @@ async def refresh(conn: asyncpg.Connection, ctx: Context, token: str, ip: str) -
     return await _reply(conn, ctx, user, session["id"], new)
 
 
-class _Revoked(Exception):
+class Revoked(Exception):
     """Signals that the session was revoked: the caller commits, then replies already_used."""
-
-
-Revoked = _Revoked
 
 
 async def logout(conn: asyncpg.Connection, user_id: Any, session_id: str | None, scope: str) -> None:
     uid = users._u(user_id)
-    if scope == "global" or (scope == "local" and not session_id):
+    if scope == "global":
         await conn.execute("delete from auth.sessions where user_id = $1", uid)
     elif scope == "local":
+        if not session_id:
+            return  # a token without a session (e.g. minted elsewhere): nothing to end
         await conn.execute("delete from auth.sessions where id = $1 and user_id = $2",
                            users._u(session_id), uid)
     else:  # others

@@ -143,3 +143,26 @@ def test_pure_helpers() -> None:
     assert parse_ban("none") is None and parse_ban("1h30m") is not None
     with pytest.raises(Exception):
         parse_ban("forever")
+
+
+def test_disabled_signup_and_send_interval(server_factory: Callable[..., ServerHandle]) -> None:
+    srv = server_factory({"OWNBASE_AUTH_DISABLE_SIGNUP": "true", "OWNBASE_AUTH_EMAIL_SEND_INTERVAL": "60"})
+    sb = py_client(srv)
+    with pytest.raises(AuthApiError) as exc:
+        sb.auth.sign_up({"email": unique_email("closed"), "password": "secret123"})
+    assert exc.value.code == "signup_disabled" and exc.value.status == 422
+    settings = httpx.get(srv.url + "/auth/v1/settings").json()
+    assert settings["disable_signup"] is True
+    email = unique_email("interval")
+    py_client(srv, srv.service_key).auth.admin.create_user(
+        {"email": email, "password": "secret123", "email_confirm": True})
+    sb.auth.sign_in_with_otp({"email": email})
+    with pytest.raises(AuthApiError) as exc:
+        sb.auth.sign_in_with_otp({"email": email})
+    assert exc.value.code == "over_email_send_rate_limit"
+    assert exc.value.message.startswith("For security purposes, you can only request this after ")
+    too_long = httpx.post(srv.url + "/auth/v1/admin/users", json={"email": unique_email(), "password": "x" * 73},
+                          headers={"apikey": srv.service_key, "Authorization": f"Bearer {srv.service_key}",
+                                   "X-Supabase-Api-Version": "2024-01-01"})
+    assert too_long.status_code == 400
+    assert too_long.json()["message"] == "Password cannot be longer than 72 characters"
