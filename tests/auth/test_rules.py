@@ -166,3 +166,33 @@ def test_disabled_signup_and_send_interval(server_factory: Callable[..., ServerH
                                    "X-Supabase-Api-Version": "2024-01-01"})
     assert too_long.status_code == 400
     assert too_long.json()["message"] == "Password cannot be longer than 72 characters"
+
+
+def test_imported_supabase_user_with_cost_10_hash_signs_in(server: ServerHandle) -> None:
+    import uuid
+
+    import bcrypt
+
+    email = unique_email("imported")
+    uid = uuid.uuid4()
+    hashed = bcrypt.hashpw(b"from-supabase", bcrypt.gensalt(rounds=10, prefix=b"2a")).decode()
+    assert hashed.startswith("$2a$10$")
+    # A row as Supabase's pg_dump of auth.users carries it.
+    sql(server, """insert into auth.users (instance_id, id, aud, role, email, encrypted_password,
+                       email_confirmed_at, raw_app_meta_data, raw_user_meta_data, created_at, updated_at,
+                       confirmation_token, recovery_token, email_change_token_new, email_change, is_super_admin)
+                   values ('00000000-0000-0000-0000-000000000000', $1, 'authenticated', 'authenticated', $2, $3,
+                       now(), '{"provider":"email","providers":["email"]}', '{"name":"Imp"}', now(), now(),
+                       '', '', '', '', false)""", uid, email, hashed)
+    res = py_client(server).auth.sign_in_with_password({"email": email, "password": "from-supabase"})
+    assert res.user is not None and res.user.id == str(uid) and res.user.user_metadata == {"name": "Imp"}
+    # New hashes use the configured cost (the test env lowers it to 4; the shipped default is 12).
+    sb = py_client(server)
+    sb.auth.sign_in_with_password({"email": email, "password": "from-supabase"})
+    sb.auth.update_user({"password": "now-ownbase"})
+    stored = sql(server, "select encrypted_password from auth.users where id = $1", uid)[0]["encrypted_password"]
+    assert stored.startswith("$2b$04$")
+    fields = Settings.model_fields
+    assert fields["auth_bcrypt_cost"].default == 12 and fields["auth_access_token_ttl"].default == 900
+    assert fields["auth_refresh_token_ttl"].default == 7 * 24 * 3600 and fields["auth_otp_ttl"].default == 900
+    assert fields["auth_otp_max_per_hour"].default == 3 and fields["auth_password_min_length"].default == 6
