@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import asyncpg
 
@@ -195,7 +196,8 @@ async def apply(conn: asyncpg.Connection, migration: AppMigration) -> None:
         raise MigrationFailed(migration, message, extension=_missing_extension(exc)) from None
 
 
-async def migrate(conn: asyncpg.Connection, folder: Path, *, on_apply=None) -> Plan:  # type: ignore[no-untyped-def]
+async def migrate(conn: asyncpg.Connection, folder: Path, *,
+                  on_apply: Callable[[AppMigration], None] | None = None) -> Plan:
     """Apply pending migrations in order; stop at the first failure (it is rolled back)."""
     await conn.execute("select pg_advisory_lock($1)", LOCK_KEY)
     try:

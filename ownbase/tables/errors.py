@@ -60,9 +60,8 @@ def invalid_body(message: str = "Empty or invalid json") -> TablesError:
     return TablesError(400, "PGRST102", message)
 
 
-def invalid_spec(message: str, field: str | None = None) -> TablesError:
-    return TablesError(400, "PGRST100" if field is None else "22023", message,
-                       details=None if field is None else f"field: {field}")
+def invalid_spec(message: str, field: str) -> TablesError:
+    return TablesError(400, "22023", message, details=f"field: {field}")
 
 
 def invalid_value(field: str, reason: str) -> TablesError:

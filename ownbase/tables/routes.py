@@ -37,19 +37,34 @@ async def _body(request: Request, ctx: Context) -> bytes:
     return b"".join(chunks)
 
 
-def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Response]]:
+    """One endpoint per path; an unsupported method is a 405 in PostgREST's shape."""
+    allowed = ", ".join(sorted(handlers))
+
     async def endpoint(request: Request) -> Response:
         ctx: Context = request.app.state.ctx
         try:
+            handler = handlers.get(request.method)
+            if handler is None:
+                raise errors.TablesError(405, "PGRST117", f"Unsupported HTTP method: {request.method}",
+                                         details=f"Allowed here: {allowed}")
             try:
                 auth = resolve(ctx.keys, request.headers, request.query_params.get("apikey"))
             except CredentialError as exc:
                 raise errors.credentials(exc.message, exc.reason) from None
             return await handler(request, ctx, auth)
         except errors.TablesError as exc:
-            return exc.response()
+            response = exc.response()
+            if exc.status == 405:
+                response.headers["Allow"] = allowed
+            return response
 
     return endpoint
+
+
+async def not_found(request: Request) -> Response:
+    return errors.TablesError(404, "PGRST125", "Invalid path specified in request URL",
+                              details="Paths: /db/v1/{database_id}/tables[/{table}[/rows[/{row_id}]]]").response()
 
 
 async def _parsed(request: Request, ctx: Context) -> Any:
@@ -64,21 +79,25 @@ async def databases(request: Request, ctx: Context, auth: AuthContext) -> Respon
     return _json(await service.list_databases(ctx, Caller.from_auth(auth)))
 
 
-async def tables(request: Request, ctx: Context, auth: AuthContext) -> Response:
-    caller = Caller.from_auth(auth)
-    database_id = request.path_params["database_id"]
-    if request.method == "POST":
-        return _json(await service.create_table(ctx, caller, database_id, await _parsed(request, ctx)), 201)
-    return _json(await service.list_tables(ctx, caller, database_id))
+async def list_tables(request: Request, ctx: Context, auth: AuthContext) -> Response:
+    return _json(await service.list_tables(ctx, Caller.from_auth(auth), request.path_params["database_id"]))
 
 
-async def table(request: Request, ctx: Context, auth: AuthContext) -> Response:
+async def create_table(request: Request, ctx: Context, auth: AuthContext) -> Response:
     caller = Caller.from_auth(auth)
-    database_id, name = request.path_params["database_id"], request.path_params["table"]
-    if request.method == "DELETE":
-        await service.drop_table(ctx, caller, database_id, name)
-        return Response(status_code=204)
-    return _json(await service.get_table(ctx, caller, database_id, name))
+    body = await _parsed(request, ctx)
+    return _json(await service.create_table(ctx, caller, request.path_params["database_id"], body), 201)
+
+
+async def get_table(request: Request, ctx: Context, auth: AuthContext) -> Response:
+    params = request.path_params
+    return _json(await service.get_table(ctx, Caller.from_auth(auth), params["database_id"], params["table"]))
+
+
+async def drop_table(request: Request, ctx: Context, auth: AuthContext) -> Response:
+    params = request.path_params
+    await service.drop_table(ctx, Caller.from_auth(auth), params["database_id"], params["table"])
+    return Response(status_code=204)
 
 
 async def rows(request: Request, ctx: Context, auth: AuthContext) -> Response:
@@ -91,12 +110,19 @@ async def rows(request: Request, ctx: Context, auth: AuthContext) -> Response:
     )
 
 
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
+
 ROUTES = [
-    Route("/db/v1/", _endpoint(databases), methods=["GET"]),
-    Route("/db/v1/{database_id}/tables", _endpoint(tables), methods=["GET", "POST"]),
-    Route("/db/v1/{database_id}/tables/{table}", _endpoint(table), methods=["GET", "DELETE"]),
-    Route("/db/v1/{database_id}/tables/{table}/rows", _endpoint(rows), methods=["GET", "HEAD", "POST"]),
-    Route("/db/v1/{database_id}/tables/{table}/rows/{row_id}", _endpoint(rows), methods=["GET", "PATCH", "DELETE"]),
+    Route("/db/v1", _endpoint({"GET": databases}), methods=ALL_METHODS),
+    Route("/db/v1/", _endpoint({"GET": databases}), methods=ALL_METHODS),
+    Route("/db/v1/{database_id}/tables", _endpoint({"GET": list_tables, "POST": create_table}), methods=ALL_METHODS),
+    Route("/db/v1/{database_id}/tables/{table}", _endpoint({"GET": get_table, "DELETE": drop_table}),
+          methods=ALL_METHODS),
+    Route("/db/v1/{database_id}/tables/{table}/rows", _endpoint({"GET": rows, "HEAD": rows, "POST": rows}),
+          methods=ALL_METHODS),
+    Route("/db/v1/{database_id}/tables/{table}/rows/{row_id}",
+          _endpoint({"GET": rows, "HEAD": rows, "PATCH": rows, "DELETE": rows}), methods=ALL_METHODS),
+    Route("/db/v1/{rest:path}", not_found, methods=ALL_METHODS),
 ]
 
 SERVICE = Service(name="tables", routes=list(ROUTES))

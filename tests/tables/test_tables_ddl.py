@@ -206,3 +206,15 @@ def test_duplicate_and_drop(server: ServerHandle, alice: tuple[str, Api], dbname
     assert sql(server, "select to_regclass($1) as r", f'"{dbname}".items')[0]["r"] is None
     assert api.delete(f"/{dbname}/tables/categories").status_code == 204
     assert api.get(f"/{dbname}/tables").json() == []
+
+
+def test_unknown_paths_and_methods_answer_in_postgrest_shape(alice: tuple[str, Api], dbname: str) -> None:
+    _, api = alice
+    r = api.get(f"/{dbname}/nothing/here")
+    assert r.status_code == 404 and r.json()["code"] == "PGRST125"
+    r = api.put(f"/{dbname}/tables", json={})
+    assert r.status_code == 405 and r.json()["code"] == "PGRST117"
+    assert r.headers["allow"] == "GET, POST"
+    r = api.patch(f"/{dbname}/tables/items/rows", json={"a": 1})  # no mass updates: address a row
+    assert r.status_code == 405 and "PATCH" in r.json()["message"]
+    assert api.get("").status_code == 200  # /db/v1 itself lists your databases
