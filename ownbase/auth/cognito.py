@@ -186,6 +186,9 @@ class CognitoVerifier:
                     "select id from auth.users where lower(email) = $1 and not is_sso_user"
                     " order by created_at limit 1", email)
             if user_id is None:
+                # An unverified address that another user holds stays in identity_data only.
+                if email and await conn.fetchval("select 1 from auth.users where lower(email) = $1", email):
+                    email = ""
                 user_id = uuid.uuid4()
                 await conn.execute(
                     """insert into auth.users (instance_id, id, aud, role, email, encrypted_password,

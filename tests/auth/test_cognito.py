@@ -93,6 +93,12 @@ def test_cognito_tokens(moto_endpoint: str, server_factory: Callable[..., Server
     new_id = _user(srv, fresh_toks["IdToken"]).json()["id"]
     assert new_id != original.id and _user(srv, fresh_toks["AccessToken"]).json()["id"] == new_id
 
+    # An unverified Cognito email never takes over an existing account.
+    victim = unique_email("victim")
+    victim_id = adm.create_user({"email": victim, "password": "secret123", "email_confirm": True}).user.id
+    unverified = _tokens(idp, pool, client, victim, verified=False)
+    assert _user(srv, unverified["IdToken"]).json()["id"] != victim_id
+
     # Forged: right issuer and kid, wrong key.
     claims = jwt.decode(toks["IdToken"], options={"verify_signature": False})
     forged = jwt.encode({**claims, "exp": int(time.time()) + 600}, generate_private_key_pem("RS256"),
