@@ -255,7 +255,7 @@ class Renderer:
                 optional = idx >= len(ins) - n_defaults
                 args.append(f"{i3}{_key(name)}{'?' if optional else ''}: {self.ts_type(oid)}")
         if table_out:
-            ret = "{\n" + "\n".join(f"{i3}  {_key(n)}: {self.ts_type(t)}" for n, t in table_out) + f"\n{i3}}}[]"
+            ret = "{\n" + "\n".join(f"{i3}{_key(n)}: {self.ts_type(t)}" for n, t in table_out) + f"\n{i2}}}[]"
         else:
             ret = self.ts_type(fn["prorettype"], for_return=True)
             if fn["proretset"]:
@@ -300,7 +300,7 @@ class Renderer:
                 out.append(f"{ind}  {_key(name)}:")
                 for variant in variants:
                     out.append(f"{ind}    | {{")
-                    out += ["  " + line for line in variant]
+                    out += ["    " + line for line in variant]
                     out.append(f"{ind}      }}")
         out.append(f"{ind}}}")
         enums = [e for e in self.cat.enums if e["schema"] == schema]

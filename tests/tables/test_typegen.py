@@ -77,10 +77,11 @@ export async function useIt() {
   const firstTitle: string | undefined = posts.data?.[0]?.title
   const stats = await sb.rpc('stats')
   const count: number | undefined = stats.data?.[0]?.n
+  const bumped = await sb.rpc('bump', { x: 1 })  // an overloaded function
   const moods: readonly string[] = Constants.public.Enums.mood
   const other = await sb.schema('other').from('things').select('label')
   const label: string | null | undefined = other.data?.[0]?.label
-  return [title, id, mood, owner, user, maybeTitle, m, p, n, firstTitle, count, moods, label]
+  return [title, id, mood, owner, user, maybeTitle, m, p, n, firstTitle, count, moods, label, bumped]
 }
 """
 
@@ -132,7 +133,7 @@ def test_output_has_supabase_shape(generated: str) -> None:
         "  other: {", "      things: {",
     ):
         assert needle in text, needle
-    assert "      bump:\n        | {" in text  # overloads become a union
+    assert "      bump:\n        | {\n            Args: {" in text  # overloads become a union
 
 
 def test_unknown_schema_is_an_error(typed_db: str) -> None:
