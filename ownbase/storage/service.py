@@ -284,23 +284,34 @@ class Storage:
         stats = WriteStats(md5=hashlib.md5())
 
         async def counted() -> AsyncIterator[bytes]:
-            # Re-slice into ~1 MiB pieces and hash each in a worker thread (hashlib drops the GIL),
-            # so MD5 runs beside the event loop instead of on it.
+            # Re-slice into ~1 MiB pieces; hash each in a worker thread (hashlib drops the GIL)
+            # while the backend writes it, so MD5 never runs on the event loop.
             buf = bytearray()
-            async for chunk in readahead(chunks, READAHEAD_BYTES):
-                stats.size += len(chunk)
-                if stats.size > limit:
-                    raise errors.entity_too_large()
-                buf += chunk
-                if len(buf) >= HASH_SLICE:
+            hashing: asyncio.Future[None] | None = None
+            try:
+                async for chunk in readahead(chunks, READAHEAD_BYTES):
+                    stats.size += len(chunk)
+                    if stats.size > limit:
+                        raise errors.entity_too_large()
+                    buf += chunk
+                    if len(buf) >= HASH_SLICE:
+                        piece = bytes(buf)
+                        buf.clear()
+                        if hashing is not None:
+                            await hashing
+                        hashing = asyncio.ensure_future(asyncio.to_thread(stats.md5.update, piece))
+                        yield piece
+                if hashing is not None:
+                    await hashing
+                    hashing = None
+                if buf:
                     piece = bytes(buf)
-                    buf.clear()
                     await asyncio.to_thread(stats.md5.update, piece)
                     yield piece
-            if buf:
-                piece = bytes(buf)
-                await asyncio.to_thread(stats.md5.update, piece)
-                yield piece
+            finally:
+                if hashing is not None:
+                    with contextlib.suppress(BaseException):
+                        await hashing
 
         await db.pending_add(self.ctx.db.owner, bucket_id, name, version)
         try:

@@ -16,7 +16,7 @@ from typing import AsyncIterator, BinaryIO
 from ownbase.storage.backends.base import BlobNotFound
 
 WRITE_SLICE = 1024 * 1024
-READ_SLICE = 1024 * 1024
+READ_SLICE = 2 * 1024 * 1024
 
 
 class PathEscape(ValueError):
@@ -57,6 +57,9 @@ class LocalBackend:
         try:
             buf = bytearray()
             async for chunk in chunks:
+                if not buf and len(chunk) >= WRITE_SLICE:
+                    await asyncio.to_thread(fh.write, chunk)  # already a big slice: no copy
+                    continue
                 buf += chunk
                 if len(buf) >= WRITE_SLICE:
                     data, buf = bytes(buf), bytearray()
