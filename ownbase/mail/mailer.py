@@ -1,7 +1,8 @@
 """Mail backends behind one interface: console (log + outbox), SMTP (aiosmtplib), SES v2 (aiobotocore).
 
-Every backend records what it sent (or failed to send) in ``ownbase.mail_outbox``, so the console
-backend is a complete local mail catcher and other backends leave an audit trail.
+Every backend records what it sent (or failed to send) in ``ownbase.mail_outbox``: the console
+backend with the full mail (a local mail catcher), the others without bodies (an audit trail that
+holds no one-time codes).
 """
 
 from __future__ import annotations
@@ -127,10 +128,13 @@ class Mailer:
         except Exception as exc:  # noqa: BLE001 - recorded, then surfaced as a 500 by the caller
             status, error = "failed", f"{type(exc).__name__}: {exc}"
             log.error("mail to %s failed: %s", message.to, error)
+        # Real backends keep only an audit line: bodies carry one-time codes, which must not be
+        # stored in clear outside the console backend (a development mail catcher).
+        keep = self.transport.name == "console"
         await self.pool.execute(
             """insert into ownbase.mail_outbox (backend, to_address, from_address, subject, text_body,
                    html_body, kind, status, error) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-            self.transport.name, message.to, self.settings.mail_from, message.subject, message.text,
-            message.html, message.kind, status, error)
+            self.transport.name, message.to, self.settings.mail_from, message.subject,
+            message.text if keep else "", message.html if keep else "", message.kind, status, error)
         if error is not None:
             raise MailError(error)

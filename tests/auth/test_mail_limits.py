@@ -77,6 +77,7 @@ def test_smtp_backend_with_template_override(smtp: tuple[int, Collector], tmp_pa
     assert sb.auth.verify_otp({"email": email, "token": code, "type": "signup"}).session is not None
     row = last_mail(srv, email)
     assert row["backend"] == "smtp" and row["status"] == "sent"
+    assert code not in row["text_body"] + row["html_body"]  # no clear codes outside the console backend
     # Host header spoofing does not change links (GHSA-3529-5m8x-rpv3).
     other = unique_email("spoof")
     httpx.post(srv.url + "/auth/v1/signup", json={"email": other, "password": "secret123"},
