@@ -41,6 +41,7 @@ class S3Backend:
         s = self.settings
         config = AioConfig(
             s3={"addressing_style": "path" if s.storage_s3_force_path_style else "auto"},
+            signature_version="s3v4",  # presigned URLs: SigV4 (required by most AWS regions)
             max_pool_connections=50,
             retries={"max_attempts": 3, "mode": "standard"},
         )
