@@ -136,7 +136,7 @@ async def _read(call: Call, planner: Planner, table: Table, req: ApiRequest, mod
 
 def _read_response(call: Call, req: ApiRequest, mode: str, body: str | None, rows: int, total: int | None,
                    offset: int) -> Response:
-    if mode == "object" and rows != 1:
+    if response.singular_mode(mode) and rows != 1:
         raise errors.singular(rows)
     status = response.read_status(offset, rows, total)
     return response.build(status, body if body is not None else "[]", mode,
@@ -207,7 +207,7 @@ async def _mutate(call: Call, req: ApiRequest, mode: str, table: Table, ret: Rea
         mode = "json"
     async with request_scope(call.ctx.db, _scope(call)) as conn:
         await _timezone(conn, req)
-        if ret_mode == "minimal" and mode != "object":
+        if ret_mode == "minimal" and not response.singular_mode(mode):
             status_tag = await conn.execute(dml_minimal, *params_min.values)
             rows = int(status_tag.split()[-1]) if status_tag.split()[-1].isdigit() else 0
             body = None
@@ -221,7 +221,7 @@ async def _mutate(call: Call, req: ApiRequest, mode: str, table: Table, ret: Rea
             body = row["body"]
             inserted = row["inserted"]
             loc = row["location"]
-            if mode == "object" and rows != 1:
+            if response.singular_mode(mode) and rows != 1:
                 raise errors.singular(rows)  # rolls the transaction back
             if prefs.max_affected is not None and prefs.handling == "strict" and rows > prefs.max_affected:
                 raise errors.ApiError(400, "PGRST124", "Query result exceeds max-affected preference constraint",
@@ -280,7 +280,7 @@ async def _insert(call: Call, planner: Planner, table: Table, req: ApiRequest, m
         # Nothing to insert: answer like PostgREST without touching the table.
         ret_mode = req.prefs.return_ or "minimal"
         body = "[]" if ret_mode == "representation" else None
-        if mode == "object":
+        if response.singular_mode(mode):
             raise errors.singular(0)
         return response.build(201, body, mode, content_range_="*/*",
                               pref_applied=response.applied(req.prefs, ret=True))
@@ -437,7 +437,7 @@ async def _rpc(call: Call, query: Sequence[tuple[str, str]]) -> Response:
                 inner += f" LIMIT {int(limit)}"
             if offset:
                 inner += f" OFFSET {int(offset)}"
-            agg = "CASE WHEN count(*) = 1 THEN (json_agg(_t.v) -> 0)::text END" if mode == "object" \
+            agg = "CASE WHEN count(*) = 1 THEN (json_agg(_t.v) -> 0)::text END" if response.singular_mode(mode) \
                 else "coalesce(json_agg(_t.v), '[]')::text"
             stmt = f"SELECT NULL::bigint AS total, count(*) AS page_total, {agg} AS body FROM ({inner}) AS _t"
         else:
@@ -459,8 +459,8 @@ async def _rpc(call: Call, query: Sequence[tuple[str, str]]) -> Response:
     root = planner.read(table, req.select, req.options)
     check_options(planner, req.options)
     limit, offset = _paging(call, req, root)
-    if not fn.returns_set and mode == "json":
-        mode = "object"
+    if not fn.returns_set and mode in ("json", "json_stripped"):
+        mode = "object" if mode == "json" else "object_stripped"
     stmt = sql.read_statement(root, params, source=source, limit=limit, offset=offset,
                               count=req.prefs.count if req.prefs.count == "exact" else None, mode=mode,
                               max_rows=call.ctx.settings.db_max_rows)

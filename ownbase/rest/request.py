@@ -584,6 +584,8 @@ JSON = "application/json"
 OBJECT = "application/vnd.pgrst.object+json"
 CSV = "text/csv"
 OPENAPI = "application/openapi+json"
+ARRAY = "application/vnd.pgrst.array+json"
+STRIPPED = ";nulls=stripped"
 
 
 def negotiate(accept: str | None, *, allow_openapi: bool = False) -> str:
@@ -604,9 +606,16 @@ def negotiate(accept: str | None, *, allow_openapi: bool = False) -> str:
         if mtype:
             wanted.append((-q, i, mtype))
     wanted.sort()
+    params_of = {}
+    for part in accept.split(","):
+        pieces = [p.strip().lower() for p in part.split(";")]
+        params_of[pieces[0]] = pieces[1:]
     for _q, _i, mtype in wanted:
         if _q == 0:
             continue
+        stripped = "nulls=stripped" in params_of.get(mtype, [])
+        if stripped and mtype in (OBJECT, "application/vnd.pgrst.array+json") and not allow_openapi:
+            return (OBJECT if mtype == OBJECT else ARRAY) + STRIPPED
         if mtype in ("*/*", "application/*", JSON, "application/vnd.pgrst.array+json"):
             return OPENAPI if allow_openapi else JSON
         if mtype == OBJECT or mtype.startswith(OBJECT):

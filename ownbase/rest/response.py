@@ -8,17 +8,25 @@ from urllib.parse import quote
 from starlette.responses import Response
 
 from ownbase.rest import errors
-from ownbase.rest.request import CSV, OBJECT, Preferences
+from ownbase.rest.request import CSV, OBJECT, STRIPPED, Preferences
 
 CONTENT_TYPES = {
     "json": "application/json; charset=utf-8",
     "object": "application/vnd.pgrst.object+json; charset=utf-8",
     "csv": "text/csv; charset=utf-8",
+    "json_stripped": "application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8",
+    "object_stripped": "application/vnd.pgrst.object+json;nulls=stripped; charset=utf-8",
 }
 
 
 def mode_for(media: str) -> str:
+    if media.endswith(STRIPPED):
+        return "object_stripped" if media.startswith(OBJECT) else "json_stripped"
     return "object" if media == OBJECT else ("csv" if media == CSV else "json")
+
+
+def singular_mode(mode: str) -> bool:
+    return mode in ("object", "object_stripped")
 
 
 def content_range(offset: int, rows: int, total: int | None) -> str:

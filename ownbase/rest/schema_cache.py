@@ -132,7 +132,10 @@ _COLUMNS = """
 select c.oid as relid, a.attname as name, a.attnum as position,
        format_type(a.atttypid, null) as type,
        not a.attnotnull as nullable,
-       pg_get_expr(d.adbin, d.adrelid) as default,
+       case when a.attidentity <> '' then
+              format('nextval(%L::regclass)', pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname))
+            when a.attgenerated <> '' then null
+            else pg_get_expr(d.adbin, d.adrelid) end as default,
        col_description(c.oid, a.attnum) as comment,
        case when a.atttypid in (1043, 1042) and a.atttypmod > 4 then a.atttypmod - 4 end as max_length,
        coalesce(bt.oid, t.oid) as base_oid,

@@ -333,6 +333,10 @@ def body_expr(mode: str) -> str:
     """Aggregate the rows of subquery ``_t`` into the response body."""
     if mode == "object":
         return "CASE WHEN count(_t) = 1 THEN (json_agg(_t) -> 0)::text END"
+    if mode == "object_stripped":
+        return "CASE WHEN count(_t) = 1 THEN json_strip_nulls(json_agg(_t) -> 0)::text END"
+    if mode == "json_stripped":
+        return "coalesce(json_strip_nulls(json_agg(_t)), '[]')::text"
     return "coalesce(json_agg(_t), '[]')::text"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
@@ -41,11 +41,13 @@ def rest_server(server_factory: Callable[..., ServerHandle]) -> ServerHandle:
 
 
 @pytest.fixture()
-def reset(rest_server: ServerHandle) -> ServerHandle:
-    """Re-seed the fixture schema (for tests that write)."""
+def reset(rest_server: ServerHandle) -> Iterator[ServerHandle]:
+    """Re-seed the fixture schema before and after a test that writes, so reads see the seed."""
     sql(rest_server, FIXTURE.read_text())
     wait_for_table(rest_server, "post_tags")
-    return rest_server
+    yield rest_server
+    sql(rest_server, FIXTURE.read_text())
+    wait_for_table(rest_server, "post_tags")
 
 
 @pytest.fixture(scope="session")

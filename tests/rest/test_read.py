@@ -236,6 +236,16 @@ def test_single_and_maybe_single(rest_server) -> None:
         assert r.headers["content-type"].startswith("application/vnd.pgrst.object+json")
 
 
+def test_strip_nulls(rest_server) -> None:
+    with raw(rest_server, rest_server.service_key) as h:
+        r = h.get("/users?select=username,age&order=username",
+                  headers={"Accept": "application/vnd.pgrst.array+json;nulls=stripped"})
+        assert r.json()[2] == {"username": "carol"}
+        r = h.get("/users?select=username,age&username=eq.carol",
+                  headers={"Accept": "application/vnd.pgrst.object+json;nulls=stripped"})
+        assert r.json() == {"username": "carol"}
+
+
 def test_csv(rest_server) -> None:
     res = supa(rest_server, rest_server.service_key).table("posts").select("id,title,published").order("id") \
         .limit(2).csv().execute()

@@ -36,6 +36,11 @@ def test_insert_through_client_bulk_and_missing_default(kv) -> None:
     res = c.table("kv").insert([{"k": "m1", "v": 3}, {"k": "m2"}], default_to_null=False).execute()
     rows = {r["k"]: r for r in res.data}
     assert rows["m2"]["v"] == 0 and rows["m2"]["note"] == "none" and rows["m1"]["v"] == 3
+    # an identity primary key missing from some objects takes its sequence default
+    res = c.table("posts").insert([{"author_id": ALICE, "title": "auto id"},
+                                   {"id": 555, "author_id": ALICE, "title": "fixed id"}],
+                                  default_to_null=False).execute()
+    assert res.data[0]["id"] > 100 and res.data[1]["id"] == 555 and res.data[0]["published"] is False
     # default_to_null (the default): missing keys become NULL → not-null violation 23502 → 400
     with pytest.raises(APIError) as info:
         c.table("kv").insert([{"k": "n1", "v": 3}, {"k": "n2"}]).execute()
