@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { client, admin, uniqueEmail, URL, ANON_KEY, SERVICE_KEY } from './helpers.mjs';
-import { lastMail, mailsTo, codeOf, linkOf } from './auth_mail.mjs';
+import { lastMail, mailsTo, codeOf, linkOf, ownerSql } from './auth_mail.mjs';
 
 test('sign-up mails a code; verifyOtp confirms and signs in', async () => {
   const sb = client();
@@ -130,4 +130,17 @@ test('anonymous sign-in is refused when disabled', async () => {
   const { error } = await client().auth.signInAnonymously();
   assert.equal(error.code, 'anonymous_provider_disabled');
   assert.equal(error.status, 422);
+});
+
+test('an expired code is refused', async () => {
+  const sb = client();
+  const email = uniqueEmail('js-expired');
+  await sb.auth.signUp({ email, password: 'secret123' });
+  const code = codeOf(lastMail(email, 'confirmation'));
+  // Age the code past the 15-minute validity in the database instead of waiting.
+  const out = ownerSql("update auth.one_time_tokens set created_at = created_at - interval '16 minutes' where relates_to = $1", email);
+  assert.equal(out, 'UPDATE 1');
+  const { error } = await sb.auth.verifyOtp({ email, token: code, type: 'signup' });
+  assert.equal(error.code, 'otp_expired');
+  assert.equal(error.status, 403);
 });
