@@ -192,8 +192,12 @@ async def main(args: argparse.Namespace) -> None:
             print(f"  /db/v1 vs /rest/v1 on the same row: {dyn.rate / rest.rate:.2f}x throughput, "
                   f"+{dyn.p50 - rest.p50:.2f} ms p50")
 
-            rest_ins = await run_load("POST 1 row: /rest/v1", n // 2, c, rest_post)
-            dyn_ins = await run_load("POST 1 row: /db/v1 (validated)", n // 2, c, db_post)
+            ins: dict[str, list[Result]] = {"rest": [], "dyn": []}
+            for _ in range(args.rounds):
+                ins["rest"].append(await run_load("rest", n // 2 // args.rounds, c, rest_post))
+                ins["dyn"].append(await run_load("dyn", n // 2 // args.rounds, c, db_post))
+            rest_ins = merge("POST 1 row: /rest/v1", ins["rest"])
+            dyn_ins = merge("POST 1 row: /db/v1 (validated)", ins["dyn"])
             print(rest_ins.line())
             print(dyn_ins.line(rest_ins))
 
@@ -221,10 +225,14 @@ async def main(args: argparse.Namespace) -> None:
                         await conn.executemany(f'insert into "{DB}".items(title, qty, tags) values ($1, $2, $3)', records)
                 return True
 
-            rounds = max(5, n // 300)
-            d_bulk = await run_load("1,000-row insert: asyncpg executemany", rounds, 1, direct_bulk)
-            r_bulk = await run_load("1,000-row insert: /rest/v1", rounds, 1, rest_bulk)
-            b_bulk = await run_load("1,000-row insert: /db/v1 (validated)", rounds, 1, db_bulk)
+            bulks: dict[str, list[Result]] = {"direct": [], "rest": [], "dyn": []}
+            for _ in range(max(5, n // 300)):
+                bulks["direct"].append(await run_load("direct", 1, 1, direct_bulk))
+                bulks["rest"].append(await run_load("rest", 1, 1, rest_bulk))
+                bulks["dyn"].append(await run_load("dyn", 1, 1, db_bulk))
+            d_bulk = merge("1,000-row insert: asyncpg executemany", bulks["direct"])
+            r_bulk = merge("1,000-row insert: /rest/v1", bulks["rest"])
+            b_bulk = merge("1,000-row insert: /db/v1 (validated)", bulks["dyn"])
             print(d_bulk.line())
             print(r_bulk.line(d_bulk))
             print(b_bulk.line(d_bulk))

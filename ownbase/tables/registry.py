@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -76,22 +77,48 @@ def _spec(name: str, columns: Any) -> TableSpec:
     return TableSpec(name=name, columns=tuple(ColumnSpec.from_json(c) for c in columns))
 
 
-async def table_spec(pool: asyncpg.Pool, database_id: str, table: str, caller: Caller) -> TableSpec:
-    """Access check and spec lookup in one round trip (used by every row request)."""
-    row = await pool.fetchrow(
-        """select d.owner_id, t.columns
-             from ownbase.dynamic_databases d
-             left join ownbase.dynamic_tables t on t.database_id = d.id and t.name = $2
-            where d.id = $1""",
-        database_id, table,
-    )
-    if row is None:
-        raise errors.database_not_found(database_id)
-    if not caller.may_use(row["owner_id"]):
+# Row requests look up the table's owner and spec on every call; a short-lived per-process cache
+# saves that round trip. Owners never change; a spec only changes when a table is dropped and
+# created again, and a stale spec is corrected by a fresh lookup before any 400 (see service.rows).
+SPEC_TTL_SECONDS = 2.0
+SPEC_CACHE_MAX = 10_000
+
+
+async def table_spec(ctx: Any, database_id: str, table: str, caller: Caller, *, fresh: bool = False) -> tuple[TableSpec, bool]:
+    """Access check and spec of one table; returns (spec, came_from_cache)."""
+    cache: dict[tuple[str, str], tuple[float, Any, Any]] = \
+        ctx.state.setdefault("tables", {}).setdefault("specs", {})
+    key = (database_id, table)
+    now = time.monotonic()
+    hit = None if fresh else cache.get(key)
+    if hit is not None and hit[0] > now:
+        _, owner, columns = hit
+        cached = True
+    else:
+        row = await ctx.db.owner.fetchrow(
+            """select d.owner_id, t.columns
+                 from ownbase.dynamic_databases d
+                 left join ownbase.dynamic_tables t on t.database_id = d.id and t.name = $2
+                where d.id = $1""",
+            database_id, table,
+        )
+        if row is None:
+            raise errors.database_not_found(database_id)
+        owner, columns = row["owner_id"], row["columns"]
+        cached = False
+        if columns is not None:  # only found tables are cached: a new table is seen at once
+            if len(cache) >= SPEC_CACHE_MAX:
+                cache.clear()
+            cache[key] = (now + SPEC_TTL_SECONDS, owner, columns)
+    if not caller.may_use(owner):
         raise errors.not_owner(database_id)
-    if row["columns"] is None:
+    if columns is None:
         raise errors.table_not_found(database_id, table)
-    return _spec(table, row["columns"])
+    return _spec(table, columns), cached
+
+
+def forget_cached(ctx: Any, database_id: str, table: str) -> None:
+    ctx.state.setdefault("tables", {}).setdefault("specs", {}).pop((database_id, table), None)
 
 
 async def list_tables(conn: asyncpg.Connection | asyncpg.Pool, database_id: str) -> list[asyncpg.Record]:

@@ -104,6 +104,7 @@ async def create_table(ctx: Context, caller: Caller, database_id: str, body: Any
                 raise _pg_to_error(exc, database_id, table.name) from None
             record = await registry.save_table(conn, database_id, table, caller)
             await ddl.notify_reload(conn)
+    registry.forget_cached(ctx, database_id, table.name)
     await _reload_engine(ctx)
     return _table_json(database_id, record)
 
@@ -140,6 +141,7 @@ async def drop_table(ctx: Context, caller: Caller, database_id: str, table: str)
                 raise _pg_to_error(exc, database_id, table) from None
             await registry.forget_table(conn, database_id, table)
             await ddl.notify_reload(conn)
+    registry.forget_cached(ctx, database_id, table)
     await _reload_engine(ctx)
 
 
@@ -197,7 +199,7 @@ async def rows(
             row_id = str(uuid.UUID(row_id))
         except ValueError:
             raise errors.invalid_row_id(row_id) from None
-    spec = await registry.table_spec(ctx.db.owner, database_id, table, caller)
+    spec, cached = await registry.table_spec(ctx, database_id, table, caller)
 
     out_headers = {k.lower(): v for k, v in headers.items() if k.lower() not in _DROP_HEADERS}
     out_query = [(k, v) for k, v in query if k != "apikey"]
@@ -206,13 +208,20 @@ async def rows(
         if content_type not in ("application/json", ""):
             raise errors.invalid_body(f"Content-Type not acceptable: {content_type}")
         data = _decode(body)
+        check = check_insert if method == "POST" else check_update
+        try:
+            check(spec, data, is_service=caller.is_service)
+        except errors.TablesError:
+            if not cached:
+                raise
+            # The cached spec may predate a drop-and-recreate in another process: decide on the
+            # stored one before answering 400.
+            spec, _ = await registry.table_spec(ctx, database_id, table, caller, fresh=True)
+            check(spec, data, is_service=caller.is_service)
         if method == "POST":
-            check_insert(spec, data, is_service=caller.is_service)
             if isinstance(data, list) and not any(k == "columns" for k, _ in out_query):
                 _bulk_columns(data, out_query)
             _prefer_missing_default(out_headers)
-        else:
-            check_update(spec, data, is_service=caller.is_service)
         _prefer_representation(out_headers)
     elif method == "DELETE":
         _prefer_representation(out_headers)

@@ -283,6 +283,15 @@ def test_a_second_process_serves_a_table_created_by_the_first(server_factory: Ca
     r = second.post(f"/{db}/tables/b/rows", json={"v": 1})
     assert r.status_code == 201, r.text
     assert second.get(f"/{db}/tables/b/rows?select=v").json() == [{"v": 1}]
+    # Dropped and created again with other columns by the first process: the second one follows.
+    assert first.delete(f"/{db}/tables/b").status_code == 204
+    assert second.get(f"/{db}/tables/b/rows").status_code == 404
+    r = first.post(f"/{db}/tables", json={"name": "b", "columns": [{"name": "w", "type": "text", "nullable": False}]})
+    assert r.status_code == 201
+    r = second.post(f"/{db}/tables/b/rows", json={"w": "new"})
+    assert r.status_code == 201, r.text
+    r = second.post(f"/{db}/tables/b/rows", json={"v": 2})
+    assert r.status_code == 400 and "'v'" in r.json()["message"]
 
 
 def test_python_client_errors_carry_postgrest_fields(server: ServerHandle, shop: tuple[str, Api, str]) -> None:
