@@ -162,6 +162,9 @@ def start(
             loop="uvloop",
             http="httptools",
             ws="websockets",
+            # Realtime: no permessage-deflate. Its zlib state costs ~250 KB per socket and CPU on
+            # every frame (Supabase Realtime does not compress either); see docs/realtime.md.
+            ws_per_message_deflate=False,
             proxy_headers=False,  # X-Forwarded-For is handled by OWNBASE_TRUSTED_PROXIES
             timeout_graceful_shutdown=20,
             log_config=None,

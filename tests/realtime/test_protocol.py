@@ -142,3 +142,18 @@ async def test_slow_consumer_is_disconnected(server_factory):
         code = exc.rcvd.code if exc.rcvd else None
     assert code == 1013
     srv.stop()
+
+
+async def test_graceful_shutdown_closes_sockets_with_a_close_code(server_factory):
+    srv = server_factory()
+    ws = await websockets.connect(url(srv, "1.0.0"))
+    await ws.send(json.dumps({"join_ref": "1", "ref": "1", "topic": "realtime:bye", "event": "phx_join", "payload": {}}))
+    await ws.recv()
+    stopper = asyncio.get_running_loop().run_in_executor(None, srv.stop)
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), 30)
+    except websockets.ConnectionClosed as exc:
+        # 1012 "service restart": clients reconnect (to another process behind the balancer)
+        assert exc.rcvd is not None and exc.rcvd.code in (1001, 1012)
+    assert await stopper == 0
