@@ -271,10 +271,12 @@ def from_postgres(exc: Any, role: str) -> ApiError:
         try:
             custom = json.loads(message)
             meta = json.loads(details or "")
-            err = ApiError(int(meta.get("status", 400)), str(custom.get("code", "")),
-                           str(custom.get("message", "")), custom.get("details"), custom.get("hint"),
-                           {str(k): str(v) for h in meta.get("headers", []) or [] for k, v in dict(h).items()})
-            return err
+            raw_headers = meta.get("headers") or {}
+            pairs = raw_headers.items() if isinstance(raw_headers, dict) else \
+                [kv for h in raw_headers for kv in dict(h).items()]
+            return ApiError(int(meta.get("status", 400)), str(custom.get("code", "")),
+                            str(custom.get("message", "")), custom.get("details"), custom.get("hint"),
+                            {str(k): str(v) for k, v in pairs})
         except (ValueError, TypeError, AttributeError):
             return ApiError(500, "PGRST121", 'Could not parse JSON in the "RAISE SQLSTATE \'PGRST\'" error',
                             f"Invalid JSON value for MESSAGE: '{message}'")

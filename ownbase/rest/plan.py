@@ -150,7 +150,7 @@ class Planner:
         return node
 
     def column(self, table: Table, name: str) -> Column:
-        col = table.columns.get(name)
+        col = table.columns.get(name) or table.computed.get(name)
         if col is None:
             raise errors.undefined_column(table.name, name)
         return col

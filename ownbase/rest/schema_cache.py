@@ -25,6 +25,7 @@ class Column:
     item_type: str | None = None  # element type for arrays
     generated: bool = False
     identity: bool = False
+    computed: str | None = None  # computed field: the quoted function taking the row, e.g. "s"."f"
 
     @property
     def is_array(self) -> bool:
@@ -43,6 +44,7 @@ class Table:
     updatable: bool = True
     deletable: bool = True
     comment: str | None = None
+    computed: dict[str, Column] = field(default_factory=dict)  # functions of the row type
 
     @property
     def is_view(self) -> bool:
@@ -120,7 +122,7 @@ class SchemaCache:
 # --- introspection -------------------------------------------------------------------------------
 
 _TABLES = """
-select n.nspname as schema, c.relname as name, c.relkind::text as kind, c.oid,
+select n.nspname as schema, c.relname as name, c.relkind::text as kind, c.oid, c.reltype,
        obj_description(c.oid, 'pg_class') as comment,
        case when c.relkind in ('r', 'p') then 28 else pg_relation_is_updatable(c.oid, true) end as upd
 from pg_class c
@@ -213,6 +215,7 @@ select n.nspname as schema, p.proname as name, p.provolatile::text as volatility
        array(select format_type(x, null) from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]))
              with ordinality u(x, i) order by i) as arg_types,
        p.pronargdefaults as ndefaults,
+       case when p.pronargs = 1 then p.proargtypes[0] end as only_arg_type,
        obj_description(p.oid, 'pg_proc') as comment
 from pg_proc p
 join pg_namespace n on n.oid = p.pronamespace
@@ -258,12 +261,14 @@ async def load(conn: Any, schemas: Iterable[str]) -> SchemaCache:
         fn_rows = await conn.fetch(_FUNCTIONS, names)
 
     by_oid: dict[int, Table] = {}
+    by_type: dict[int, Table] = {}
     tables: dict[tuple[str, str], Table] = {}
     for r in table_rows:
         upd = int(r["upd"] or 0)
         t = Table(r["schema"], r["name"], r["kind"], {}, comment=r["comment"],
                   insertable=bool(upd & 8), updatable=bool(upd & 4), deletable=bool(upd & 16))
         by_oid[r["oid"]] = t
+        by_type[r["reltype"]] = t
         tables[t.qualified] = t
     for r in column_rows:
         t = by_oid.get(r["relid"])
@@ -331,6 +336,11 @@ async def load(conn: Any, schemas: Iterable[str]) -> SchemaCache:
         fn = Function(r["schema"], r["name"], args, r["return_type"], r["retset"], r["volatility"], kind,
                       rel, outs, r["comment"])
         functions.setdefault((fn.schema, fn.name), []).append(fn)
+        row_table = by_type.get(r["only_arg_type"]) if r["only_arg_type"] is not None else None
+        if row_table is not None and not r["retset"] and kind == "scalar" and fn.name not in row_table.columns:
+            qname = '"' + fn.schema.replace('"', '""') + '"."' + fn.name.replace('"', '""') + '"'
+            row_table.computed[fn.name] = Column(fn.name, fn.return_type, True, None, 0, fn.comment,
+                                                 base_type=fn.return_type, computed=qname)
     return SchemaCache(tuple(names), tables, fks, functions, fp)
 
 

@@ -65,7 +65,10 @@ class Params:
 
 def field_expr(alias: str, fld: Field, column: Column | None, params: Params) -> tuple[str, str | None]:
     """SQL for ``alias.col[->k->>k]`` and the PostgreSQL type of the result (None if unknown)."""
-    expr = f"{quote_ident(alias)}.{quote_ident(fld.name)}"
+    if column is not None and column.computed:
+        expr = f"{column.computed}({quote_ident(alias)})"
+    else:
+        expr = f"{quote_ident(alias)}.{quote_ident(fld.name)}"
     typ = column.type if column is not None else None
     if fld.json_path:
         base = column.base_type if column is not None else "jsonb"

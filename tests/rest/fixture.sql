@@ -111,6 +111,25 @@ create function rest_fixture.fail() returns int language plpgsql as $$
 create function rest_fixture.sum_array(xs int[]) returns int
   language sql immutable as $$ select sum(x)::int from unnest(xs) x $$;
 
+create function rest_fixture.over(a int) returns text language sql immutable as $$ select 'int' $$;
+create function rest_fixture.over(a text) returns text language sql immutable as $$ select 'text' $$;
+create function rest_fixture.teapot() returns int language plpgsql as $$
+  begin
+    raise sqlstate 'PGRST' using
+      message = '{"code": "TEA01", "message": "I am a teapot", "hint": "brew"}',
+      detail = '{"status": 418, "headers": {"X-Tea": "earl grey"}}';
+  end $$;
+-- computed field: a function of the row type, selectable and filterable like a column
+create function rest_fixture.display_name(rest_fixture.users) returns text
+  language sql stable as $$ select upper($1.username) || ' (' || coalesce($1.age::text, '?') || ')' $$;
+
+-- partitioned table: served through its parent only
+create table rest_fixture.events (id int not null, at date not null, kind text, primary key (id, at))
+  partition by range (at);
+create table rest_fixture.events_2024 partition of rest_fixture.events for values from ('2024-01-01') to ('2025-01-01');
+create table rest_fixture.events_2025 partition of rest_fixture.events for values from ('2025-01-01') to ('2026-01-01');
+insert into rest_fixture.events values (1, '2024-05-01', 'a'), (2, '2025-05-01', 'b'), (3, '2025-06-01', 'a');
+
 grant all on all tables in schema rest_fixture to anon, authenticated, service_role;
 grant all on all sequences in schema rest_fixture to anon, authenticated, service_role;
 grant execute on all functions in schema rest_fixture to anon, authenticated, service_role;

@@ -287,3 +287,21 @@ def test_unknown_table_and_column(rest_server) -> None:
         assert r.status_code == 400 and r.json()["code"] == "22P02"
         r = h.get("/a/b")
         assert r.status_code == 404 and r.json()["code"] == "PGRST125"
+
+
+def test_computed_fields_partitions_and_strict_prefs(rest_server) -> None:
+    c = supa(rest_server, rest_server.service_key)
+    res = c.table("users").select("username,display_name").like("display_name", "*30*").execute()
+    assert res.data == [{"username": "alice", "display_name": "ALICE (30)"}]
+    res = c.table("users").select("username").order("display_name", desc=True).limit(1).execute()
+    assert res.data == [{"username": "carol"}]
+    assert "display_name" not in c.table("users").select("*").limit(1).execute().data[0]
+    res = c.table("events").select("id,kind").gte("at", "2025-01-01").order("id").execute()
+    assert res.data == [{"id": 2, "kind": "b"}, {"id": 3, "kind": "a"}]
+    with raw(rest_server, rest_server.service_key) as h:
+        assert h.get("/events_2024").json()["code"] == "PGRST205"  # partitions only through the parent
+        r = h.get("/posts?select=id", headers={"Prefer": "handling=strict, foo=bar"})
+        assert r.status_code == 400 and r.json()["code"] == "PGRST122"
+        assert r.json()["details"] == "Invalid preferences: foo=bar"
+        r = h.get("/posts?select=id", headers={"Prefer": "handling=lenient, foo=bar"})
+        assert r.status_code == 200

@@ -87,3 +87,13 @@ def test_rpc_sees_the_caller(rest_server, mint) -> None:
     res = supa(rest_server, token=token).rpc("whoami", {}).execute()
     assert res.data == f"{ALICE}:authenticated"
     assert supa(rest_server).rpc("whoami", {}).execute().data == "anon:anon"
+
+
+def test_overloads_and_custom_errors(rest_server) -> None:
+    with raw(rest_server, rest_server.service_key) as h:
+        r = h.post("/rpc/over", json={"a": 1})
+        assert r.status_code == 300 and r.json()["code"] == "PGRST203"
+        assert "rest_fixture.over(a => integer)" in r.json()["message"]
+        r = h.post("/rpc/teapot", json={})
+        assert r.status_code == 418 and r.headers["x-tea"] == "earl grey"
+        assert r.json() == {"code": "TEA01", "message": "I am a teapot", "details": None, "hint": "brew"}
