@@ -36,7 +36,7 @@ import asyncpg
 from ownbase.db.pool import connect
 from ownbase.db.scope import RequestScope, request_scope
 from ownbase.realtime import filters
-from ownbase.realtime.serializer import Frame
+from ownbase.realtime.serializer import Frame, encode
 
 if TYPE_CHECKING:
     from ownbase.context import Context
@@ -489,6 +489,7 @@ class Dispatcher:
                     visible: dict[tuple[int, tuple[str, str]], set[str]]) -> None:
         op = change["op"]
         cache: dict[tuple[str, tuple[str, ...] | None, bool], dict[str, Any] | None] = {}
+        frames: dict[tuple[Any, ...], str | bytes] = {}
         for sub, ids, select in targets:
             role = sub.ident.role
             bypass = await self.catalog.bypasses_rls(role)
@@ -504,7 +505,13 @@ class Dispatcher:
             data = cache[ckey]
             if data is None:
                 continue
-            sub.send(Frame(None, None, sub.topic, "postgres_changes", {"ids": ids, "data": data}))
+            # Many subscribers share topic, binding ids and role: encode each distinct frame once.
+            fkey = (sub.topic, tuple(ids), ckey, sub.conn.vsn)
+            frame = frames.get(fkey)
+            if frame is None:
+                frame = frames[fkey] = encode(
+                    Frame(None, None, sub.topic, "postgres_changes", {"ids": ids, "data": data}), sub.conn.vsn)
+            sub.conn.enqueue(frame)
 
     async def _data(self, change: dict[str, Any], info: TableInfo, role: str,
                     select: tuple[str, ...] | None, rls: bool) -> dict[str, Any] | None:
