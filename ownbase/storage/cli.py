@@ -23,7 +23,10 @@ async def run_sweep(stale_seconds: int, bucket: str | None, data_dir: str | None
     await backend.start()
     pool = await asyncpg.create_pool(_db_url(settings), min_size=1, max_size=2)
     try:
-        return await sweep(pool, backend, stale_seconds, bucket)
+        from ownbase.storage import tus
+
+        expired = await tus.expire(pool, backend)
+        return expired + await sweep(pool, backend, stale_seconds, bucket)
     finally:
         await pool.close()
         await backend.close()
@@ -41,6 +44,6 @@ def register(app: typer.Typer, db_app: typer.Typer, gen_app: typer.Typer, mail_a
         bucket: Optional[str] = typer.Option(None, "--bucket", help="Only this storage bucket."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="ownbase data directory."),
     ) -> None:
-        """Delete blobs that no object row references."""
+        """Delete blobs that no object row references, and expired resumable uploads."""
         removed = asyncio.run(run_sweep(stale_seconds, bucket, data_dir))
-        sys.stdout.write(f"removed {removed} orphaned blob(s)\n")
+        sys.stdout.write(f"removed {removed} orphaned blob(s) / expired upload(s)\n")

@@ -145,7 +145,7 @@ class Storage:
                 await self.sweep()
                 from ownbase.storage import tus
 
-                await tus.expire(self)
+                await tus.expire(self.ctx.db.owner, self.backend)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the sweeper must survive a bad round

@@ -44,6 +44,22 @@ def _storage(request: Request) -> "Storage":
     return request.app.state.ctx.state["storage"]  # type: ignore[no-any-return]
 
 
+def _signed(request: Request) -> bool:
+    return request.url.path.rstrip("/").startswith(P + "/sign")
+
+
+def _signed_caller(request: Request, bucket_id: str, name: str) -> tuple["Caller", dict[str, Any]]:
+    """``/upload/resumable/sign``: the ``x-signature`` upload token (from createSignedUploadUrl)
+    is the grant; the upload then runs as service_role with the token's owner."""
+    from ownbase.storage.service import SERVICE_AUTH, Caller
+
+    token = request.headers.get("x-signature")
+    if not token:
+        raise errors.invalid_request("x-signature header is required")
+    claims = _storage(request).signer.verify(token, f"{bucket_id}/{name}", "upload")
+    return Caller(auth=SERVICE_AUTH, method=request.method, path=request.url.path), claims
+
+
 def _caller(request: Request) -> "Caller":
     from ownbase.storage.service import Caller
 
@@ -79,6 +95,21 @@ async def _load(st: "Storage", upload_id: str) -> Any:
     return row
 
 
+async def _resolve(request: Request) -> tuple["Caller | None", Any]:
+    """The caller and the upload row (None when unknown, expired or someone else's)."""
+    st = _storage(request)
+    row = await _load(st, request.path_params["upload_id"])
+    if _signed(request):
+        if row is None:
+            return None, None
+        caller, _ = _signed_caller(request, row["bucket_id"], row["name"])
+    else:
+        caller = _caller(request)
+    if row is None or not _same_user(caller, row):
+        return caller, None
+    return caller, row
+
+
 def _same_user(caller: "Caller", row: Any) -> bool:
     claims = row["claims"] or {}
     return caller.auth.role == row["role"] and caller.auth.claims.get("sub") == claims.get("sub")
@@ -93,13 +124,17 @@ async def options(request: Request) -> Response:
 
 async def create(request: Request) -> Response:
     st = _storage(request)
-    try:
-        caller = _caller(request)
-    except errors.StorageError as exc:
-        return exc.response()  # auth failures before TUS: JSON, as Supabase
+    signed = _signed(request)
     try:
         meta = parse_metadata(request.headers.get("upload-metadata", ""))
         bucket_id, name = meta.get("bucketName", ""), meta.get("objectName", "")
+        if signed:
+            caller, token = _signed_caller(request, bucket_id, name)
+        else:
+            caller, token = _caller(request), {}
+    except errors.StorageError as exc:
+        return exc.response()  # auth failures before TUS: JSON, as Supabase
+    try:
         if not bucket_id or not name:
             return _text(400, "bucketName and objectName are required in Upload-Metadata")
         check_key(name)
@@ -119,9 +154,12 @@ async def create(request: Request) -> Response:
                 user_metadata = json.loads(meta["metadata"])
             except ValueError:
                 return _text(400, "metadata must be valid JSON")
-        upsert = request.headers.get("x-upsert", "").lower() == "true"
-        owner = caller.auth.user_id
-        await st._test_write(caller, bucket_id, name, owner, upsert, user_metadata, content_type)
+        if signed:
+            upsert, owner = bool(token.get("upsert")), token.get("owner")
+        else:
+            upsert = request.headers.get("x-upsert", "").lower() == "true"
+            owner = caller.auth.user_id
+            await st._test_write(caller, bucket_id, name, owner, upsert, user_metadata, content_type)
         if not upsert:
             from ownbase.storage import db
 
@@ -136,7 +174,7 @@ async def create(request: Request) -> Response:
             "values ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11::jsonb, $12)",
             upload_id, bucket_id, name, version, length, content_type,
             cache_control_from_field(meta.get("cacheControl")), user_metadata, upsert, caller.auth.role,
-            dict(caller.auth.claims), expires)
+            {**caller.auth.claims, "ownbase_owner": owner}, expires)
     except errors.StorageError as exc:
         return _text(exc.status if exc.status < 500 else 500, exc.message)
     location = f"{str(request.url).split('?')[0].rstrip('/')}/{upload_id}"
@@ -147,13 +185,11 @@ async def create(request: Request) -> Response:
 
 
 async def head(request: Request) -> Response:
-    st = _storage(request)
     try:
-        caller = _caller(request)
+        _caller_, row = await _resolve(request)
     except errors.StorageError as exc:
         return exc.response()
-    row = await _load(st, request.path_params["upload_id"])
-    if row is None or not _same_user(caller, row):
+    if row is None:
         return Response(status_code=404, headers=TUS_HEADERS)
     return Response(status_code=200, headers={
         **TUS_HEADERS, "Upload-Offset": str(row["upload_offset"]), "Upload-Length": str(row["upload_length"]),
@@ -166,15 +202,14 @@ def _part_key(upload_id: str, offset: int) -> str:
 
 async def patch(request: Request) -> Response:
     st = _storage(request)
+    upload_id = request.path_params["upload_id"]
     try:
-        caller = _caller(request)
+        caller, row = await _resolve(request)
     except errors.StorageError as exc:
         return exc.response()
-    upload_id = request.path_params["upload_id"]
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/offset+octet-stream":
         return _text(415, "Content-Type must be application/offset+octet-stream")
-    row = await _load(st, upload_id)
-    if row is None or not _same_user(caller, row):
+    if row is None or caller is None:
         return _text(404, "Upload not found")
     offset_header = request.headers.get("upload-offset", "")
     if not offset_header.isdigit() or int(offset_header) != row["upload_offset"]:
@@ -229,10 +264,11 @@ async def _finish(st: "Storage", caller: "Caller", upload_id: str) -> None:
                 yield chunk
 
     bucket = await st.bucket_as_owner(bucket_id)
+    owner = (row["claims"] or {}).get("ownbase_owner")
     try:
         await st.store(caller, bucket_id, row["name"], parts(), content_type=row["content_type"],
                        cache_control=row["cache_control"], user_metadata=row["user_metadata"], upsert=row["upsert"],
-                       owner=caller.auth.user_id, limit=st.size_limit(bucket))
+                       owner=owner, limit=st.size_limit(bucket))
     finally:
         await st.backend.delete(bucket_id, keys)
         await st.ctx.db.owner.execute("delete from ownbase.storage_tus_uploads where id = $1", upload_id)
@@ -241,27 +277,29 @@ async def _finish(st: "Storage", caller: "Caller", upload_id: str) -> None:
 async def terminate(request: Request) -> Response:
     st = _storage(request)
     try:
-        caller = _caller(request)
+        _caller_, row = await _resolve(request)
     except errors.StorageError as exc:
         return exc.response()
-    row = await _load(st, request.path_params["upload_id"])
-    if row is None or not _same_user(caller, row):
+    if row is None:
         return _text(404, "Upload not found")
     await _drop(st, row)
     return Response(status_code=204, headers=TUS_HEADERS)
 
 
 async def _drop(st: "Storage", row: Any) -> None:
-    await st.backend.delete(row["bucket_id"], [_part_key(row["id"], o) for o in row["part_offsets"]])
-    await st.ctx.db.owner.execute("delete from ownbase.storage_tus_uploads where id = $1", row["id"])
+    await drop_upload(st.ctx.db.owner, st.backend, row)
 
 
-async def expire(st: "Storage") -> int:
+async def drop_upload(pool: Any, backend: Any, row: Any) -> None:
+    await backend.delete(row["bucket_id"], [_part_key(row["id"], o) for o in row["part_offsets"]])
+    await pool.execute("delete from ownbase.storage_tus_uploads where id = $1", row["id"])
+
+
+async def expire(pool: Any, backend: Any) -> int:
     """Remove abandoned uploads (past Upload-Expires) and their parts."""
-    rows = await st.ctx.db.owner.fetch(
-        f"select {COLUMNS} from ownbase.storage_tus_uploads where expires_at <= now() limit 1000")
+    rows = await pool.fetch(f"select {COLUMNS} from ownbase.storage_tus_uploads where expires_at <= now() limit 1000")
     for row in rows:
-        await _drop(st, row)
+        await drop_upload(pool, backend, row)
     return len(rows)
 
 
@@ -283,6 +321,9 @@ async def upload_id_route(request: Request) -> Response:
 
 
 ROUTES = [
+    Route(P + "/sign", upload_route, methods=["POST", "OPTIONS"]),
+    Route(P + "/sign/", upload_route, methods=["POST", "OPTIONS"]),
+    Route(P + "/sign/{upload_id}", upload_id_route, methods=["HEAD", "PATCH", "DELETE", "OPTIONS"]),
     Route(P, upload_route, methods=["POST", "OPTIONS"]),
     Route(P + "/", upload_route, methods=["POST", "OPTIONS"]),
     Route(P + "/{upload_id}", upload_id_route, methods=["HEAD", "PATCH", "DELETE", "OPTIONS"]),

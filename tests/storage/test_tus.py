@@ -95,3 +95,45 @@ def test_tus_refusals(target: StorageTarget, admin, bucket: str, mint) -> None:
     assert r.status_code == 204
     assert httpx.head(part.url, headers=client.headers).status_code == 404
     assert all(not k.startswith(".tus/") for k in target.blob_keys(bucket))
+
+
+def test_abandoned_uploads_expire(target: StorageTarget, bucket: str) -> None:
+    import subprocess
+    import sys
+
+    client = tus(target, target.server.service_key)
+    up = client.uploader(file_stream=io.BytesIO(b"0123456789" * 100), chunk_size=100,
+                         metadata={"bucketName": bucket, "objectName": "abandoned.bin"})
+    up.upload(stop_at=300)
+    head = httpx.head(up.url, headers=client.headers)
+    assert head.headers["upload-expires"].endswith("GMT")
+    assert len([k for k in target.blob_keys(bucket) if k.startswith(".tus/")]) == 3
+    # Time passes beyond Upload-Expires (OWNBASE_STORAGE_TUS_EXPIRY, 1 h by default).
+    sql(target.server, "update ownbase.storage_tus_uploads set expires_at = now() - interval '1 second' "
+        "where bucket_id = $1", bucket)
+    assert httpx.head(up.url, headers=client.headers).status_code == 404
+    out = subprocess.run([sys.executable, "-m", "ownbase", "storage", "sweep", "--bucket", bucket,
+                          "--data-dir", str(target.server.data_dir)],
+                         env=target.server.env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert [k for k in target.blob_keys(bucket) if k.startswith(".tus/")] == []
+    assert not sql(target.server, "select 1 from ownbase.storage_tus_uploads where bucket_id = $1", bucket)
+
+
+def test_tus_signed_upload(target: StorageTarget, admin, bucket: str) -> None:
+    token = admin.storage.from_(bucket).create_signed_upload_url("signed/tus.bin")["token"]
+    data = os.urandom(200_000)
+    client = tus_client.TusClient(target.url + "/storage/v1/upload/resumable/sign",
+                                  headers={"apikey": target.server.anon_key, "x-signature": token})
+    up = client.uploader(file_stream=io.BytesIO(data), chunk_size=64 * 1024,
+                         metadata={"bucketName": bucket, "objectName": "signed/tus.bin"})
+    up.upload(stop_at=64 * 1024)
+    assert "/upload/resumable/sign/" in up.url
+    # The token only opens its own path.
+    bad = tus_client.TusClient(target.url + "/storage/v1/upload/resumable/sign",
+                               headers={"apikey": target.server.anon_key, "x-signature": token})
+    with pytest.raises(Exception):
+        bad.uploader(file_stream=io.BytesIO(b"x"), metadata={"bucketName": bucket, "objectName": "other.bin"}).upload()
+    client.uploader(file_stream=io.BytesIO(data), chunk_size=64 * 1024, url=up.url,
+                    metadata={"bucketName": bucket, "objectName": "signed/tus.bin"}).upload()
+    assert admin.storage.from_(bucket).download("signed/tus.bin") == data
