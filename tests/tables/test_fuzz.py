@@ -18,7 +18,7 @@ TYPES = ["text", "int", "integer", "bigint", "smallint", "numeric", "real", "dou
          "uuid", "date", "time", "timestamp", "timestamptz", "json", "jsonb", "text[]", "int[]", "money", "serial",
          "Text", "", "text;", "integer[][]", "jsonb[]"]
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False)
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
     max_leaves=6,
