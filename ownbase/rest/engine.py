@@ -42,6 +42,8 @@ class RestState:
     listener: Any = None  # the asyncpg connection LISTENing on the reload channels
     poller: asyncio.Task[None] | None = None
     reloads: int = 0
+    pending: asyncio.Task[None] | None = None  # the reload NOTIFYs are coalesced into
+    again: bool = False  # a NOTIFY arrived while that reload ran: run once more
 
 
 def _state(ctx: Context) -> RestState:
@@ -164,7 +166,12 @@ async def _listen(ctx: Context, st: RestState) -> None:
     def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
         text = (payload or "").strip().lower()
         if text in ("", "reload schema", "reload"):
-            asyncio.get_running_loop().create_task(_safe_reload(ctx))
+            # A burst of DDL (a migration) sends many NOTIFYs: coalesce them into one reload
+            # that starts after the ones already running.
+            if st.pending is None or st.pending.done():
+                st.pending = asyncio.get_running_loop().create_task(_coalesced_reload(ctx, st))
+            else:
+                st.again = True
 
     try:
         conn = await connect(ctx.db.owner_url, ctx.settings)
@@ -174,6 +181,14 @@ async def _listen(ctx: Context, st: RestState) -> None:
     except Exception:  # noqa: BLE001 - the poll still catches changes
         log.exception("could not LISTEN for schema reloads")
         st.listener = None
+
+
+async def _coalesced_reload(ctx: Context, st: RestState) -> None:
+    while True:
+        st.again = False
+        await _safe_reload(ctx)
+        if not st.again:
+            return
 
 
 async def _safe_reload(ctx: Context) -> None:

@@ -63,9 +63,11 @@ async def run(ctx: Context, cache: SchemaCache, *, method: str, schema: str, rel
 
 
 def _scope(call: Call) -> RequestScope:
+    # A role's own statement_timeout (ALTER ROLE … SET) wins over OWNBASE_DB_STATEMENT_TIMEOUT_MS,
+    # because SET ROLE alone would not apply it.
+    timeout = call.cache.role_timeouts.get(call.auth.role, call.ctx.settings.db_statement_timeout_ms)
     return RequestScope(call.auth.role, call.auth.claims, call.method, "/" + call.relation,
-                        {k: v for k, v in call.headers.items()},
-                        call.ctx.settings.db_statement_timeout_ms)
+                        {k: v for k, v in call.headers.items()}, timeout)
 
 
 def _media(call: Call) -> str:

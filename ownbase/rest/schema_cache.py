@@ -108,6 +108,8 @@ class SchemaCache:
     foreign_keys: list[ForeignKey]
     functions: dict[tuple[str, str], list[Function]]
     fingerprint: str = ""
+    # `alter role anon set statement_timeout = '3s'` (Supabase's per-role limits), in ms
+    role_timeouts: dict[str, int] = field(default_factory=dict)
 
     def table(self, schema: str, name: str) -> Table | None:
         return self.tables.get((schema, name))
@@ -226,6 +228,28 @@ where n.nspname = any($1::text[]) and p.prokind = 'f'
 order by p.oid
 """
 
+_ROLE_SETTINGS = """
+select r.rolname as role, s.setconfig as config
+from pg_db_role_setting s
+join pg_roles r on r.oid = s.setrole
+where r.rolname in ('anon', 'authenticated', 'service_role')
+  and s.setdatabase in (0, (select oid from pg_database where datname = current_database()))
+order by s.setdatabase  -- database-specific settings (non-zero oid) come last and win
+"""
+
+_UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def timeout_ms(value: str) -> int | None:
+    """PostgreSQL's statement_timeout syntax ('3s', '500ms', '1min', '8000') in milliseconds."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*", value or "")
+    if not m:
+        return None
+    return int(float(m.group(1)) * _UNITS_MS[m.group(2) or "ms"])
+
+
 # A cheap catalog fingerprint: any DDL changes a row count or some xmin in these catalogs.
 FINGERPRINT = """
 select concat_ws(':',
@@ -240,7 +264,8 @@ select concat_ws(':',
   (select count(*) || '.' || coalesce(sum(xmin::text::bigint), 0) from pg_type
      where typnamespace = any(select oid from pg_namespace where nspname = any($1::text[]))),
   (select count(*) || '.' || coalesce(sum(xmin::text::bigint), 0) from pg_enum),
-  (select count(*) || '.' || coalesce(sum(xmin::text::bigint), 0) from pg_namespace))
+  (select count(*) || '.' || coalesce(sum(xmin::text::bigint), 0) from pg_namespace),
+  (select count(*) || '.' || coalesce(sum(xmin::text::bigint), 0) from pg_db_role_setting))
 """
 
 
@@ -259,6 +284,7 @@ async def load(conn: Any, schemas: Iterable[str]) -> SchemaCache:
         uidx_rows = await conn.fetch(_UNIQUE_INDEXES, names)
         view_rows = await conn.fetch(_VIEW_COLUMNS, names)
         fn_rows = await conn.fetch(_FUNCTIONS, names)
+        role_rows = await conn.fetch(_ROLE_SETTINGS)
 
     by_oid: dict[int, Table] = {}
     by_type: dict[int, Table] = {}
@@ -341,7 +367,15 @@ async def load(conn: Any, schemas: Iterable[str]) -> SchemaCache:
             qname = '"' + fn.schema.replace('"', '""') + '"."' + fn.name.replace('"', '""') + '"'
             row_table.computed[fn.name] = Column(fn.name, fn.return_type, True, None, 0, fn.comment,
                                                  base_type=fn.return_type, computed=qname)
-    return SchemaCache(tuple(names), tables, fks, functions, fp)
+    timeouts: dict[str, int] = {}
+    for r in role_rows:
+        for item in r["config"] or []:
+            key, _, value = item.partition("=")
+            if key == "statement_timeout":
+                ms = timeout_ms(value)
+                if ms is not None:
+                    timeouts[r["role"]] = ms
+    return SchemaCache(tuple(names), tables, fks, functions, fp, timeouts)
 
 
 def _view_relationships(tables: dict[tuple[str, str], Table], fks: list[ForeignKey],

@@ -123,3 +123,26 @@ def test_openapi_document(rest_server) -> None:
     assert posts["views"]["type"] == "integer" and posts["published"]["default"] is False
     r = httpx.get(f"{rest_server.url}/rest/v1/", headers={"apikey": rest_server.anon_key, "Accept": "text/csv"})
     assert r.status_code == 406
+
+
+def test_role_statement_timeout(rest_server) -> None:
+    """`alter role anon set statement_timeout` (how Supabase limits roles) applies to /rest/v1."""
+    sql(rest_server, "create or replace function rest_fixture.nap() returns int language sql as "
+                     "'select 1 from pg_sleep(1)'; grant execute on function rest_fixture.nap() to anon")
+    sql(rest_server, "do $$ begin execute format('alter role anon in database %I set statement_timeout = %L', "
+                     "current_database(), '200ms'); end $$")
+    try:
+        deadline = time.monotonic() + 10
+        with raw(rest_server) as h:
+            while True:
+                r = h.post("/rpc/nap", json={})
+                if r.status_code == 500 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+        assert r.status_code == 500 and r.json()["code"] == "57014"
+        with raw(rest_server, rest_server.service_key) as h:  # other roles keep the global limit
+            assert h.post("/rpc/nap", json={}).json() == 1
+    finally:
+        sql(rest_server, "do $$ begin execute format('alter role anon in database %I reset statement_timeout', "
+                         "current_database()); end $$")
+        sql(rest_server, "drop function rest_fixture.nap()")
