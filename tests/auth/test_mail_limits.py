@@ -86,6 +86,44 @@ def test_smtp_backend_with_template_override(smtp: tuple[int, Collector], tmp_pa
     assert spoofed and "evil.example" not in _text(spoofed[0])
 
 
+def test_smtp_login_and_failed_delivery(server_factory: Callable[..., ServerHandle]) -> None:
+    from aiosmtpd.smtp import AuthResult
+
+    seen: list[tuple[str, str]] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        user, password = data.login.decode(), data.password.decode()
+        seen.append((user, password))
+        return AuthResult(success=(user, password) == ("mailer", "s3cret"))
+
+    collector = Collector()
+    port = free_port()
+    controller = Controller(collector, hostname="127.0.0.1", port=port, authenticator=authenticator,
+                            auth_require_tls=False)
+    controller.start()
+    try:
+        base = {"OWNBASE_MAIL_BACKEND": "smtp", "OWNBASE_MAIL_SMTP_HOST": "127.0.0.1",
+                "OWNBASE_MAIL_SMTP_PORT": str(port), "OWNBASE_MAIL_SMTP_USER": "mailer"}
+        good = server_factory({**base, "OWNBASE_MAIL_SMTP_PASSWORD": "s3cret"})
+        email = unique_email("smtpauth")
+        py_client(good).auth.sign_up({"email": email, "password": "secret123"})
+        assert ("mailer", "s3cret") in seen and [m for m in collector.messages if m["To"] == email]
+        # Nothing listens on this port: delivery fails at once.
+        bad = server_factory({**base, "OWNBASE_MAIL_SMTP_PASSWORD": "s3cret", "OWNBASE_MAIL_SMTP_PORT": str(free_port())})
+        lost = unique_email("smtpfail")
+        r = httpx.post(bad.url + "/auth/v1/signup", json={"email": lost, "password": "secret123"},
+                       headers={"apikey": bad.anon_key, **NEW}, timeout=60)
+        # The failure is GoTrue's 500 shape, the sign-up is rolled back, the outbox says why.
+        assert r.status_code == 500 and r.json()["code"] == "unexpected_failure"
+        row = last_mail(bad, lost)
+        assert row["status"] == "failed" and row["error"]
+        from tests.conftest import sql
+
+        assert sql(bad, "select count(*) as n from auth.users where email = $1", lost)[0]["n"] == 0
+    finally:
+        controller.stop()
+
+
 def test_ses_backend_through_moto(server_factory: Callable[..., ServerHandle]) -> None:
     import boto3
     from moto.core import DEFAULT_ACCOUNT_ID
