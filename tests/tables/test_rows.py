@@ -299,3 +299,19 @@ def test_python_client_errors_carry_postgrest_fields(server: ServerHandle, shop:
     with pytest.raises(APIError) as info:
         pg(server, api.token, db, "items").from_("rows").insert({"title": "x", "qty": "lots"}).execute()
     assert info.value.code == "22P02" and "'qty'" in (info.value.message or "")
+
+
+def test_upsert_by_id_and_by_unique_column(shop: tuple[str, Api, str]) -> None:
+    _, api, db = shop
+    rid = str(uuid.uuid4())
+    r = api.post(f"/{db}/tables/items/rows", json={"id": rid, "title": "v1", "sku": "K"})
+    assert r.status_code == 201 and r.json()[0]["id"] == rid
+    merge = {"Prefer": "resolution=merge-duplicates"}
+    r = api.post(f"/{db}/tables/items/rows", json={"id": rid, "title": "v2"}, headers=merge)
+    assert r.status_code == 200 and r.json()[0]["title"] == "v2"
+    r = api.post(f"/{db}/tables/items/rows?on_conflict=sku", json={"title": "v3", "sku": "K"}, headers=merge)
+    assert r.status_code == 200 and r.json()[0]["id"] == rid and r.json()[0]["title"] == "v3"
+    r = api.post(f"/{db}/tables/items/rows?on_conflict=sku", json={"title": "ignored", "sku": "K"},
+                 headers={"Prefer": "resolution=ignore-duplicates"})
+    assert r.status_code in (200, 201) and r.json() == []
+    assert [x["title"] for x in api.get(f"/{db}/tables/items/rows?select=title").json()] == ["v3"]
