@@ -18,7 +18,7 @@ from ownbase.auth import errors, users
 from ownbase.auth.tokens import link_token_hash, new_otp, stored_hash
 from ownbase.context import Context
 from ownbase.mail import templates
-from ownbase.mail.mailer import Mailer
+from ownbase.mail.mailer import MailError, Mailer
 
 # verification type -> (one_time_tokens.token_type, auth.users column mirroring it, mail kind)
 TOKEN_TYPES = {
@@ -166,5 +166,12 @@ async def send(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, kin
                            " where id = $1", user["id"])
     else:
         await conn.execute(f"update auth.users set {column} = now() where id = $1", user["id"])
-    await mailer(ctx).send(message)
+    try:
+        await mailer(ctx).send(message)
+    except MailError:
+        # GoTrue's reply; the transaction (user, token) rolls back, the outbox row says why.
+        label = {"confirmation": "confirmation", "magiclink": "magic link", "recovery": "recovery",
+                 "email_change": "email change", "invite": "invite",
+                 "reauthentication": "reauthentication"}[kind]
+        raise errors.AuthError(500, "unexpected_failure", f"Error sending {label} email") from None
     return info
