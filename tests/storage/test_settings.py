@@ -83,3 +83,17 @@ def test_image_pixel_bound_and_global_size_limit(server_factory: Callable[..., S
     r = httpx.post(f"{server.url}/storage/v1/object/{bucket}/big.bin", content=b"x" * 5001,
                    headers={**headers, "content-type": "application/octet-stream"})
     assert r.status_code == 400 and r.json()["statusCode"] == "413"
+
+
+def test_s3_server_side_encryption(server_factory: Callable[..., ServerHandle], s3_server: S3Server) -> None:
+    server = server_factory(s3_env(s3_server, OWNBASE_STORAGE_S3_SSE="AES256"))
+    admin = _admin(server)
+    bucket = f"sse-{uuid.uuid4().hex[:8]}"
+    admin.storage.create_bucket(bucket)
+    admin.storage.from_(bucket).upload("secret.txt", b"encrypted at rest")
+    client = s3_server.client()
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="ownbase-storage-test",
+                                                      Prefix=f"tenant/{bucket}/").get("Contents", [])]
+    assert len(keys) == 1
+    assert client.head_object(Bucket="ownbase-storage-test", Key=keys[0]).get("ServerSideEncryption") == "AES256"
+    assert admin.storage.from_(bucket).download("secret.txt") == b"encrypted at rest"
