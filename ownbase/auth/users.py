@@ -184,11 +184,23 @@ async def set_password(conn: asyncpg.Connection, user_id: Any, password_hash: st
 
 
 async def change_email(conn: asyncpg.Connection, user_id: Any, new_email: str) -> None:
+    """Apply a confirmed email change; an anonymous user becomes a permanent email user."""
     await conn.execute(
         """update auth.users set email = $2, email_change = '', email_change_token_new = '',
                email_change_token_current = '', email_change_confirm_status = 0,
-               email_confirmed_at = coalesce(email_confirmed_at, now()), updated_at = now()
+               email_confirmed_at = coalesce(email_confirmed_at, now()), updated_at = now(),
+               raw_app_meta_data = case when is_anonymous
+                   then coalesce(raw_app_meta_data, '{}'::jsonb) || '{"provider": "email", "providers": ["email"]}'::jsonb
+                   else raw_app_meta_data end,
+               is_anonymous = false
            where id = $1""", _u(user_id), new_email.lower())
+    await conn.execute(
+        """insert into auth.identities (provider_id, user_id, identity_data, provider, last_sign_in_at,
+               created_at, updated_at)
+           select $1::uuid::text, $1::uuid, jsonb_build_object('sub', $1::uuid::text, 'email', $2::text,
+                  'email_verified', true, 'phone_verified', false), 'email', now(), now(), now()
+           where not exists (select 1 from auth.identities where user_id = $1::uuid and provider = 'email')""",
+        _u(user_id), new_email.lower())
     await conn.execute(
         """update auth.identities set identity_data = identity_data || jsonb_build_object('email', $2::text,
                'email_verified', true), updated_at = now() where user_id = $1 and provider = 'email'""",

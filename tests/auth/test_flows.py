@@ -278,6 +278,17 @@ def test_anonymous_sign_in(server: ServerHandle, auto_server: ServerHandle) -> N
     assert res.session is not None and res.user is not None and res.user.is_anonymous
     claims = sb.auth.get_claims()["claims"]
     assert claims["is_anonymous"] is True and claims["amr"][0]["method"] == "anonymous"
+    # Converting the guest: add an email, confirm it with the code, set a password.
+    email = unique_email("guest")
+    sb.auth.update_user({"email": email})
+    code = code_of(last_mail(auto_server, email, "email_change"))
+    done = sb.auth.verify_otp({"email": email, "token": code, "type": "email_change"})
+    assert done.user is not None and done.user.id == res.user.id and done.user.email == email
+    assert done.user.is_anonymous is False and done.user.app_metadata["provider"] == "email"
+    assert [i.provider for i in done.user.identities or []] == ["email"]
+    sb.auth.update_user({"password": "guestpass1"})
+    again = py_client(auto_server).auth.sign_in_with_password({"email": email, "password": "guestpass1"})
+    assert again.user is not None and again.user.id == res.user.id
 
 
 def test_pkce_confirmation_link_and_code_exchange(server: ServerHandle) -> None:
