@@ -142,3 +142,30 @@ def test_server_never_500(rest_server, query, prefer, accept, method, table) -> 
             assert {"code", "message"} <= set(r.json())
     # every table is still there: nothing from the query string ran as SQL
     assert run_sql(rest_server, "select count(*) from rest_fixture.kv")[0][0] >= 0
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["k", "v", "note", "a", "b", "n", "zz", "xs", "key", "name", "author"]), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=JSON_VALUES, prefer=st.sampled_from(["", "return=representation", "return=minimal",
+                                                  "resolution=merge-duplicates", "missing=default",
+                                                  "params=single-object", "return=headers-only,count=exact"]),
+       target=st.sampled_from(["/kv", "/kv?columns=k,v", "/kv?on_conflict=k", "/rpc/add", "/rpc/echo_json",
+                               "/rpc/sum_array", "/rpc/hello", "/rpc/bump", "/rpc/nope", "/rpc/series"]),
+       query=st.lists(st.tuples(KEY, VALUE), max_size=2))
+def test_server_never_500_on_bodies(rest_server, body, prefer, target, query) -> None:
+    import json as _json
+
+    with raw(rest_server, rest_server.service_key) as h:
+        try:
+            r = h.post(target, params=query, content=_json.dumps(body).encode(),
+                       headers={"Prefer": prefer, "Content-Type": "application/json"})
+        except (httpx.InvalidURL, httpx.LocalProtocolError, UnicodeEncodeError):
+            return
+        assert r.status_code < 500, (r.status_code, r.text, target, body)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from postgrest.exceptions import APIError
 
-from tests.rest.conftest import ALICE, BOB, raw, supa
+from tests.rest.conftest import BOB, raw, supa
 
 
 def ids(rows: list[dict]) -> list:
