@@ -227,6 +227,10 @@ async def rows(
         _prefer_representation(out_headers)
     if row_id is not None:
         out_query.append(("id", f"eq.{row_id}"))
+        prefer = out_headers.get("prefer", "")
+        if method in ("PATCH", "DELETE") and "count=" not in prefer:
+            # With return=minimal only the counted Content-Range (`*/0`) tells that no row matched.
+            out_headers["prefer"] = (prefer + ", " if prefer.strip() else "") + "count=exact"
         # One row is addressed, so one JSON object answers (unless the caller asked for a format).
         if out_headers.get("accept", "*/*").split(";")[0].strip() in ("*/*", "application/json", ""):
             out_headers["accept"] = "application/vnd.pgrst.object+json"
@@ -290,5 +294,6 @@ def _matched_nothing(method: str, response: Response) -> bool:
             return json.loads(body) == []
         except ValueError:
             return False
-    # return=minimal: PATCH says `*/*` when nothing matched; DELETE's range does not tell.
-    return method == "PATCH" and response.headers.get("content-range", "").startswith("*/")
+    # return=minimal: the counted Content-Range ends in `/0` (PATCH also says `*/*`) when nothing matched.
+    content_range = response.headers.get("content-range", "")
+    return content_range.endswith("/0") or (method == "PATCH" and content_range == "*/*")

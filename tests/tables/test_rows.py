@@ -114,7 +114,8 @@ def test_row_endpoints_get_patch_delete(server: ServerHandle, shop: tuple[str, A
     for resp in (api.get(f"/{db}/tables/items/rows/{missing}"),
                  api.patch(f"/{db}/tables/items/rows/{missing}", json={"qty": 1}),
                  api.patch(f"/{db}/tables/items/rows/{missing}", json={"qty": 1}, headers={"Prefer": "return=minimal"}),
-                 api.delete(f"/{db}/tables/items/rows/{missing}")):
+                 api.delete(f"/{db}/tables/items/rows/{missing}"),
+                 api.delete(f"/{db}/tables/items/rows/{missing}", headers={"Prefer": "return=minimal"})):
         assert resp.status_code == 404, resp.text
         assert resp.json()["code"] == "PGRST116"
     bad = api.get(f"/{db}/tables/items/rows/not-a-uuid")
@@ -122,7 +123,12 @@ def test_row_endpoints_get_patch_delete(server: ServerHandle, shop: tuple[str, A
     deleted = api.delete(f"/{db}/tables/items/rows/{rid}")
     assert deleted.status_code == 200 and deleted.json()["id"] == rid
     assert api.get(f"/{db}/tables/items/rows/{rid}").status_code == 404
-    assert api.post(f"/{db}/tables/items/rows", json={"title": "x"}, headers={"Prefer": "return=minimal"}).status_code == 201
+    r = api.post(f"/{db}/tables/items/rows", json={"title": "x"}, headers={"Prefer": "return=minimal"})
+    assert r.status_code == 201 and r.content == b""
+    other = api.get(f"/{db}/tables/items/rows?title=eq.x").json()[0]["id"]
+    gone = api.delete(f"/{db}/tables/items/rows/{other}", headers={"Prefer": "return=minimal"})
+    assert gone.status_code == 204 and gone.content == b""
+    assert api.get(f"/{db}/tables/items/rows/{other}").status_code == 404
 
 
 def test_ranges_counts_and_csv(shop: tuple[str, Api, str]) -> None:
