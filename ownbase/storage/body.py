@@ -19,6 +19,7 @@ from starlette.requests import Request
 from ownbase.storage import errors
 
 MAX_FIELD_BYTES = 1024 * 1024  # metadata / cacheControl fields
+_FIELDS = ("cacheControl", "metadata", "contentType", "contentEncoding")
 
 
 @dataclass
@@ -138,37 +139,32 @@ async def _parse_multipart(request: Request, content_type: str) -> UploadBody:
         return True
 
     fields: dict[str, str] = {}
-    current: tuple[str, bool, dict[str, bytes]] | None = None  # (name, is_file, headers)
+    field_name: str | None = None  # the form field being read, if any
     field_buf = bytearray()
     file_headers: dict[str, bytes] | None = None
-    leftover: list[bytes] = []
-    done = False
-    # Phase 1: fields, until the first file part starts.
+    # Phase 1: form fields, until the first file part starts (its data stays queued in sink).
     while file_headers is None:
         while sink.events and file_headers is None:
             kind, value = sink.events.pop(0)
             if kind == "part":
-                disp, dparams = parse_options_header(value.get("content-disposition", b""))
+                _, dparams = parse_options_header(value.get("content-disposition", b""))
                 name = dparams.get(b"name", b"").decode()
-                is_file = b"filename" in dparams or "content-type" in value and name not in (
-                    "cacheControl", "metadata", "contentType", "contentEncoding")
+                # supabase-js appends the file with an empty field name: a part is the file if
+                # it has a filename, or a content type and is not one of the known fields.
+                is_file = b"filename" in dparams or ("content-type" in value and name not in _FIELDS)
                 if is_file:
                     file_headers = value
                 else:
-                    current = (name, False, value)
+                    field_name = name
                     field_buf.clear()
-            elif kind == "data" and current is not None:
+            elif kind == "data" and field_name is not None:
                 field_buf += value
                 if len(field_buf) > MAX_FIELD_BYTES:
                     raise errors.invalid_request("multipart field too large")
-            elif kind == "end" and current is not None:
-                fields[current[0]] = field_buf.decode("utf-8", "replace")
-                current = None
-        if file_headers is not None:
-            # Data events already parsed for the file stay queued in sink.events.
-            break
-        if not await next_events():
-            done = True
+            elif kind == "end" and field_name is not None:
+                fields[field_name] = field_buf.decode("utf-8", "replace")
+                field_name = None
+        if file_headers is None and not await next_events():
             break
     if file_headers is None:
         raise errors.invalid_request("Empty file")
@@ -195,7 +191,6 @@ async def _parse_multipart(request: Request, content_type: str) -> UploadBody:
         if not finished:
             raise errors.invalid_request("Malformed multipart body: the file part is incomplete")
 
-    del leftover, done
     part_type = (file_headers.get("content-type") or b"").decode("latin-1").strip()
     mime = fields.get("contentType") or part_type or "application/octet-stream"
     metadata = _json_metadata(fields["metadata"]) if fields.get("metadata") else None

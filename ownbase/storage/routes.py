@@ -15,12 +15,11 @@ from ownbase.http.auth_context import CredentialError, resolve
 from ownbase.service import Service
 from ownbase.storage import errors, tus
 from ownbase.storage.body import parse_upload
-from ownbase.storage.responses import serve_object
-from ownbase.storage.service import SERVICE_AUTH, Caller, Storage, info_json
-from ownbase.storage.transform import parse_token_transform, parse_transform, render
+from ownbase.storage.responses import content_disposition, serve_object
+from ownbase.storage.service import SERVICE_AUTH, Caller, Storage, _url_path, blob_key, info_json, object_json
+from ownbase.storage.transform import MAX_INPUT_BYTES, parse_token_transform, parse_transform, render
 
 P = "/storage/v1"
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 def storage_of(request: Request) -> Storage:
@@ -200,8 +199,6 @@ async def copy(request: Request) -> Response:
     st, caller = storage_of(request), caller_of(request)
     body = await json_body(request)
     row = await st.move_or_copy(caller, body, copy=True)
-    from ownbase.storage.service import object_json
-
     return JSONResponse({"Id": str(row["id"]), "Key": f"{row['bucket_id']}/{row['name']}", **object_json(row)})
 
 
@@ -249,8 +246,6 @@ async def upload_sign(request: Request) -> Response:
     if request.method == "POST":
         caller = caller_of(request)
         token = await st.sign_upload(caller, bucket_id, name, _upsert(request))
-        from ownbase.storage.service import _url_path
-
         return JSONResponse({"url": f"/object/upload/sign/{_url_path(bucket_id)}/{_url_path(name)}?token={token}",
                              "token": token})
     token = request.query_params.get("token")
@@ -290,17 +285,13 @@ async def render_image(request: Request) -> Response:
     out, mime = await render(data, t, st.settings.storage_image_max_pixels)
     meta = row["metadata"] or {}
     headers = {"cache-control": str(meta.get("cacheControl") or "no-cache")}
-    from ownbase.storage.responses import content_disposition
-
     if (disp := content_disposition(request.query_params.get("download"))) is not None:
         headers["content-disposition"] = disp
     return Response(out, media_type=mime, headers=headers)
 
 
 async def read_limited(st: Storage, row: Any) -> bytes:
-    from ownbase.storage.service import blob_key
-    from ownbase.storage.transform import MAX_INPUT_BYTES
-
+    """The whole image, bounded: decoding needs it in memory, so the size is capped first."""
     meta = row["metadata"] or {}
     if int(meta.get("size") or 0) > MAX_INPUT_BYTES:
         raise errors.invalid_request("Image is too large to transform")
