@@ -225,13 +225,10 @@ async def _mutate(call: Call, req: ApiRequest, mode: str, table: Table, ret: Rea
             loc = row["location"]
             if response.singular_mode(mode) and rows != 1:
                 raise errors.singular(rows)  # rolls the transaction back
-            if prefs.max_affected is not None and prefs.handling == "strict" and rows > prefs.max_affected:
-                raise errors.ApiError(400, "PGRST124", "Query result exceeds max-affected preference constraint",
-                                      f"The query affects {rows} rows")
-        if ret_mode == "minimal" and prefs.max_affected is not None and prefs.handling == "strict" \
-                and rows > prefs.max_affected and kind != "insert":
+        if prefs.max_affected is not None and prefs.handling == "strict" and kind != "insert" \
+                and rows > prefs.max_affected:
             raise errors.ApiError(400, "PGRST124", "Query result exceeds max-affected preference constraint",
-                                  f"The query affects {rows} rows")
+                                  f"The query affects {rows} rows")  # rolls the transaction back
     total = rows if prefs.count in ("exact", "estimated") else None
     extra: dict[str, str] = {}
     if kind == "insert":

@@ -119,6 +119,14 @@ def test_single_on_mutation_rolls_back(kv) -> None:
         assert r.status_code == 406 and r.json()["code"] == "PGRST116"
     assert sql(kv, "select count(*) from rest_fixture.posts where views = 1000")[0][0] == 0
     with raw(kv, kv.service_key) as h:
+        r = h.patch("/posts?id=gt.0", json={"views": 1000}, headers={"Prefer": "handling=strict, max-affected=2"})
+        assert r.status_code == 400 and r.json()["code"] == "PGRST124"
+        assert r.json()["details"] == "The query affects 4 rows"
+        r = h.delete("/posts?id=eq.3", headers={"Prefer": "handling=strict, max-affected=1"})
+        assert r.status_code == 204
+    assert sql(kv, "select count(*) from rest_fixture.posts where views = 1000")[0][0] == 0
+    assert sql(kv, "select count(*) from rest_fixture.posts")[0][0] == 3
+    with raw(kv, kv.service_key) as h:
         r = h.post("/kv?select=k", json={"k": "one"},
                    headers={"Accept": "application/vnd.pgrst.object+json", "Prefer": "return=representation"})
         assert r.status_code == 201 and r.json() == {"k": "one"}
