@@ -36,7 +36,9 @@ _DROP_HEADERS = frozenset({"accept-profile", "content-profile"})
 
 def _table_json(database_id: str, record: asyncpg.Record) -> dict[str, Any]:
     spec = TableSpec(name=record["name"], columns=())
-    columns = describe(spec) + [c for c in record["columns"]]
+    keys = ("name", "type", "nullable", "default", "unique", "references", "primary_key", "system")
+    # jsonb does not keep key order: list every column's keys in one fixed order.
+    columns = describe(spec) + [{k: c.get(k) for k in keys} for c in record["columns"]]
     created = record["created_at"]
     return {"name": record["name"], "database_id": database_id, "columns": columns,
             "created_at": created.isoformat() if created is not None else None}
