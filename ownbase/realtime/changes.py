@@ -248,6 +248,33 @@ def commit_timestamp(value: datetime) -> str:
 
 # --- the leader ----------------------------------------------------------------------------
 _HI_SQL = "select pg_snapshot_xmin(pg_current_snapshot())::text"
+# The snapshot's running transactions, and those positively known to run in another database of
+# the cluster (they cannot write to this database's log, so they need not hold the window back).
+_SNAPSHOT_SQL = """
+select pg_snapshot_xmax(s)::text as xmax, array(select x::text from pg_snapshot_xip(s) x) as xip
+from pg_current_snapshot() s
+"""
+_OTHER_DB_XIDS_SQL = """
+select backend_xid::text from pg_stat_activity
+where backend_xid is not null
+  and datid is distinct from (select oid from pg_database where datname = current_database())
+"""
+
+
+async def window_limit(conn: asyncpg.Connection) -> str:
+    """The upper transaction id of the next window: the oldest transaction still running in this
+    database (as far as can be told), else the snapshot's xmax. Must run inside the reading
+    transaction so the window and the rows read come from the same snapshot."""
+    snap = await conn.fetchrow(_SNAPSHOT_SQL)
+    xip = [int(x) for x in snap["xip"]]
+    if not xip:
+        return snap["xmax"]
+    try:
+        other = {r[0] for r in await conn.fetch(_OTHER_DB_XIDS_SQL)}
+    except asyncpg.PostgresError:
+        other = set()
+    mine = [x for x in xip if str(x % 4294967296) not in other]
+    return str(min(mine)) if mine else snap["xmax"]
 _READ_SQL = """
 select id, table_oid, schema_name, table_name, op, record, old_record, commit_ts, xid::text as xid_text
 from ownbase.realtime_changes c
@@ -356,7 +383,7 @@ class Capture:
         """Publish the next rows of the current window; return the new cursor and whether the
         batch was full (more rows are waiting)."""
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            hi = await conn.fetchval(_HI_SQL)
+            hi = await window_limit(conn)
             if not self.wanted():
                 rows = []
             else:

@@ -221,3 +221,46 @@ async def test_commit_order_of_1000_quick_inserts(rt_server):
     got = [d["record"]["n"] - run * 1000 for d in items]
     assert got == list(range(1000)), [(i, g) for i, g in enumerate(got) if i != g][:10]
     await c.close()
+
+
+async def test_late_commit_is_not_missed_and_other_databases_do_not_block(rt_server, pg_admin_url):
+    import asyncpg
+
+    from tests.conftest import create_database
+
+    c = await rt_client(rt_server)
+    ch = c.channel("pg-late")
+    box = Inbox()
+    base = uuid.uuid4().int % 1_000_000 * 1000 + 500_000_000
+    ch.on_postgres_changes("INSERT", box, table="rt_seq", filter=f"n=gte.{base}")
+    await subscribed(ch)
+
+    # A transaction in ANOTHER database of the cluster stays open with a transaction id: it cannot
+    # write here, so it must not hold our changes back.
+    other_url = await asyncio.to_thread(create_database, pg_admin_url, "ownbase_rt_other")
+    other = await asyncpg.connect(other_url)
+    long_tx = other.transaction()
+    await long_tx.start()
+    await other.execute("create table t(a int); insert into t values (1)")
+    await run_sql(rt_server, f"insert into rt_seq(n) values ({base + 1})")
+    assert [d["record"]["n"] for d in data(await box.wait(1))] == [base + 1]
+
+    # A transaction in THIS database that took its id first but commits last is delivered too.
+    late = await asyncpg.connect(rt_server.db_url)
+    tx = late.transaction()
+    await tx.start()
+    await late.execute("insert into rt_seq(n) values ($1)", base + 2)
+    await run_sql(rt_server, f"insert into rt_seq(n) values ({base + 3})")
+    await asyncio.sleep(0.5)
+    await tx.commit()
+    items = data(await box.wait(3))
+    assert sorted(d["record"]["n"] for d in items) == [base + 1, base + 2, base + 3]
+    await late.close()
+    await long_tx.rollback()
+    await other.close()
+    admin = await asyncpg.connect(pg_admin_url)
+    try:
+        await admin.execute(f'drop database if exists "{other_url.rsplit("/", 1)[1]}"')
+    finally:
+        await admin.close()
+    await c.close()
