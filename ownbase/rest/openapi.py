@@ -103,8 +103,15 @@ def _rpc_path(fn: Function) -> dict[str, Any]:
     return path
 
 
-def document(cache: SchemaCache, schema: str, host: str, scheme: str) -> dict[str, Any]:
-    tables = sorted((t for t in cache.tables.values() if t.schema == schema), key=lambda t: t.name)
+def document(cache: SchemaCache, schema: str, host: str, scheme: str, role: str | None = None) -> dict[str, Any]:
+    """``role``: list only what that role was granted (as PostgREST does); None lists everything."""
+
+    def can(t: Table, priv: str) -> bool:
+        return role is None or role in t.grants.get(priv, frozenset())
+
+    tables = sorted((t for t in cache.tables.values() if t.schema == schema
+                     and any(can(t, p) for p in ("SELECT", "INSERT", "UPDATE", "DELETE"))),
+                    key=lambda t: t.name)
     paths: dict[str, Any] = {"/": {"get": {"tags": ["Introspection"], "summary": "OpenAPI description (this document)",
                                            "produces": ["application/openapi+json", "application/json"],
                                            "responses": {"200": {"description": "OK"}}}}}
@@ -150,16 +157,18 @@ def document(cache: SchemaCache, schema: str, host: str, scheme: str) -> dict[st
                                                   ("select", "order", "range", "rangeUnit", "offset", "limit",
                                                    "preferCount")],
             "responses": {"200": ok_array, "206": {"description": "Partial Content"}}}}
-        if t.insertable:
+        if not can(t, "SELECT"):
+            del path["get"]
+        if t.insertable and can(t, "INSERT"):
             path["post"] = {"tags": tag, "parameters": [{"$ref": f"#/parameters/body.{t.name}"},
                                                         {"$ref": "#/parameters/select"},
                                                         {"$ref": "#/parameters/preferPost"}],
                             "responses": {"201": {"description": "Created"}}}
-        if t.updatable:
+        if t.updatable and can(t, "UPDATE"):
             path["patch"] = {"tags": tag, "parameters": filters + [{"$ref": f"#/parameters/body.{t.name}"},
                                                                    {"$ref": "#/parameters/preferReturn"}],
                              "responses": {"204": {"description": "No Content"}}}
-        if t.deletable:
+        if t.deletable and can(t, "DELETE"):
             path["delete"] = {"tags": tag, "parameters": filters + [{"$ref": "#/parameters/preferReturn"}],
                               "responses": {"204": {"description": "No Content"}}}
         if t.comment:
@@ -167,6 +176,7 @@ def document(cache: SchemaCache, schema: str, host: str, scheme: str) -> dict[st
                 op["summary"] = t.comment.split("\n")[0]
         paths[f"/{t.name}"] = path
     for (s, name), fns in sorted(cache.functions.items()):
+        fns = [f for f in fns if role is None or role in f.executable_by]
         if s == schema and fns:
             paths[f"/rpc/{name}"] = _rpc_path(fns[0])
     return {
@@ -197,7 +207,7 @@ async def openapi_response(ctx: Context, request: Request, schema: str, auth: Au
         raise errors.not_acceptable([request.headers.get("accept", "")])
     cache = await get_schema_cache(ctx)
     host = request.headers.get("host") or f"{ctx.settings.host}:{ctx.settings.port}"
-    doc = document(cache, schema, host, request.url.scheme)
+    doc = document(cache, schema, host, request.url.scheme, auth.role)
     body = json.dumps(doc).encode()
     if request.method == "HEAD":
         body = b""

@@ -45,6 +45,8 @@ class Table:
     deletable: bool = True
     comment: str | None = None
     computed: dict[str, Column] = field(default_factory=dict)  # functions of the row type
+    # request roles holding each privilege (for the OpenAPI document; the database still decides)
+    grants: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def is_view(self) -> bool:
@@ -86,6 +88,7 @@ class Function:
     return_relation: tuple[str, str] | None = None  # the table/view whose row type is returned
     out_columns: list[tuple[str, str]] = field(default_factory=list)  # RETURNS TABLE / OUT params
     comment: str | None = None
+    executable_by: frozenset[str] = frozenset()
 
     @property
     def in_args(self) -> list[Arg]:
@@ -126,7 +129,10 @@ class SchemaCache:
 _TABLES = """
 select n.nspname as schema, c.relname as name, c.relkind::text as kind, c.oid, c.reltype,
        obj_description(c.oid, 'pg_class') as comment,
-       case when c.relkind in ('r', 'p') then 28 else pg_relation_is_updatable(c.oid, true) end as upd
+       case when c.relkind in ('r', 'p') then 28 else pg_relation_is_updatable(c.oid, true) end as upd,
+       array(select r || ':' || p from unnest(array['anon', 'authenticated', 'service_role']) r,
+                    unnest(array['SELECT', 'INSERT', 'UPDATE', 'DELETE']) p
+             where exists (select 1 from pg_roles where rolname = r) and has_table_privilege(r, c.oid, p)) as grants
 from pg_class c
 join pg_namespace n on n.oid = c.relnamespace
 where n.nspname = any($1::text[]) and c.relkind in ('r', 'v', 'm', 'f', 'p') and not c.relispartition
@@ -218,7 +224,10 @@ select n.nspname as schema, p.proname as name, p.provolatile::text as volatility
              with ordinality u(x, i) order by i) as arg_types,
        p.pronargdefaults as ndefaults,
        case when p.pronargs = 1 then p.proargtypes[0] end as only_arg_type,
-       obj_description(p.oid, 'pg_proc') as comment
+       obj_description(p.oid, 'pg_proc') as comment,
+       array(select r from unnest(array['anon', 'authenticated', 'service_role']) r
+             where exists (select 1 from pg_roles where rolname = r)
+               and has_function_privilege(r, p.oid, 'EXECUTE')) as executable_by
 from pg_proc p
 join pg_namespace n on n.oid = p.pronamespace
 join pg_type t on t.oid = p.prorettype
@@ -293,6 +302,11 @@ async def load(conn: Any, schemas: Iterable[str]) -> SchemaCache:
         upd = int(r["upd"] or 0)
         t = Table(r["schema"], r["name"], r["kind"], {}, comment=r["comment"],
                   insertable=bool(upd & 8), updatable=bool(upd & 4), deletable=bool(upd & 16))
+        grants: dict[str, set[str]] = {}
+        for g in r["grants"] or []:
+            role, _, priv = g.partition(":")
+            grants.setdefault(priv, set()).add(role)
+        t.grants = {k: frozenset(v) for k, v in grants.items()}
         by_oid[r["oid"]] = t
         by_type[r["reltype"]] = t
         tables[t.qualified] = t
@@ -360,7 +374,7 @@ async def load(conn: Any, schemas: Iterable[str]) -> SchemaCache:
             if rel_table is not None:
                 outs = [(c.name, c.type) for c in rel_table.columns.values()]
         fn = Function(r["schema"], r["name"], args, r["return_type"], r["retset"], r["volatility"], kind,
-                      rel, outs, r["comment"])
+                      rel, outs, r["comment"], frozenset(r["executable_by"] or ()))
         functions.setdefault((fn.schema, fn.name), []).append(fn)
         row_table = by_type.get(r["only_arg_type"]) if r["only_arg_type"] is not None else None
         if row_table is not None and not r["retset"] and kind == "scalar" and fn.name not in row_table.columns:

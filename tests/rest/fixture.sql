@@ -133,6 +133,8 @@ insert into rest_fixture.events values (1, '2024-05-01', 'a'), (2, '2025-05-01',
 grant all on all tables in schema rest_fixture to anon, authenticated, service_role;
 grant all on all sequences in schema rest_fixture to anon, authenticated, service_role;
 grant execute on all functions in schema rest_fixture to anon, authenticated, service_role;
+create table rest_fixture.staff_only (id int primary key);
+grant all on rest_fixture.staff_only to service_role;
 
 -- Seed rows.
 insert into rest_fixture.users (id, username, age, mood, nicknames, meta, score) values

@@ -121,6 +121,11 @@ def test_openapi_document(rest_server) -> None:
     posts = doc["definitions"]["posts"]["properties"]
     assert "<fk table='users' column='id'/>" in posts["author_id"]["description"]
     assert posts["views"]["type"] == "integer" and posts["published"]["default"] is False
+    assert "/staff_only" not in doc["paths"] and "staff_only" not in doc["definitions"]  # not granted to anon
+    r = httpx.get(f"{rest_server.url}/rest/v1/", headers={"apikey": rest_server.service_key,
+                                                          "Authorization": f"Bearer {rest_server.service_key}",
+                                                          "Accept-Profile": SCHEMA})
+    assert "/staff_only" in r.json()["paths"]
     r = httpx.get(f"{rest_server.url}/rest/v1/", headers={"apikey": rest_server.anon_key, "Accept": "text/csv"})
     assert r.status_code == 406
 
