@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ownbase.auth import errors, otp, users
-from ownbase.auth.flows import check_password
+from ownbase.auth.rules import check_password
 from ownbase.auth.passwords import hash_password
 from ownbase.auth.web import admin_caller, body, client_ip, ctx_of, obj, string
 

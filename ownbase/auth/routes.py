@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ownbase.auth import admin, flows
+from ownbase.auth import account, admin, grants, mails, signup, verify
 from ownbase.auth.errors import AuthError, render, unexpected
 from ownbase.auth.lifecycle import shutdown, startup
 from ownbase.service import Service
@@ -67,14 +67,14 @@ async def jwks(request: Request) -> Response:
 
 async def _verify(request: Request) -> Any:
     if request.method == "GET":
-        return await flows.verify_get(request)
-    return await flows.verify_post(request)
+        return await verify.verify_get(request)
+    return await verify.verify_post(request)
 
 
 async def _user(request: Request) -> Any:
     if request.method == "GET":
-        return await flows.get_user(request)
-    return await flows.put_user(request)
+        return await account.get_user(request)
+    return await account.put_user(request)
 
 
 async def _admin_users(request: Request) -> Any:
@@ -95,16 +95,16 @@ SERVICE = Service(
         Route(f"{P}/health", health),
         Route(f"{P}/settings", settings_route),
         Route(f"{P}/.well-known/jwks.json", jwks),
-        Route(f"{P}/signup", gotrue(flows.signup), methods=["POST"]),
-        Route(f"{P}/token", gotrue(flows.token), methods=["POST"]),
-        Route(f"{P}/otp", gotrue(flows.otp_route), methods=["POST"]),
-        Route(f"{P}/magiclink", gotrue(flows.otp_route), methods=["POST"]),
+        Route(f"{P}/signup", gotrue(signup.signup), methods=["POST"]),
+        Route(f"{P}/token", gotrue(grants.token), methods=["POST"]),
+        Route(f"{P}/otp", gotrue(mails.otp_route), methods=["POST"]),
+        Route(f"{P}/magiclink", gotrue(mails.otp_route), methods=["POST"]),
         Route(f"{P}/verify", gotrue(_verify), methods=["GET", "POST"]),
-        Route(f"{P}/recover", gotrue(flows.recover), methods=["POST"]),
-        Route(f"{P}/resend", gotrue(flows.resend), methods=["POST"]),
+        Route(f"{P}/recover", gotrue(mails.recover), methods=["POST"]),
+        Route(f"{P}/resend", gotrue(mails.resend), methods=["POST"]),
         Route(f"{P}/user", gotrue(_user), methods=["GET", "PUT"]),
-        Route(f"{P}/reauthenticate", gotrue(flows.reauthenticate), methods=["GET"]),
-        Route(f"{P}/logout", gotrue(flows.logout), methods=["POST"]),
+        Route(f"{P}/reauthenticate", gotrue(account.reauthenticate), methods=["GET"]),
+        Route(f"{P}/logout", gotrue(account.logout), methods=["POST"]),
         Route(f"{P}/invite", gotrue(admin.invite), methods=["POST"]),
         Route(f"{P}/admin/users", gotrue(_admin_users), methods=["GET", "POST"]),
         Route(f"{P}/admin/users/{{user_id}}", gotrue(_admin_user), methods=["GET", "PUT", "DELETE"]),

@@ -1,0 +1,114 @@
+"""The signed-in user: GET/PUT /user, GET /reauthenticate, POST /logout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ownbase.auth import errors, otp, sessions, users
+from ownbase.auth.passwords import hash_password, verify_password
+from ownbase.auth.rules import check_password, normalize_email
+from ownbase.auth.web import body, client_ip, ctx_of, limit, obj, string, user_caller
+
+
+async def _current(conn: asyncpg.Connection, claims: dict[str, Any], *, lock: bool = False) -> asyncpg.Record:
+    user = await users.by_id(conn, claims["sub"], lock=lock)
+    if user is None:
+        raise errors.user_not_found()
+    sid = claims.get("session_id")
+    if sid and not await sessions.session_exists(conn, str(sid)):
+        raise errors.session_not_found()
+    return user
+
+
+async def get_user(request: Request) -> Any:
+    ctx = ctx_of(request)
+    auth = user_caller(request)
+    async with ctx.db.owner.acquire() as conn:
+        user = await _current(conn, auth.claims)
+        return users.user_json(user, await users.identities(conn, user["id"]))
+
+
+async def put_user(request: Request) -> Any:
+    ctx = ctx_of(request)
+    s = ctx.settings
+    auth = user_caller(request)
+    data = await body(request)
+    await limit(request, "otp", s.auth_rate_limit_otp)
+    email, password = string(data, "email"), string(data, "password")
+    nonce, current_password = string(data, "nonce"), string(data, "current_password")
+    if data.get("app_metadata") is not None:
+        raise errors.AuthError(403, "not_admin", "Updating app_metadata requires admin privileges")
+    if string(data, "phone"):
+        raise errors.phone_disabled("logins")
+    ip = client_ip(request)
+    redirect_to = request.query_params.get("redirect_to")
+    async with ctx.db.owner.acquire() as conn, conn.transaction():
+        user = await _current(conn, auth.claims, lock=True)
+        if "data" in data:
+            await users.merge_metadata(conn, user["id"], "raw_user_meta_data", obj(data, "data"))
+        if password:
+            check_password(ctx, password)
+            if user["encrypted_password"] and await verify_password(password, user["encrypted_password"],
+                                                                     s.auth_bcrypt_cost):
+                raise errors.same_password()
+            if current_password:
+                if not await verify_password(current_password, user["encrypted_password"], s.auth_bcrypt_cost):
+                    raise errors.AuthError(400, "invalid_credentials", "Invalid login credentials")
+            elif s.auth_secure_password_change and user["encrypted_password"]:
+                if not nonce:
+                    raise errors.reauthentication_needed()
+                row = await otp.consume(conn, ctx, ("reauthentication_token",),
+                                        email=user["email"] or "", code=nonce)
+                if row is None or row["user_id"] != user["id"]:
+                    raise errors.reauthentication_not_valid()
+            await users.set_password(conn, user["id"], await hash_password(password, s.auth_bcrypt_cost))
+            await users.audit(conn, "user_updated_password", user, ip, "user")
+        if email and email.lower() != (user["email"] or ""):
+            new = normalize_email(email)
+            taken = await users.by_email(conn, new)
+            if taken is not None and taken["id"] != user["id"]:
+                raise errors.email_exists()
+            await conn.execute(
+                "update auth.users set email_change = $2, email_change_confirm_status = 0, updated_at = now()"
+                " where id = $1", user["id"], new)
+            changed = await users.by_id(conn, str(user["id"]))
+            assert changed is not None
+            await otp.send(conn, ctx, changed, "email_change", redirect_to=redirect_to, to=new)
+            if s.auth_secure_email_change and user["email"]:
+                await otp.send(conn, ctx, changed, "email_change", redirect_to=redirect_to,
+                               to=user["email"], token_type="email_change_token_current")
+        await users.audit(conn, "user_modified", user, ip, "user")
+        fresh = await users.by_id(conn, str(user["id"]))
+        assert fresh is not None
+        return users.user_json(fresh, await users.identities(conn, fresh["id"]))
+
+
+async def reauthenticate(request: Request) -> Any:
+    ctx = ctx_of(request)
+    auth = user_caller(request)
+    await limit(request, "otp", ctx.settings.auth_rate_limit_otp)
+    async with ctx.db.owner.acquire() as conn, conn.transaction():
+        user = await _current(conn, auth.claims, lock=True)
+        if not user["email"]:
+            raise errors.validation("Reauthentication requires the user to have an email or a phone number")
+        await otp.send(conn, ctx, user, "reauthentication", redirect_to=None, budget=False)
+    return {}
+
+
+async def logout(request: Request) -> Response:
+    ctx = ctx_of(request)
+    auth = user_caller(request)
+    scope = request.query_params.get("scope", "local")
+    if scope not in ("global", "local", "others"):
+        raise errors.validation(f'Unsupported logout scope "{scope}"')
+    sid = auth.claims.get("session_id")
+    async with ctx.db.owner.acquire() as conn, conn.transaction():
+        user = await users.by_id(conn, auth.claims["sub"])
+        await sessions.logout(conn, auth.claims["sub"], str(sid) if sid else None, scope)
+        if user is not None:
+            await users.audit(conn, "logout", user, client_ip(request), "account", {"scope": scope})
+    return Response(status_code=204)
