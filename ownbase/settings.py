@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(8000, ge=0)  # per data request, 0 disables
     db_ssl_root_cert: str = ""  # CA bundle for sslmode=verify-full (e.g. RDS global bundle)
 
+    # --- dynamic tables (/db/v1) --------------------------------------------------------
+    # Quotas against catalog bloat by one account; the service role is exempt. 0 disables.
+    tables_max_databases_per_user: int = Field(100, ge=0)
+    tables_max_tables_per_database: int = Field(500, ge=0)
+
     # --- keys / JWT -----------------------------------------------------------------
     jwt_algorithm: Literal["RS256", "ES256", "HS256"] = "RS256"
     jwt_private_key: str = ""  # PEM; empty: generated once into the data dir

@@ -116,5 +116,10 @@ def table_in_use(table: str, detail: str | None) -> TablesError:
                        details=detail, hint="Drop the referencing tables first.")
 
 
+def quota(message: str) -> TablesError:
+    return TablesError(403, "53400", f"quota exceeded: {message}",
+                       hint="Drop what you no longer need, or ask the operator to raise the limit.")
+
+
 def unavailable(message: str) -> TablesError:
     return TablesError(503, "PGRST002", message)

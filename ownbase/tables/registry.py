@@ -59,6 +59,11 @@ async def schema_exists(conn: asyncpg.Connection, name: str) -> bool:
     return bool(await conn.fetchval("select exists(select 1 from pg_namespace where nspname = $1)", name))
 
 
+async def count_databases(conn: asyncpg.Connection, caller: Caller) -> int:
+    return int(await conn.fetchval("select count(*) from ownbase.dynamic_databases where owner_id = $1::uuid",
+                                   caller.user_id))
+
+
 async def register_database(conn: asyncpg.Connection, database_id: str, caller: Caller) -> None:
     owner = None if caller.is_service else caller.user_id
     await conn.execute("insert into ownbase.dynamic_databases(id, owner_id) values ($1, $2::uuid)",

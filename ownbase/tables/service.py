@@ -84,16 +84,25 @@ async def create_table(ctx: Context, caller: Caller, database_id: str, body: Any
         async with conn.transaction():
             await registry.lock_database(conn, database_id)
             found, owner = await registry.owner_of(conn, database_id)
+            limits = ctx.settings
             if not found:
                 if await registry.schema_exists(conn, database_id):
                     raise errors.not_dynamic(database_id)
+                cap = limits.tables_max_databases_per_user
+                if cap and not caller.is_service and await registry.count_databases(conn, caller) >= cap:
+                    raise errors.quota(f"you already own {cap} databases (OWNBASE_TABLES_MAX_DATABASES_PER_USER)")
                 await ddl.create_schema(conn, database_id)
                 await registry.register_database(conn, database_id, caller)
             elif not caller.may_use(owner):
                 raise errors.not_owner(database_id)
             if await registry.get_table(conn, database_id, table.name) is not None:
                 raise errors.table_exists(database_id, table.name)
-            existing = {r["name"] for r in await registry.list_tables(conn, database_id)} | {table.name}
+            names = {r["name"] for r in await registry.list_tables(conn, database_id)}
+            cap = limits.tables_max_tables_per_database
+            if cap and not caller.is_service and len(names) >= cap:
+                raise errors.quota(f"database '{database_id}' already has {cap} tables "
+                                   "(OWNBASE_TABLES_MAX_TABLES_PER_DATABASE)")
+            existing = names | {table.name}
             for col in table.columns:
                 if col.references is not None and col.references not in existing:
                     raise errors.invalid_spec(

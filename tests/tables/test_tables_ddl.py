@@ -218,3 +218,25 @@ def test_unknown_paths_and_methods_answer_in_postgrest_shape(alice: tuple[str, A
     r = api.patch(f"/{dbname}/tables/items/rows", json={"a": 1})  # no mass updates: address a row
     assert r.status_code == 405 and "PATCH" in r.json()["message"]
     assert api.get("").status_code == 200  # /db/v1 itself lists your databases
+
+
+def test_quotas_per_user_and_database(server_factory: Any, mint: Any) -> None:
+    limited = server_factory({"OWNBASE_TABLES_MAX_DATABASES_PER_USER": "2",
+                              "OWNBASE_TABLES_MAX_TABLES_PER_DATABASE": "2"})
+    import uuid as _uuid
+
+    user = Api(limited, mint(str(_uuid.uuid4())))
+    service_api = Api(limited, limited.service_key)
+    dbs = ["q_" + _uuid.uuid4().hex[:10] for _ in range(3)]
+    assert create(user, dbs[0], {"name": "a", "columns": []}).status_code == 201
+    assert create(user, dbs[0], {"name": "b", "columns": []}).status_code == 201
+    r = create(user, dbs[0], {"name": "c", "columns": []})
+    assert r.status_code == 403 and r.json()["code"] == "53400" and "OWNBASE_TABLES_MAX_TABLES_PER_DATABASE" in r.json()["message"]
+    assert create(user, dbs[1], {"name": "a", "columns": []}).status_code == 201
+    r = create(user, dbs[2], {"name": "a", "columns": []})
+    assert r.status_code == 403 and "OWNBASE_TABLES_MAX_DATABASES_PER_USER" in r.json()["message"]
+    assert user.get(f"/{dbs[2]}/tables").status_code == 404  # nothing was left behind
+    # The service role is exempt, and dropping frees room.
+    assert create(service_api, dbs[0], {"name": "c", "columns": []}).status_code == 201
+    assert user.delete(f"/{dbs[1]}/tables/a").status_code == 204
+    assert create(user, dbs[1], {"name": "z", "columns": []}).status_code == 201
