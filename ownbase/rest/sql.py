@@ -87,10 +87,14 @@ def _like(value: str) -> str:
     return value.replace("*", "%")
 
 
+# Types whose bare name means length 1 ("character" is char(1)): cast to the unbounded variant.
+_UNBOUNDED = {"character": "bpchar", "bit": "varbit", "character[]": "bpchar[]", "bit[]": "varbit[]"}
+
+
 def filter_sql(alias: str, rf: ResolvedFilter, params: Params) -> str:
     f = rf.filter
     expr, typ = field_expr(alias, f.field, rf.column, params)
-    t = typ or "text"
+    t = _UNBOUNDED.get(typ or "text", typ or "text")
     op = f.op
     sql: str
     if op == "is":
@@ -107,7 +111,7 @@ def filter_sql(alias: str, rf: ResolvedFilter, params: Params) -> str:
     elif op in ("like", "ilike", "match", "imatch"):
         sym = {"like": "LIKE", "ilike": "ILIKE", "match": "~", "imatch": "~*"}[op]
         conv = _like if op in ("like", "ilike") else (lambda v: v)
-        target = expr if t in ("text", "character varying", "character", "citext", "name") \
+        target = expr if t in ("text", "character varying", "bpchar", "citext", "name") \
             else f"{expr}::text"
         if f.quantifier:
             values = f.value if isinstance(f.value, list) else [str(f.value)]
@@ -485,7 +489,7 @@ def call_args(fn: Function, names: Sequence[str], params: Params, body_param: st
     if not names:
         return "", ""
     by_name = {a.name: a for a in fn.in_args}
-    defs = ", ".join(f"{quote_ident(n)} {by_name[n].type}" for n in names)
+    defs = ", ".join(f"{quote_ident(n)} {_UNBOUNDED.get(by_name[n].type, by_name[n].type)}" for n in names)
     frm = f"json_to_record({body_param}) AS _a({defs})"
     call = ", ".join(f"{quote_ident(n)} := _a.{quote_ident(n)}" for n in names)
     return frm, call

@@ -305,3 +305,19 @@ def test_computed_fields_partitions_and_strict_prefs(rest_server) -> None:
         assert r.json()["details"] == "Invalid preferences: foo=bar"
         r = h.get("/posts?select=id", headers={"Prefer": "handling=lenient, foo=bar"})
         assert r.status_code == 200
+
+
+def test_fixed_length_types_are_not_truncated(rest_server) -> None:
+    from tests.conftest import sql
+
+    sql(rest_server, "create table if not exists rest_fixture.codes (c char(3) primary key, b bit(3)); "
+                     "grant all on rest_fixture.codes to service_role; "
+                     "insert into rest_fixture.codes values ('abc', '101'), ('xyz', '011') on conflict do nothing; "
+                     "notify pgrst, 'reload schema'")
+    from tests.rest.conftest import wait_for_table
+
+    wait_for_table(rest_server, "codes")
+    with raw(rest_server, rest_server.service_key) as h:
+        assert h.get("/codes?select=c&c=eq.abc").json() == [{"c": "abc"}]
+        assert h.get("/codes?select=c&c=in.(abc,xyz)&b=eq.011").json() == [{"c": "xyz"}]
+        assert h.get("/codes?select=c&c=like.a*").json() == [{"c": "abc"}]
