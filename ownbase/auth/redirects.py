@@ -14,7 +14,13 @@ def _origin(url: str) -> tuple[str, str]:
 
 
 def allowed(settings: Settings, url: str) -> bool:
-    parts = urlsplit(url)
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return False  # control characters never belong in a link we mail out
+    try:
+        parts = urlsplit(url)
+        _origin(settings.site_url)
+    except ValueError:  # e.g. a malformed IPv6 host
+        return False
     if parts.scheme not in ("http", "https") and "://" not in url:
         return False
     if not parts.netloc:

@@ -37,9 +37,34 @@ async def body(request: Request) -> dict[str, Any]:
         data = json.loads(raw)
     except ValueError as exc:
         raise errors.bad_json(str(exc)) from None
+    except RecursionError:
+        raise errors.bad_json("nested too deeply") from None
     if not isinstance(data, dict):
         raise errors.bad_json("expected a JSON object")
+    # Postgres text and jsonb refuse NUL characters and lone surrogates: refuse them here as a
+    # 400 instead of failing later with a 500.
+    try:
+        _check_strings(data)
+    except RecursionError:
+        raise errors.bad_json("nested too deeply") from None
     return data
+
+
+def _check_strings(value: Any) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise errors.bad_json("NUL characters are not allowed")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise errors.bad_json("invalid Unicode (lone surrogate)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key)
+            _check_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_strings(item)
 
 
 def string(data: dict[str, Any], key: str) -> str:
