@@ -9,7 +9,6 @@ registered before the ``ok`` reply, so SUBSCRIBED means live.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -292,6 +291,3 @@ async def _access_token(conn: "Connection", sub: ChannelSub, payload: dict[str, 
     sub.write_ok.clear()
     conn.token = token
 
-
-def now() -> float:
-    return time.time()

@@ -132,7 +132,12 @@ class Connection:
                 self.send_frame(Frame(frame.join_ref, frame.ref, frame.topic, "phx_reply",
                                       {"status": "ok", "response": {}}))
             return
-        await channel.push(self, sub, frame, size)
+        try:
+            await channel.push(self, sub, frame, size)
+        except Exception:  # noqa: BLE001 - a failing channel is closed alone, as Phoenix does
+            log.exception("realtime channel %s failed", frame.topic)
+            self.send_frame(Frame(sub.join_ref, frame.ref, frame.topic, "phx_error", {}))
+            await sub.remove()
 
     async def close(self, code: int, reason: str = "") -> None:
         if self.closed:
