@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from urllib.parse import urlencode
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -34,6 +35,7 @@ class Call:
     body: bytes
     auth: AuthContext
     profile: str | None
+    location: str = ""  # Content-Location of reads: the path and query string as received
 
 
 async def run(ctx: Context, cache: SchemaCache, *, method: str, schema: str, relation: str,
@@ -49,7 +51,9 @@ async def run(ctx: Context, cache: SchemaCache, *, method: str, schema: str, rel
         raise errors.body_too_large(ctx.settings.max_body_bytes)
     profile = schema if len(ctx.settings.db_schemas) > 1 or headers.get("accept-profile") \
         or headers.get("content-profile") else None
-    call = Call(ctx, cache, method, schema, relation, headers, body, auth, profile)
+    prefix = "/rpc/" if rpc else "/"
+    call = Call(ctx, cache, method, schema, relation, headers, body, auth, profile,
+                prefix + relation + ("?" + urlencode(list(query)) if query else ""))
     try:
         if rpc:
             return await _rpc(call, query)
@@ -144,7 +148,7 @@ def _read_response(call: Call, req: ApiRequest, mode: str, body: str | None, row
     return response.build(status, body if body is not None else "[]", mode,
                           content_range_=response.content_range(offset, rows, total),
                           pref_applied=response.applied(req.prefs), head=call.method == "HEAD",
-                          profile=call.profile)
+                          profile=call.profile, extra={"Content-Location": call.location})
 
 
 async def _estimate(conn: Any, root: ReadNode, source: str, how: str, exact: int | None,
@@ -243,7 +247,9 @@ async def _mutate(call: Call, req: ApiRequest, mode: str, table: Table, ret: Rea
                 extra["Location"] = response.location(call.relation, table.pk, pks[0])
     else:
         status = 200 if ret_mode == "representation" else 204
-        crange = response.content_range(0, rows, total)
+        # PostgREST: a minimal DELETE reports no range (`*/*`), a PATCH the rows it touched
+        crange = f"*/{total if total is not None else '*'}" if kind == "delete" and ret_mode != "representation" \
+            else response.content_range(0, rows, total)
     pref = response.applied(prefs, resolution=kind == "insert" and bool(req.on_conflict_applied),
                             missing=kind in ("insert", "update"), ret=True)
     if ret_mode != "representation":
@@ -450,7 +456,7 @@ async def _rpc(call: Call, query: Sequence[tuple[str, str]]) -> Response:
             return _read_response(call, req, mode if mode != "csv" else "json", row["body"],
                                   int(row["page_total"]), None, offset)
         return response.build(200, row["body"] if row["body"] is not None else "null",
-                              "json" if mode == "csv" else mode, profile=call.profile)
+                              "json" if mode == "csv" else mode, content_range_="0-0/*", profile=call.profile)
     # composite results behave like a table: select, filters, order, embedding on the rows
     table = _result_table(call.cache, fn)
     source = f"(SELECT _f.* FROM {frm + ' CROSS JOIN LATERAL ' if frm else ''}{invoke} AS _f)"
@@ -468,7 +474,7 @@ async def _rpc(call: Call, query: Sequence[tuple[str, str]]) -> Response:
             await conn.execute("SET TRANSACTION READ ONLY")
         row = await conn.fetchrow(stmt, *params.values)
     if not fn.returns_set and row["body"] is None:
-        return response.build(200, "null", "json", profile=call.profile)
+        return response.build(200, "null", "json", content_range_="0-0/*", profile=call.profile)
     return _read_response(call, req, mode, row["body"], int(row["page_total"]), row["total"], offset)
 
 

@@ -151,10 +151,10 @@ def test_rls_update_delete(notes) -> None:
         r = h.patch("/notes?text=eq.a1", json={"text": "edited"}, headers={"Prefer": "return=representation"})
         assert r.json()[0]["text"] == "edited"
         r = h.delete("/notes?text=eq.a2", headers={"Prefer": "count=exact"})
-        assert r.status_code == 204 and r.headers["content-range"] == "0-0/1"
+        assert r.status_code == 204 and r.headers["content-range"] == "*/1"
     rows = sql(handle, "select text from rest_fixture.notes order by id")
     assert [r[0] for r in rows] == ["edited", "b1"]
     assert sql(handle, "select title from rest_fixture.posts where id = 1")[0][0] == "Hello world"
     with raw(handle, handle.service_key) as h:
         r = h.delete("/notes", headers={"Prefer": "count=exact"})
-        assert r.headers["content-range"] == "0-1/2"
+        assert r.headers["content-range"] == "*/2"

@@ -154,6 +154,8 @@ def test_head_with_count(rest_server) -> None:
     with raw(rest_server, rest_server.service_key) as h:
         r = h.head("/posts", headers={"Prefer": "count=exact"})
         assert r.status_code == 200 and r.content == b"" and r.headers["content-range"] == "0-3/4"
+        r = h.get("/posts?select=id&id=eq.1")
+        assert r.headers["content-location"] == "/posts?select=id&id=eq.1"
 
 
 def test_embed_to_one_to_many_many_to_many(rest_server) -> None:
