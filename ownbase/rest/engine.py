@@ -113,12 +113,21 @@ async def handle(
     from ownbase.rest.pipeline import run
 
     try:
-        if extra_schema:
-            cache = await ensure_schema(ctx, schema)
-        else:
-            if schema not in exposed_schemas(ctx):
-                raise errors.invalid_schema(schema, exposed_schemas(ctx))
-            cache = await get_schema_cache(ctx)
+        try:
+            if extra_schema:
+                cache = await ensure_schema(ctx, schema)
+            else:
+                if schema not in exposed_schemas(ctx):
+                    raise errors.invalid_schema(schema, exposed_schemas(ctx))
+                cache = await get_schema_cache(ctx)
+        except (OSError, asyncio.TimeoutError) as exc:
+            log.warning("schema cache unavailable: %s", exc)
+            raise errors.schema_cache_not_loaded() from None
+        except Exception as exc:  # noqa: BLE001 - asyncpg errors while introspecting
+            if type(exc).__module__.startswith("asyncpg"):
+                log.warning("schema cache unavailable: %s", exc)
+                raise errors.schema_cache_not_loaded() from None
+            raise
         return await run(ctx, cache, method=method, schema=schema, relation=relation, query=query,
                          headers=_lower(headers), body=body, auth=auth, rpc=rpc)
     except errors.ApiError as exc:

@@ -215,8 +215,10 @@ class Planner:
                 one = any(set(u) == set(fk.columns) for u in target.uniques)
                 out.append((Relationship("o2o" if one else "o2m", fk), target))
         # many-to-many through a junction whose key contains both foreign keys' columns
-        for j in self.cache.tables.values():
-            if j.qualified in (parent.qualified, target.qualified):
+        junctions = {(fk.schema, fk.table) for fk in self.cache.fks_to(parent)}
+        for jkey in sorted(junctions):
+            j = self.cache.tables.get(jkey)
+            if j is None or j.qualified in (parent.qualified, target.qualified):
                 continue
             to_parent = [fk for fk in self.cache.fks_from(j) if (fk.ref_schema, fk.ref_table) == parent.qualified]
             to_target = [fk for fk in self.cache.fks_from(j) if (fk.ref_schema, fk.ref_table) == target.qualified]

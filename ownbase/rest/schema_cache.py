@@ -117,11 +117,19 @@ class SchemaCache:
     def table(self, schema: str, name: str) -> Table | None:
         return self.tables.get((schema, name))
 
+    def __post_init__(self) -> None:
+        # Indexes for planning: relationship lookups run on every embedding request.
+        self._from: dict[tuple[str, str], list[ForeignKey]] = {}
+        self._to: dict[tuple[str, str], list[ForeignKey]] = {}
+        for fk in self.foreign_keys:
+            self._from.setdefault((fk.schema, fk.table), []).append(fk)
+            self._to.setdefault((fk.ref_schema, fk.ref_table), []).append(fk)
+
     def fks_from(self, table: Table) -> list[ForeignKey]:
-        return [fk for fk in self.foreign_keys if (fk.schema, fk.table) == table.qualified]
+        return self._from.get(table.qualified, [])
 
     def fks_to(self, table: Table) -> list[ForeignKey]:
-        return [fk for fk in self.foreign_keys if (fk.ref_schema, fk.ref_table) == table.qualified]
+        return self._to.get(table.qualified, [])
 
 
 # --- introspection -------------------------------------------------------------------------------
