@@ -99,6 +99,8 @@ async def list_users(request: Request) -> Response:
     per_page = _int_param(request, "per_page", 50) or 50
     per_page = min(per_page, 1000)
     flt = request.query_params.get("filter", "")
+    if "\x00" in flt:
+        raise errors.validation("Bad Pagination Parameters: filter contains a NUL character")
     where, args = "", []
     if flt:
         where = (" where email ilike $1 or raw_user_meta_data->>'full_name' ilike $1")

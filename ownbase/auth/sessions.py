@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -12,6 +13,13 @@ import asyncpg
 from ownbase.auth import errors, users
 from ownbase.auth.tokens import new_refresh_token
 from ownbase.context import Context
+
+
+def _inet(ip: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(ip)) if ip else None
+    except ValueError:  # e.g. a unix-socket peer
+        return None
 
 
 def _amr(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
@@ -68,7 +76,7 @@ async def create(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, m
     await conn.execute(
         """insert into auth.sessions (id, user_id, created_at, updated_at, aal, user_agent, ip)
            values ($1, $2, now(), now(), 'aal1', $3, $4::inet)""",
-        session_id, user["id"], user_agent[:512] or None, ip or None)
+        session_id, user["id"], user_agent[:512] or None, _inet(ip))
     await conn.execute(
         """insert into auth.mfa_amr_claims (session_id, created_at, updated_at, authentication_method, id)
            values ($1, now(), now(), $2, $3)""", session_id, method, uuid.uuid4())

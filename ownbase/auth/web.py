@@ -34,7 +34,7 @@ async def body(request: Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)
     except ValueError as exc:
         raise errors.bad_json(str(exc)) from None
     except RecursionError:
@@ -48,6 +48,10 @@ async def body(request: Request) -> dict[str, Any]:
     except RecursionError:
         raise errors.bad_json("nested too deeply") from None
     return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _check_strings(value: Any) -> None:

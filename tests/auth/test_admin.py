@@ -60,6 +60,12 @@ def test_admin_list_paginates_with_headers(server: ServerHandle) -> None:
     tail = httpx.get(server.url + f"/auth/v1/admin/users?page={last_page}&per_page=2",
                      headers={"apikey": server.service_key, "Authorization": f"Bearer {server.service_key}"})
     assert 'rel="next"' not in tail.headers["link"]
+    marker = unique_email("findme").split("@")[0]
+    adm.create_user({"email": f"{marker}@example.com", "password": "secret123"})
+    found = httpx.get(server.url + "/auth/v1/admin/users", params={"filter": marker},
+                      headers={"apikey": server.service_key, "Authorization": f"Bearer {server.service_key}"})
+    assert [u["email"] for u in found.json()["users"]] == [f"{marker}@example.com"]
+    assert found.headers["x-total-count"] == "1"
     bad = httpx.get(server.url + "/auth/v1/admin/users?page=x",
                     headers={"apikey": server.service_key, "Authorization": f"Bearer {server.service_key}", **NEW})
     assert bad.status_code == 400 and bad.json()["code"] == "validation_failed"
