@@ -100,9 +100,7 @@ class Settings(BaseSettings):
     auth_cognito_client_ids: CsvList = []
     auth_cognito_jwks_url: str = ""  # override (tests / private endpoints)
     auth_cognito_issuer: str = ""  # override of https://cognito-idp.<region>.amazonaws.com/<pool>
-    # auth (issue 3): cognito-idp API override (tests / VPC endpoints); GetUser fills in the email of
-    # access tokens, which carry none, when a Cognito user is first linked.
-    auth_cognito_endpoint_url: str = ""
+    auth_cognito_endpoint_url: str = ""  # cognito-idp API override (tests / VPC endpoints)
 
     # --- mail -----------------------------------------------------------------------
     mail_backend: Literal["console", "smtp", "ses"] = "console"
