@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence, Union
+from typing import Any, Mapping, Sequence, Union
 
 from ownbase.rest import errors
 
@@ -131,7 +131,7 @@ class ApiRequest:
     range_limit: int | None = None  # from the Range header
     on_conflict: list[str] | None = None
     columns: list[str] | None = None
-    rpc_args: dict[str, str] = field(default_factory=dict)  # GET rpc: query params not consumed
+    rpc_args: dict[str, Any] = field(default_factory=dict)  # GET rpc: arguments (str, or list if repeated)
     select_given: bool = False
     on_conflict_applied: bool = False  # set by planning an insert: resolution applies
 
@@ -506,7 +506,7 @@ def parse_query(query: Sequence[tuple[str, str]], headers: Mapping[str, str], *,
     options: dict[tuple[str, ...], NodeOptions] = {(): NodeOptions()}
     on_conflict = None
     columns = None
-    rpc_args: dict[str, str] = {}
+    rpc_args: dict[str, Any] = {}
 
     def opts(path: tuple[str, ...]) -> NodeOptions:
         return options.setdefault(path, NodeOptions())
@@ -529,7 +529,12 @@ def parse_query(query: Sequence[tuple[str, str]], headers: Mapping[str, str], *,
                 raise errors.parse_error("columns parameter", value, str(exc)) from None
             continue
         if is_rpc and method in ("GET", "HEAD") and rpc_arg_names is not None and key in rpc_arg_names:
-            rpc_args[key] = value
+            # a repeated parameter (?xs=1&xs=2) is an array argument, as in PostgREST
+            prev = rpc_args.get(key)
+            if prev is None:
+                rpc_args[key] = value
+            else:
+                rpc_args[key] = (prev if isinstance(prev, list) else [prev]) + [value]
             continue
         path, last = _path_key(key)
         negate = False

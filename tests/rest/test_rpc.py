@@ -20,6 +20,8 @@ def test_scalar_both_ways(rest_server) -> None:
         assert r.status_code == 200 and r.json() == 11
         r = h.get("/rpc/sum_array?xs={1,2,3}")
         assert r.json() == 6
+        r = h.get("/rpc/sum_array?xs=1&xs=2&xs=5")  # repeated parameter → array argument
+        assert r.json() == 8
     assert c.rpc("sum_array", {"xs": [4, 5]}).execute().data == 9
 
 
