@@ -196,3 +196,26 @@ def test_imported_supabase_user_with_cost_10_hash_signs_in(server: ServerHandle)
     assert fields["auth_bcrypt_cost"].default == 12 and fields["auth_access_token_ttl"].default == 900
     assert fields["auth_refresh_token_ttl"].default == 7 * 24 * 3600 and fields["auth_otp_ttl"].default == 900
     assert fields["auth_otp_max_per_hour"].default == 3 and fields["auth_password_min_length"].default == 6
+
+
+def test_copied_supabase_session_keeps_refreshing(server: ServerHandle) -> None:
+    import uuid
+
+    email = unique_email("session")
+    uid, sid = uuid.uuid4(), uuid.uuid4()
+    sql(server, """insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
+                       raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+                   values ('00000000-0000-0000-0000-000000000000', $1, 'authenticated', 'authenticated', $2, '',
+                       now(), '{"provider":"email","providers":["email"]}', '{}', now(), now())""", uid, email)
+    sql(server, "insert into auth.sessions (id, user_id, created_at, updated_at, aal) values ($1, $2, now(), now(), 'aal1')",
+        sid, uid)
+    sql(server, """insert into auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, session_id)
+                   values ('00000000-0000-0000-0000-000000000000', 'supabasetoken12', $1, false, now(), now(), $2)""",
+        str(uid), sid)
+    res = py_client(server).auth.refresh_session("supabasetoken12")
+    assert res.session is not None and res.user is not None and res.user.id == str(uid)
+    claims = py_client(server).auth.get_user(res.session.access_token)
+    assert claims is not None and claims.user.email == email
+    import jwt as pyjwt
+
+    assert pyjwt.decode(res.session.access_token, options={"verify_signature": False})["session_id"] == str(sid)
