@@ -370,8 +370,8 @@ async def _put(call: Call, planner: Planner, table: Table, req: ApiRequest, mode
     req.prefs.resolution = "merge-duplicates"
     req.on_conflict = pk
     req.on_conflict_applied = True
-    _root, ret = _returning_root(planner, table, ApiRequest(req.select, {(): type(opts)()} if opts else {},
-                                                            req.prefs))
+    # the filters only name the row; the representation is the plain select list
+    _root, ret = _returning_root(planner, table, ApiRequest(req.select, {}, req.prefs))
     raw = json.dumps(obj)
     params = sql.Params()
     dml = sql.insert_sql(table, ret.alias, cols, params, f"{params.text(raw)}::json", missing_default=False,
