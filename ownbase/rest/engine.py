@@ -72,8 +72,10 @@ async def reload_schema(ctx: Context) -> None:
 
 
 async def get_schema_cache(ctx: Context) -> SchemaCache:
-    """The current schema cache: ``.tables`` (columns with types/nullability/defaults, ``pk``),
-    ``.foreign_keys``, ``.functions``. Loaded on first use."""
+    """The current schema cache, loaded on first use: ``.tables[(schema, name)]`` (``.columns`` with
+    ``type``/``nullable``/``default``/``enum``/``identity``/``generated``, ``.pk``, ``.uniques``,
+    ``.kind``, ``.computed``), ``.foreign_keys``, ``.functions[(schema, name)]`` (overloads with
+    ``args``, ``return_type``, ``returns_set``, ``volatility``), ``.enums``. Treat it as read-only."""
     st = _state(ctx)
     if st.cache is None:
         await reload_schema(ctx)

@@ -113,6 +113,8 @@ class SchemaCache:
     fingerprint: str = ""
     # `alter role anon set statement_timeout = '3s'` (Supabase's per-role limits), in ms
     role_timeouts: dict[str, int] = field(default_factory=dict)
+    # every enum type of the exposed schemas, used by columns or not (for `gen types`)
+    enums: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
     def table(self, schema: str, name: str) -> Table | None:
         return self.tables.get((schema, name))
@@ -254,6 +256,15 @@ where r.rolname in ('anon', 'authenticated', 'service_role')
 order by s.setdatabase  -- database-specific settings (non-zero oid) come last and win
 """
 
+_ENUMS = """
+select n.nspname as schema, t.typname as name, array_agg(e.enumlabel order by e.enumsortorder) as labels
+from pg_type t
+join pg_namespace n on n.oid = t.typnamespace
+join pg_enum e on e.enumtypid = t.oid
+where n.nspname = any($1::text[])
+group by n.nspname, t.typname
+"""
+
 _UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
@@ -302,6 +313,7 @@ async def load(conn: Any, schemas: Iterable[str]) -> SchemaCache:
         view_rows = await conn.fetch(_VIEW_COLUMNS, names)
         fn_rows = await conn.fetch(_FUNCTIONS, names)
         role_rows = await conn.fetch(_ROLE_SETTINGS)
+        enum_rows = await conn.fetch(_ENUMS, names)
 
     by_oid: dict[int, Table] = {}
     by_type: dict[int, Table] = {}
@@ -397,7 +409,8 @@ async def load(conn: Any, schemas: Iterable[str]) -> SchemaCache:
                 ms = timeout_ms(value)
                 if ms is not None:
                     timeouts[r["role"]] = ms
-    return SchemaCache(tuple(names), tables, fks, functions, fp, timeouts)
+    enums = {(r["schema"], r["name"]): tuple(r["labels"]) for r in enum_rows}
+    return SchemaCache(tuple(names), tables, fks, functions, fp, timeouts, enums)
 
 
 def _view_relationships(tables: dict[tuple[str, str], Table], fks: list[ForeignKey],
