@@ -64,6 +64,21 @@ select con.conname, con.conrelid, rel.relname, fn.nspname as fschema, frel.relna
  order by con.conname, frel.relname
 """
 
+# Columns a view exposes unchanged from a base table (through its rewrite rule's dependencies):
+# the foreign keys of those base columns apply to the view too, as the server infers them.
+_VIEW_COLUMNS_SQL = """
+select v.oid as view_oid, b.oid as base_oid, ba.attname as base_column, va.attname as view_column
+  from pg_class v
+  join pg_namespace vn on vn.oid = v.relnamespace
+  join pg_rewrite r on r.ev_class = v.oid
+  join pg_depend d on d.objid = r.oid and d.classid = 'pg_rewrite'::regclass
+       and d.refclassid = 'pg_class'::regclass and d.deptype = 'n' and d.refobjsubid > 0
+  join pg_class b on b.oid = d.refobjid and b.oid <> v.oid
+  join pg_attribute ba on ba.attrelid = b.oid and ba.attnum = d.refobjsubid
+  join pg_attribute va on va.attrelid = v.oid and va.attname = ba.attname and va.atttypid = ba.atttypid
+ where v.relkind in ('v', 'm') and vn.nspname = any($1::text[])
+"""
+
 _FUNCTIONS_SQL = """
 select p.oid, p.proname, n.nspname as schema, p.prorettype, p.proretset, p.provolatile::text as provolatile,
        coalesce(p.proargnames, '{}') as argnames, coalesce(p.proallargtypes, p.proargtypes::oid[]) as argtypes,
@@ -102,6 +117,8 @@ class Catalog:
     enums: list[asyncpg.Record] = field(default_factory=list)
     composites: list[asyncpg.Record] = field(default_factory=list)
     relation_by_oid: dict[int, asyncpg.Record] = field(default_factory=dict)
+    # view oid -> {(base table oid, base column): view column} for columns a view passes through
+    view_columns: dict[int, dict[tuple[int, str], str]] = field(default_factory=lambda: defaultdict(dict))
 
 
 async def load_catalog(conn: asyncpg.Connection, schemas: list[str]) -> Catalog:
@@ -116,6 +133,8 @@ async def load_catalog(conn: asyncpg.Connection, schemas: list[str]) -> Catalog:
     cat.functions = list(await conn.fetch(_FUNCTIONS_SQL, schemas))
     cat.enums = list(await conn.fetch(_ENUMS_SQL, schemas))
     cat.composites = list(await conn.fetch(_COMPOSITES_SQL, schemas))
+    for r in await conn.fetch(_VIEW_COLUMNS_SQL, schemas):
+        cat.view_columns[r["view_oid"]][r["base_oid"], r["base_column"]] = r["view_column"]
     return cat
 
 
@@ -197,17 +216,27 @@ class Renderer:
         return out
 
     def _relationships(self, oid: int, indent: str) -> list[str]:
+        rel = self.cat.relation_by_oid[oid]
+        items = [(fk["conname"], tuple(fk["columns"]), bool(fk["one_to_one"]), fk["frelname"], tuple(fk["fcolumns"]))
+                 for fk in self.cat.fkeys.get(oid, []) if fk["fschema"] == rel["schema"]]
+        mapping = self.cat.view_columns.get(oid)
+        if mapping:
+            for base_oid in sorted({b for b, _ in mapping}):
+                for fk in self.cat.fkeys.get(base_oid, []):
+                    cols = [mapping.get((base_oid, c)) for c in fk["columns"]]
+                    if fk["fschema"] == rel["schema"] and all(cols):
+                        items.append((fk["conname"], tuple(c for c in cols if c), False, fk["frelname"],
+                                      tuple(fk["fcolumns"])))
+            items.sort(key=lambda x: (x[0], x[3]))
         out = []
-        for fk in self.cat.fkeys.get(oid, []):
-            if fk["fschema"] != self.cat.relation_by_oid[oid]["schema"]:
-                continue  # supabase-js resolves embeds within one schema
+        for name, columns, one, ref_table, ref_columns in items:
             out += [
                 f"{indent}{{",
-                f"{indent}  foreignKeyName: {_str(fk['conname'])}",
-                f"{indent}  columns: [{', '.join(_str(c) for c in fk['columns'])}]",
-                f"{indent}  isOneToOne: {'true' if fk['one_to_one'] else 'false'}",
-                f"{indent}  referencedRelation: {_str(fk['frelname'])}",
-                f"{indent}  referencedColumns: [{', '.join(_str(c) for c in fk['fcolumns'])}]",
+                f"{indent}  foreignKeyName: {_str(name)}",
+                f"{indent}  columns: [{', '.join(_str(c) for c in columns)}]",
+                f"{indent}  isOneToOne: {'true' if one else 'false'}",
+                f"{indent}  referencedRelation: {_str(ref_table)}",
+                f"{indent}  referencedColumns: [{', '.join(_str(c) for c in ref_columns)}]",
                 f"{indent}}},",
             ]
         return out

@@ -37,6 +37,7 @@ create table public.posts (
 );
 create table public.profiles (user_id uuid primary key references public.users(id), bio text);
 create view public.post_titles as select id, title from public.posts;
+create view public.post_authors as select id, user_id, title from public.posts;
 create function public.add(a int, b int default 1) returns int language sql immutable as 'select a + b';
 create function public.user_posts(uid uuid) returns setof public.posts language sql stable
   as 'select * from public.posts where user_id = uid';
@@ -78,10 +79,12 @@ export async function useIt() {
   const stats = await sb.rpc('stats')
   const count: number | undefined = stats.data?.[0]?.n
   const bumped = await sb.rpc('bump', { x: 1 })  // an overloaded function
+  const fromView = await sb.from('post_authors').select('title, users(name)')  // FK inferred for the view
+  const viewAuthor: string | undefined = fromView.data?.[0]?.users?.name
   const moods: readonly string[] = Constants.public.Enums.mood
   const other = await sb.schema('other').from('things').select('label')
   const label: string | null | undefined = other.data?.[0]?.label
-  return [title, id, mood, owner, user, maybeTitle, m, p, n, firstTitle, count, moods, label, bumped]
+  return [title, id, mood, owner, user, maybeTitle, m, p, n, firstTitle, count, moods, label, bumped, viewAuthor]
 }
 """
 
