@@ -74,6 +74,24 @@ class RssSampler:
         self.thread.join()
 
 
+def cpu_seconds(pid: int) -> float:
+    """user+system CPU time of the server process tree (load-independent cost)."""
+    total = 0.0
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    tick = os.sysconf("SC_CLK_TCK")
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
@@ -183,13 +201,14 @@ def through_ownbase(url: str, key: str, src: Path, size: int, pid: int, dst: Pat
                         out.write(chunk)
             assert dst.stat().st_size == size
 
-        base_up = rss_kb(pid)
+        base_up, cpu0 = rss_kb(pid), cpu_seconds(pid)
         with RssSampler(pid) as up_rss:
             up = timed(upload)
-        base_down = rss_kb(pid)
+        base_down, cpu1 = rss_kb(pid), cpu_seconds(pid)
         with RssSampler(pid) as down_rss:
             down = timed(download)
-    return {"up_s": up, "down_s": down, "up_rss_growth_mb": (up_rss.peak - base_up) / 1024,
+        cpu2 = cpu_seconds(pid)
+    return {"up_s": up, "down_s": down, "up_cpu": cpu1 - cpu0, "down_cpu": cpu2 - cpu1, "up_rss_growth_mb": (up_rss.peak - base_up) / 1024,
             "down_rss_growth_mb": (down_rss.peak - base_down) / 1024, "rss_mb": max(up_rss.peak, down_rss.peak) / 1024}
 
 
@@ -203,6 +222,8 @@ def report(label: str, size: int, direct: tuple[float, float], own: dict[str, fl
     print(f"{'':14}{direct_name:>18}{'ownbase':>12}{'ratio':>8}")
     print(f"{'upload MB/s':14}{mbps(size, du):>18.0f}{mbps(size, own['up_s']):>12.0f}{du / own['up_s']:>8.2f}")
     print(f"{'download MB/s':14}{mbps(size, dd):>18.0f}{mbps(size, own['down_s']):>12.0f}{dd / own['down_s']:>8.2f}")
+    print(f"server CPU per GiB: upload {own['up_cpu'] * 2**30 / size:.2f} s, download "
+          f"{own['down_cpu'] * 2**30 / size:.2f} s (load-independent cost; the machine is shared)")
     print(f"server peak RSS {own['rss_mb']:.0f} MB; growth during upload {own['up_rss_growth_mb']:.1f} MB, "
           f"during download {own['down_rss_growth_mb']:.1f} MB (target < 100 MB)")
 

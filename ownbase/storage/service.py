@@ -38,7 +38,6 @@ log = logging.getLogger("ownbase.storage")
 SERVICE_AUTH = AuthContext(role="service_role", claims={"role": "service_role"})
 STALE_UPLOAD_SECONDS = 24 * 3600  # an upload registered this long ago whose row never came is dead
 SWEEP_INTERVAL = 60.0
-HASH_SLICE = 1024 * 1024
 READAHEAD_BYTES = 4 * 1024 * 1024  # per transfer: body/backend bytes buffered ahead of the consumer
 
 
@@ -79,7 +78,16 @@ class Caller:
 @dataclass
 class WriteStats:
     size: int = 0
-    md5: Any = None
+
+
+def version_etag(version: str) -> str:
+    """The entity tag of a blob the backend gives none for (local disk).
+
+    Blobs are immutable and every upload gets a fresh version, so a tag derived from the version
+    is a strong validator; hashing the content instead (MD5) cost more CPU than everything else
+    on the upload path together. S3 returns its own ETag, which is used as is, as Supabase does.
+    """
+    return hashlib.md5(version.encode()).hexdigest()
 
 
 def object_metadata(size: int, etag: str, mimetype: str, cache_control: str, when: datetime) -> dict[str, Any]:
@@ -281,47 +289,24 @@ class Storage:
         """Write the blob under a fresh version, then commit the row pointing at it."""
         version = str(uuid.uuid4())
         key = blob_key(name, version)
-        stats = WriteStats(md5=hashlib.md5())
+        stats = WriteStats()
 
         async def counted() -> AsyncIterator[bytes]:
-            # Re-slice into ~1 MiB pieces; hash each in a worker thread (hashlib drops the GIL)
-            # while the backend writes it, so MD5 never runs on the event loop.
-            buf = bytearray()
-            hashing: asyncio.Future[None] | None = None
-            try:
-                async for chunk in readahead(chunks, READAHEAD_BYTES):
-                    stats.size += len(chunk)
-                    if stats.size > limit:
-                        raise errors.entity_too_large()
-                    buf += chunk
-                    if len(buf) >= HASH_SLICE:
-                        piece = bytes(buf)
-                        buf.clear()
-                        if hashing is not None:
-                            await hashing
-                        hashing = asyncio.ensure_future(asyncio.to_thread(stats.md5.update, piece))
-                        yield piece
-                if hashing is not None:
-                    await hashing
-                    hashing = None
-                if buf:
-                    piece = bytes(buf)
-                    await asyncio.to_thread(stats.md5.update, piece)
-                    yield piece
-            finally:
-                if hashing is not None:
-                    with contextlib.suppress(BaseException):
-                        await hashing
+            async for chunk in readahead(chunks, READAHEAD_BYTES):
+                stats.size += len(chunk)
+                if stats.size > limit:
+                    raise errors.entity_too_large()
+                yield chunk
 
         await db.pending_add(self.ctx.db.owner, bucket_id, name, version)
         try:
-            await self.backend.write(bucket_id, key, counted(), content_type)
+            backend_etag = await self.backend.write(bucket_id, key, counted(), content_type)
         except BaseException:
             # A failed write removes its own partial data (backend contract): only the record goes.
             await asyncio.shield(db.pending_drop(self.ctx.db.owner, bucket_id, name, version))
             raise
         try:
-            meta = object_metadata(stats.size, stats.md5.hexdigest(), content_type, cache_control,
+            meta = object_metadata(stats.size, backend_etag or version_etag(version), content_type, cache_control,
                                    datetime.now(timezone.utc))
             async with self.as_caller(caller) as conn:
                 if upsert:

@@ -22,9 +22,9 @@ class Backend(Protocol):
 
     async def close(self) -> None: ...
 
-    async def write(self, bucket: str, key: str, chunks: AsyncIterator[bytes], content_type: str) -> None:
+    async def write(self, bucket: str, key: str, chunks: AsyncIterator[bytes], content_type: str) -> str | None:
         """Store the chunks; the blob becomes visible only once complete. Raises on any error
-        after removing whatever was partially written."""
+        after removing whatever was partially written. Returns the store's ETag if it has one."""
 
     def read(self, bucket: str, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """Yield bytes ``start..end`` (inclusive ``end``; None = to the end)."""

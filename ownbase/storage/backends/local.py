@@ -50,22 +50,23 @@ class LocalBackend:
             raise PathEscape(key)
         return candidate
 
-    async def write(self, bucket: str, key: str, chunks: AsyncIterator[bytes], content_type: str) -> None:
+    async def write(self, bucket: str, key: str, chunks: AsyncIterator[bytes], content_type: str) -> str | None:
         final = self.path(bucket, key)
         tmp = self.tmp / uuid.uuid4().hex
         fh: BinaryIO = await asyncio.to_thread(open, tmp, "wb")
         try:
-            buf = bytearray()
+            # Gather request chunks into ~1 MiB slices (one join = one copy) written in a thread.
+            parts: list[bytes] = []
+            pending = 0
             async for chunk in chunks:
-                if not buf and len(chunk) >= WRITE_SLICE:
-                    await asyncio.to_thread(fh.write, chunk)  # already a big slice: no copy
-                    continue
-                buf += chunk
-                if len(buf) >= WRITE_SLICE:
-                    data, buf = bytes(buf), bytearray()
+                parts.append(chunk)
+                pending += len(chunk)
+                if pending >= WRITE_SLICE:
+                    data = parts[0] if len(parts) == 1 else b"".join(parts)
+                    parts, pending = [], 0
                     await asyncio.to_thread(fh.write, data)
-            if buf:
-                await asyncio.to_thread(fh.write, bytes(buf))
+            if parts:
+                await asyncio.to_thread(fh.write, b"".join(parts))
             await asyncio.to_thread(fh.close)
 
             def place() -> None:
@@ -73,6 +74,7 @@ class LocalBackend:
                 os.replace(tmp, final)
 
             await asyncio.to_thread(place)
+            return None
         except BaseException:
             fh.close()
             try:

@@ -73,9 +73,10 @@ class S3Backend:
             extra["SSEKMSKeyId"] = s.storage_s3_kms_key_id
         return extra
 
-    async def write(self, bucket: str, key: str, chunks: AsyncIterator[bytes], content_type: str) -> None:
+    async def write(self, bucket: str, key: str, chunks: AsyncIterator[bytes], content_type: str) -> str | None:
         s3_bucket, s3_key = self.locate(bucket, key)
-        buf = bytearray()
+        buf: list[bytes] = []
+        buffered = 0
         upload_id: str | None = None
         parts: list[dict[str, Any]] = []
         # One part in flight while the next one fills: network and request body overlap, and
@@ -100,23 +101,25 @@ class S3Backend:
 
         try:
             async for chunk in chunks:
-                buf += chunk
-                if len(buf) >= PART_SIZE:
-                    body = bytes(buf)
-                    buf = bytearray()
+                buf.append(chunk)
+                buffered += len(chunk)
+                if buffered >= PART_SIZE:
+                    body = b"".join(buf)
+                    buf, buffered = [], 0
                     await flush(body)
             if upload_id is None:
-                await self.client.put_object(Bucket=s3_bucket, Key=s3_key, Body=bytes(buf),
-                                             ContentType=content_type, **self._sse())
-                return
+                resp = await self.client.put_object(Bucket=s3_bucket, Key=s3_key, Body=b"".join(buf),
+                                                    ContentType=content_type, **self._sse())
+                return str(resp.get("ETag", "")).strip('"') or None
             if buf:
-                await flush(bytes(buf))
+                await flush(b"".join(buf))
             if inflight is not None:
                 await inflight
                 inflight = None
             parts.sort(key=lambda p: p["PartNumber"])
-            await self.client.complete_multipart_upload(
+            done = await self.client.complete_multipart_upload(
                 Bucket=s3_bucket, Key=s3_key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+            return str(done.get("ETag", "")).strip('"') or None
         except BaseException:
             if inflight is not None:
                 inflight.cancel()
