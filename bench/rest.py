@@ -35,6 +35,7 @@ from typing import Any, Awaitable, Callable
 import aiohttp
 import asyncpg
 
+from ownbase.db.scope import RequestScope, apply_scope
 from ownbase.embedded import free_port
 from ownbase.keys import build_keyring
 from ownbase.settings import Settings
@@ -71,7 +72,6 @@ EMBED_SQL = ('select coalesce(json_agg(_t), \'[]\')::text from (select t.id, t.t
              'order by t.id limit 10) _t')
 BULK_SQL = ('insert into public.bench_items (title, qty) select title, qty from '
             'json_populate_recordset(null::public.bench_items, $1::text::json)')
-SCOPE_SQL = "select set_config('role', 'authenticated', true), set_config('request.jwt.claims', $1, true)"
 
 
 def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
@@ -176,7 +176,6 @@ async def main(args: argparse.Namespace) -> None:
                             "select (g % 1000) + 1, 'comment ' || g from generate_series(1, 3000) g")
         await owner.close()
         claims = {"sub": sub, "role": "authenticated", "aud": "authenticated", "exp": int(time.time()) + 7200}
-        claims_json = json.dumps(claims)
         token = info["keys"].sign(claims)
         headers = {"apikey": info["anon_key"], "Authorization": f"Bearer {token}"}
         c = args.concurrency
@@ -193,10 +192,14 @@ async def main(args: argparse.Namespace) -> None:
                 async with http.get(f"{url}/rest/v1/bench_posts?id=eq.{i % 1000 + 1}") as r:
                     return r.status == 200 and len(await r.read()) > 2
 
+            scope = RequestScope("authenticated", claims, "GET", "/bench_posts", {"accept": "*/*"},
+                                 8000)
+
             async def direct(sql: str, i: int) -> bool:
+                # the same role switch and claims as /rest/v1 (the foundation's apply_scope)
                 async with pool.acquire() as conn:
                     async with conn.transaction():
-                        await conn.execute(SCOPE_SQL, claims_json)
+                        await apply_scope(conn, scope)
                         body = await conn.fetchval(sql, str(i % 990 + 1))
                 return body is not None and len(body) > 2
 
@@ -216,7 +219,7 @@ async def main(args: argparse.Namespace) -> None:
             async def direct_bulk(i: int) -> bool:
                 async with pool.acquire() as conn:
                     async with conn.transaction():
-                        await conn.execute(SCOPE_SQL, claims_json)
+                        await apply_scope(conn, scope)
                         await conn.execute(BULK_SQL, bulk)
                 return True
 
