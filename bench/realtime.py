@@ -188,15 +188,32 @@ async def run_size(server: Server, n: int, rounds: int, burst: int) -> dict:
     joined = rss_kb(server.proc.pid)
     per_conn = (joined - base) * 1024 / n
 
-    # broadcast fan-out latency: one message at a time, every socket receives it
+    async def settle(count, expected: int, limit: float = 15.0) -> None:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline and count() < expected:
+            await asyncio.sleep(0.01)
+
+    # broadcast fan-out latency: one message at a time; the next one is sent once every socket
+    # has the previous one (so the figure is fan-out time, not queueing behind earlier rounds)
     sender = (await open_clients(server, 1, topic, pg=False))[0]
     for i in range(rounds):
         await sender.ws.send(json.dumps({"join_ref": "1", "ref": None, "topic": topic, "event": "broadcast",
                                          "payload": {"type": "broadcast", "event": "b", "payload": {"t": time.time(), "i": i}}}))
-        await asyncio.sleep(max(0.2, n / 10000))
-    await asyncio.sleep(1.0)
+        await settle(lambda: sum(len(c.bcast) for c in clients), n * (i + 1))
+        await asyncio.sleep(0.1)
     lat = [(r - s) * 1000 for c in clients for s, r in c.bcast]
     delivered_ok = sum(len(c.bcast) for c in clients) == n * rounds
+
+    # postgres_changes: commit-to-client latency, one committed INSERT at a time
+    conn = await asyncpg.connect(server.db_url)
+    for i in range(rounds):
+        t = time.time()
+        await conn.execute("insert into bench_rows(t) values ($1)", t)
+        await settle(lambda: sum(len(c.changes) for c in clients), n * (i + 1))
+        await asyncio.sleep(0.1)
+    await conn.close()
+    pg_lat = [(r - s) * 1000 for c in clients for s, r in c.changes]
+    pg_ok = sum(len(c.changes) for c in clients) == n * rounds
 
     # throughput: a burst of messages, counted until every copy has arrived (bounded wait)
     for c in clients:
@@ -206,25 +223,13 @@ async def run_size(server: Server, n: int, rounds: int, burst: int) -> dict:
     for i in range(burst):
         await sender.ws.send(json.dumps({"join_ref": "1", "ref": None, "topic": topic, "event": "broadcast",
                                          "payload": {"type": "broadcast", "event": "b", "payload": {"t": time.time(), "i": i}}}))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and sum(len(c.bcast) for c in clients) < n * burst:
-        await asyncio.sleep(0.05)
+    await settle(lambda: sum(len(c.bcast) for c in clients), n * burst, 120)
     got = sum(len(c.bcast) for c in clients)
     last = max((r for c in clients for _, r in c.bcast), default=start)
     rate = got / max(1e-6, last - start)
     srv_us = (server.cpu_s() - cpu_srv) / max(1, got) * 1e6
     cli_us = (client_cpu_s() - cpu_cli) / max(1, got) * 1e6
-
-    # postgres_changes: commit-to-client latency
-    conn = await asyncpg.connect(server.db_url)
-    for i in range(rounds):
-        t = time.time()
-        await conn.execute("insert into bench_rows(t) values ($1)", t)
-        await asyncio.sleep(max(0.2, n / 10000))
-    await asyncio.sleep(2.0)
-    await conn.close()
-    pg_lat = [(r - s) * 1000 for c in clients for s, r in c.changes]
-    pg_ok = sum(len(c.changes) for c in clients) == n * rounds
+    dropped = sum(1 for c in clients if c.task.done())
 
     stop.set()
     hb.cancel()
@@ -236,7 +241,7 @@ async def run_size(server: Server, n: int, rounds: int, burst: int) -> dict:
         "n": n, "connect_s": connect_s, "bytes_per_socket": per_conn,
         "bcast_p50": statistics.median(lat) if lat else float("nan"), "bcast_p99": pct(lat, 99),
         "bcast_complete": delivered_ok, "msgs_per_s": rate, "burst_delivered": got, "burst_expected": n * burst,
-        "server_cpu_us_per_msg": srv_us, "client_cpu_us_per_msg": cli_us,
+        "server_cpu_us_per_msg": srv_us, "sockets_closed_by_server": dropped, "client_cpu_us_per_msg": cli_us,
         "pg_p50": statistics.median(pg_lat) if pg_lat else float("nan"), "pg_p99": pct(pg_lat, 99),
         "pg_complete": pg_ok,
     }

@@ -54,7 +54,8 @@ class Connection:
             return
         if self.out.qsize() >= self.ctx.settings.realtime_max_pending_messages:
             # Backpressure: drop the slow client rather than buffer without bound.
-            asyncio.get_running_loop().create_task(self.close(errors.CLOSE_TRY_AGAIN, "slow consumer"))
+            self.closed = True
+            asyncio.get_running_loop().create_task(self._close_socket(errors.CLOSE_TRY_AGAIN, "slow consumer"))
             return
         self.out.put_nowait(data)
 
@@ -143,6 +144,9 @@ class Connection:
         if self.closed:
             return
         self.closed = True
+        await self._close_socket(code, reason)
+
+    async def _close_socket(self, code: int, reason: str) -> None:
         self.out.put_nowait(_STOP)
         try:
             await self.ws.close(code, reason)
@@ -164,6 +168,7 @@ class Connection:
             await self.ws.close(errors.CLOSE_GOING_AWAY, "server shutting down")
         except Exception:  # noqa: BLE001
             pass
+        await self._cleanup()  # presence leaves reach the other processes now, not after a TTL
 
     async def _cleanup(self) -> None:
         self.closed = True
