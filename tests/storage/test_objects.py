@@ -199,3 +199,52 @@ def test_invalid_keys_are_refused(target: StorageTarget, bucket: str) -> None:
             assert r.status_code == 400, (bad, r.text)
             assert r.json()["code"] == "InvalidKey", (bad, r.text)
     assert target.blob_keys(bucket) == []
+
+
+def test_special_characters_and_empty_files(target: StorageTarget, admin, bucket: str) -> None:
+    files = admin.storage.from_(bucket)
+    name = "dir with space/a b&c=d+e@f(1)!'$;:,.txt"
+    files.upload(name, b"odd name", {"content-type": "text/plain"})
+    assert files.download(name) == b"odd name"
+    assert [e["name"] for e in files.list("dir with space")] == ["a b&c=d+e@f(1)!'$;:,.txt"]
+    signed = files.create_signed_url(name, 60)["signedURL"]
+    assert httpx.get(signed).content == b"odd name"
+    files.upload("q?mark.txt", b"question")
+    assert files.download("q?mark.txt") == b"question"
+    files.upload("empty.txt", b"")
+    assert files.download("empty.txt") == b""
+    assert files.info("empty.txt")["size"] == 0
+
+
+def test_replacing_keeps_old_version_readable_until_commit(target: StorageTarget, admin, bucket: str) -> None:
+    import threading
+    import time
+
+    files = admin.storage.from_(bucket)
+    files.upload("live.txt", b"old version")
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow_body():
+        yield b"new "
+        started.set()
+        release.wait(20)
+        yield b"version"
+
+    result: dict[str, int] = {}
+
+    def upload() -> None:
+        with http(target, target.server.service_key) as c:
+            r = c.put(f"/object/{bucket}/live.txt", content=slow_body(), headers={"content-type": "text/plain"})
+            result["status"] = r.status_code
+
+    t = threading.Thread(target=upload)
+    t.start()
+    assert started.wait(10)
+    time.sleep(0.3)  # the first bytes are on the server, the row is not yet replaced
+    assert files.download("live.txt") == b"old version"
+    release.set()
+    t.join(30)
+    assert result["status"] == 200
+    assert files.download("live.txt") == b"new version"
+    assert len(target.blob_keys(bucket)) == 1
