@@ -139,8 +139,8 @@ def test_autoconfirm_session_claims_and_auth_uid(auto_server: ServerHandle) -> N
     assert RequestScope and request_scope  # the same helper the data plane uses
 
 
-def test_refresh_rotation_reuse_window_and_theft(server_factory) -> None:  # type: ignore[no-untyped-def]
-    srv = server_factory({"OWNBASE_AUTH_AUTOCONFIRM": "true", "OWNBASE_AUTH_REFRESH_REUSE_INTERVAL": "2"})
+def test_refresh_rotation_reuse_window_and_theft(auto_server: ServerHandle) -> None:
+    srv = auto_server  # default reuse interval: 10 s
     sb = py_client(srv)
     email = unique_email("refresh")
     first = sb.auth.sign_up({"email": email, "password": "secret123"}).session
@@ -150,9 +150,9 @@ def test_refresh_rotation_reuse_window_and_theft(server_factory) -> None:  # typ
     # Within the reuse interval the old token yields the session's current token (concurrent tabs).
     again = sb.auth.refresh_session(first.refresh_token).session
     assert again is not None and again.refresh_token == second.refresh_token
-    import time
-
-    time.sleep(2.5)
+    # Leave the reuse window without sleeping: the old token was revoked 11 s "ago".
+    sql(srv, "update auth.refresh_tokens set updated_at = updated_at - interval '11 seconds' where token = $1",
+        first.refresh_token)
     with pytest.raises(AuthApiError) as exc:
         sb.auth.refresh_session(first.refresh_token)
     assert exc.value.code == "refresh_token_already_used"
@@ -243,8 +243,8 @@ def test_recovery_flow(auto_server: ServerHandle) -> None:
     assert {"user_recovery_requested", "user_updated_password", "user_modified"} <= actions
 
 
-def test_otp_sign_in_expired_and_budget(server_factory) -> None:  # type: ignore[no-untyped-def]
-    srv = server_factory({"OWNBASE_AUTH_OTP_TTL": "30"})
+def test_otp_sign_in_expired_and_budget(server: ServerHandle) -> None:
+    srv = server  # default code validity: 15 minutes
     sb = py_client(srv)
     email = unique_email("otp")
     sb.auth.sign_in_with_otp({"email": email})  # creates the user, sends the confirmation
@@ -254,7 +254,7 @@ def test_otp_sign_in_expired_and_budget(server_factory) -> None:  # type: ignore
     magic = last_mail(srv, email, "magiclink")
     code = code_of(magic)
     # Expire it in the database (no sleeping): the code is refused.
-    sql(srv, "update auth.one_time_tokens set created_at = created_at - interval '31 seconds'"
+    sql(srv, "update auth.one_time_tokens set created_at = created_at - interval '16 minutes'"
              " where relates_to = $1", email)
     with pytest.raises(AuthApiError) as exc:
         sb.auth.verify_otp({"email": email, "token": code, "type": "magiclink"})

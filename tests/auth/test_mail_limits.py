@@ -33,11 +33,23 @@ class Collector:
         return "250 OK"
 
 
+LOGINS: list[tuple[str, str]] = []
+
+
+def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+    from aiosmtpd.smtp import AuthResult
+
+    user, password = data.login.decode(), data.password.decode()
+    LOGINS.append((user, password))
+    return AuthResult(success=(user, password) == ("mailer", "s3cret"))
+
+
 @pytest.fixture(scope="module")
 def smtp() -> Iterator[tuple[int, Collector]]:
     collector = Collector()
     port = free_port()
-    controller = Controller(collector, hostname="127.0.0.1", port=port)
+    controller = Controller(collector, hostname="127.0.0.1", port=port, authenticator=authenticator,
+                            auth_require_tls=False)
     controller.start()
     yield port, collector
     controller.stop()
@@ -56,6 +68,7 @@ def test_smtp_backend_with_template_override(smtp: tuple[int, Collector], tmp_pa
     (tmp_path / "confirmation.txt").write_text("Welcome to Acme! Your code: {{ Token }}\n{{ ConfirmationURL }}\n")
     srv = server_factory({"OWNBASE_MAIL_BACKEND": "smtp", "OWNBASE_MAIL_SMTP_HOST": "127.0.0.1",
                           "OWNBASE_MAIL_SMTP_PORT": str(port), "OWNBASE_MAIL_TEMPLATES_DIR": str(tmp_path),
+                          "OWNBASE_MAIL_SMTP_USER": "mailer", "OWNBASE_MAIL_SMTP_PASSWORD": "s3cret",
                           "OWNBASE_MAIL_SUBJECT_CONFIRMATION": "Acme: confirm {{ Email }}",
                           "OWNBASE_MAIL_FROM": "Acme <hello@acme.test>",
                           "OWNBASE_SITE_URL": "https://acme.test"})
@@ -63,7 +76,7 @@ def test_smtp_backend_with_template_override(smtp: tuple[int, Collector], tmp_pa
     email = unique_email("smtp")
     sb.auth.sign_up({"email": email, "password": "secret123"},)
     msgs = [m for m in collector.messages if m["To"] == email]
-    assert len(msgs) == 1
+    assert len(msgs) == 1 and ("mailer", "s3cret") in LOGINS  # delivered after an SMTP login
     msg = msgs[0]
     assert msg["Subject"] == f"Acme: confirm {email}" and "hello@acme.test" in msg["From"]
     body = _text(msg)
@@ -86,43 +99,21 @@ def test_smtp_backend_with_template_override(smtp: tuple[int, Collector], tmp_pa
     assert spoofed and "evil.example" not in _text(spoofed[0])
 
 
-def test_smtp_login_and_failed_delivery(server_factory: Callable[..., ServerHandle]) -> None:
-    from aiosmtpd.smtp import AuthResult
+def test_failed_delivery_rolls_back(server_factory: Callable[..., ServerHandle]) -> None:
+    # Nothing listens on this port: delivery fails at once.
+    bad = server_factory({"OWNBASE_MAIL_BACKEND": "smtp", "OWNBASE_MAIL_SMTP_HOST": "127.0.0.1",
+                          "OWNBASE_MAIL_SMTP_PORT": str(free_port())})
+    lost = unique_email("smtpfail")
+    r = httpx.post(bad.url + "/auth/v1/signup", json={"email": lost, "password": "secret123"},
+                   headers={"apikey": bad.anon_key, **NEW}, timeout=60)
+    # The failure is GoTrue's 500 shape, the sign-up is rolled back, the outbox says why.
+    assert r.status_code == 500 and r.json() == {"code": "unexpected_failure",
+                                                 "message": "Error sending confirmation email"}
+    row = last_mail(bad, lost)
+    assert row["status"] == "failed" and row["error"]
+    from tests.conftest import sql
 
-    seen: list[tuple[str, str]] = []
-
-    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-        user, password = data.login.decode(), data.password.decode()
-        seen.append((user, password))
-        return AuthResult(success=(user, password) == ("mailer", "s3cret"))
-
-    collector = Collector()
-    port = free_port()
-    controller = Controller(collector, hostname="127.0.0.1", port=port, authenticator=authenticator,
-                            auth_require_tls=False)
-    controller.start()
-    try:
-        base = {"OWNBASE_MAIL_BACKEND": "smtp", "OWNBASE_MAIL_SMTP_HOST": "127.0.0.1",
-                "OWNBASE_MAIL_SMTP_PORT": str(port), "OWNBASE_MAIL_SMTP_USER": "mailer"}
-        good = server_factory({**base, "OWNBASE_MAIL_SMTP_PASSWORD": "s3cret"})
-        email = unique_email("smtpauth")
-        py_client(good).auth.sign_up({"email": email, "password": "secret123"})
-        assert ("mailer", "s3cret") in seen and [m for m in collector.messages if m["To"] == email]
-        # Nothing listens on this port: delivery fails at once.
-        bad = server_factory({**base, "OWNBASE_MAIL_SMTP_PASSWORD": "s3cret", "OWNBASE_MAIL_SMTP_PORT": str(free_port())})
-        lost = unique_email("smtpfail")
-        r = httpx.post(bad.url + "/auth/v1/signup", json={"email": lost, "password": "secret123"},
-                       headers={"apikey": bad.anon_key, **NEW}, timeout=60)
-        # The failure is GoTrue's 500 shape, the sign-up is rolled back, the outbox says why.
-        assert r.status_code == 500 and r.json() == {"code": "unexpected_failure",
-                                                     "message": "Error sending confirmation email"}
-        row = last_mail(bad, lost)
-        assert row["status"] == "failed" and row["error"]
-        from tests.conftest import sql
-
-        assert sql(bad, "select count(*) as n from auth.users where email = $1", lost)[0]["n"] == 0
-    finally:
-        controller.stop()
+    assert sql(bad, "select count(*) as n from auth.users where email = $1", lost)[0]["n"] == 0
 
 
 def test_ses_backend_through_moto(server_factory: Callable[..., ServerHandle]) -> None:
