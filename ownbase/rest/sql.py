@@ -293,7 +293,7 @@ def render_embed(parent: ReadNode, e: EmbedNode, params: Params) -> str:
     extra, cond = _join_condition(parent, e)
     r = render_node(child, params, qualified(child.table), join_cond=cond, extra_from=extra)
     names = _output_names(child)
-    select = r.select or "NULL AS pgrst_none"
+    parts = [r.select] if r.select else []
     if child.count_only:
         base = f"SELECT count(*) AS count FROM {qualified(child.table)} AS {quote_ident(child.alias)}{r.joins}"
         if r.where:
@@ -304,9 +304,10 @@ def render_embed(parent: ReadNode, e: EmbedNode, params: Params) -> str:
     order_names = [o.term.field.name for o in parent.order if o.embed is e]
     if e.rel.to_one:
         # to-one embeds also expose a presence flag and the raw columns the parent orders by
-        select += ", TRUE AS pgrst_present" + "".join(
-            f", {quote_ident(child.alias)}.{quote_ident(n)} AS {quote_ident('pgrst_o_' + n)}"
-            for n in order_names)
+        parts.append("TRUE AS pgrst_present")
+        parts += [f"{quote_ident(child.alias)}.{quote_ident(n)} AS {quote_ident('pgrst_o_' + n)}"
+                  for n in order_names]
+    select = ", ".join(parts)
     base = f"SELECT {select} FROM {qualified(child.table)} AS {quote_ident(child.alias)}{r.joins}"
     if r.where:
         base += " WHERE " + " AND ".join(r.where)
@@ -365,7 +366,7 @@ def read_statement(root: ReadNode, params: Params, *, source: str, limit: int | 
     r = render_node(root, params, source)
     frm = f"{source} AS {quote_ident(root.alias)}"
     where = (" WHERE " + " AND ".join(r.where)) if r.where else ""
-    inner = f"SELECT {r.select or 'NULL AS pgrst_none'} FROM {frm}{r.joins}{where}"
+    inner = f"SELECT {r.select} FROM {frm}{r.joins}{where}"  # an empty select list gives {} rows
     if r.order:
         inner += " ORDER BY " + r.order
     if limit is not None:
@@ -471,7 +472,7 @@ def mutation_statement(cte: str, root: ReadNode, params: Params, mode: str, *, i
                        pk: Sequence[str]) -> str:
     """Wrap a DML ... RETURNING in a CTE and shape its rows like a read."""
     r = render_node(root, params, "pgrst_source")
-    inner = f"SELECT {r.select or 'NULL AS pgrst_none'} FROM pgrst_source AS {quote_ident(root.alias)}{r.joins}"
+    inner = f"SELECT {r.select} FROM pgrst_source AS {quote_ident(root.alias)}{r.joins}"
     ins = "(SELECT count(*) FROM pgrst_source WHERE pgrst_inserted)" if inserted else "NULL::bigint"
     loc = "NULL::text"
     if pk:

@@ -215,6 +215,10 @@ def test_embed_inner_filters_order_limit_spread(rest_server) -> None:
         # filtering on an embed not in select
         r = h.get("/posts?select=id&comments.content=eq.x")
         assert r.status_code == 400 and r.json()["code"] == "PGRST108"
+        r = h.get("/posts?select=id,users!author_id!inner()&users.username=eq.bob&order=id")
+        assert r.json() == [{"id": 3}, {"id": 4}]  # an empty embed filters without being output
+        r = h.get("/posts?select=&limit=2")
+        assert r.json() == [{}, {}]
         r = h.get("/posts?select=id,comments(id)&comments=eq.1")
         assert r.status_code == 400 and r.json()["code"] == "PGRST120"
         r = h.get("/posts?select=id,comments(id)&order=comments(id)")
