@@ -96,16 +96,22 @@ async def test_topic_required_and_bad_token_at_join(rt_server, mint):
         assert r["payload"]["response"]["reason"].startswith("InvalidJWTToken: Token has expired")
 
 
-async def test_channel_limit(server_factory):
-    srv = server_factory({"OWNBASE_REALTIME_MAX_CHANNELS_PER_SOCKET": "2"})
+async def test_channel_and_join_rate_limits(server_factory):
+    srv = server_factory({"OWNBASE_REALTIME_MAX_CHANNELS_PER_SOCKET": "3",
+                          "OWNBASE_REALTIME_MAX_JOINS_PER_SECOND": "2"})
     async with websockets.connect(url(srv, "1.0.0")) as ws:
-        reasons = []
-        for i in range(3):
+        async def join(i: int) -> dict:
             await ws.send(json.dumps({"join_ref": str(i), "ref": str(i), "topic": f"realtime:c{i}",
                                       "event": "phx_join", "payload": {}}))
-            reasons.append(json.loads(await ws.recv())["payload"])
-        assert [r["status"] for r in reasons] == ["ok", "ok", "error"]
-        assert reasons[2]["response"]["reason"] == "ChannelRateLimitReached: Too many channels"
+            return json.loads(await ws.recv())["payload"]
+
+        first = [await join(0), await join(1), await join(2)]
+        assert [r["status"] for r in first] == ["ok", "ok", "error"]
+        assert first[2]["response"]["reason"] == "ClientJoinRateLimitReached: Too many joins per second"
+        await asyncio.sleep(1.2)
+        assert (await join(2))["status"] == "ok"
+        over = await join(3)
+        assert over == {"status": "error", "response": {"reason": "ChannelRateLimitReached: Too many channels"}}
     srv.stop()
 
 
