@@ -138,14 +138,13 @@ class Settings(BaseSettings):
     storage_tus_expiry: int = Field(3600, ge=60)
 
     # --- realtime -------------------------------------------------------------------
-    realtime_heartbeat_timeout: int = Field(60, ge=1)
-    realtime_max_channels_per_socket: int = Field(100, ge=1)
-    realtime_max_joins_per_second: int = Field(100, ge=1)
-    realtime_max_message_bytes: int = Field(3_000_000, ge=1)
-    realtime_max_pending_messages: int = Field(1000, ge=1)
-    realtime_change_poll_ms: int = Field(100, ge=5)
-    # seconds without a heartbeat after which a process's presence entries are dropped (Redis)
-    realtime_process_ttl: int = Field(15, ge=2)
+    realtime_heartbeat_timeout: int = Field(60, ge=1)  # seconds of client silence before a socket is closed
+    realtime_max_channels_per_socket: int = Field(100, ge=1)  # joined channels per socket
+    realtime_max_joins_per_second: int = Field(100, ge=1)  # joins per second per socket
+    realtime_max_message_bytes: int = Field(3_000_000, ge=1)  # largest broadcast/presence payload
+    realtime_max_pending_messages: int = Field(1000, ge=1)  # queued frames before a slow socket is dropped
+    realtime_change_poll_ms: int = Field(100, ge=5)  # fallback poll of the change log (NOTIFY wakes it)
+    realtime_process_ttl: int = Field(15, ge=2)  # seconds before a silent process's presence expires (Redis)
 
     @field_validator(
         "cors_origins",
