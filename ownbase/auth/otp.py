@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import asyncpg
 
 from ownbase.auth import errors, users
+from ownbase.auth.redirects import allowed
 from ownbase.auth.tokens import link_token_hash, new_otp, stored_hash
 from ownbase.context import Context
 from ownbase.mail import templates
@@ -70,6 +71,9 @@ async def check_budget(conn: asyncpg.Connection, ctx: Context, address: str, kin
         if count >= s.auth_otp_max_per_hour:
             raise errors.email_rate_limited()
     await conn.execute("insert into ownbase.auth_email_sends (address, kind) values ($1, $2)", address, kind)
+    # Keep the table small: only the last hour (and the send interval) matter.
+    await conn.execute("delete from ownbase.auth_email_sends where address = $1"
+                       " and sent_at < now() - interval '1 day'", address)
 
 
 async def issue(conn: asyncpg.Connection, ctx: Context, user_id: Any, token_type: str,
@@ -112,8 +116,6 @@ async def consume(conn: asyncpg.Connection, ctx: Context, token_types: tuple[str
 
 def redirect_target(ctx: Context, requested: str | None) -> str:
     """``redirect_to`` if the allow-list (or the site URL's origin) permits it, else the site URL."""
-    from ownbase.auth.redirects import allowed
-
     if requested and allowed(ctx.settings, requested):
         return requested
     return ctx.settings.site_url
