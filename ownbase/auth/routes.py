@@ -65,6 +65,11 @@ async def jwks(request: Request) -> Response:
                         headers={"cache-control": "public, max-age=600"})
 
 
+async def authorize(request: Request) -> Any:
+    # signInWithOAuth sends the browser here; ownbase has no OAuth providers (see docs/auth.md).
+    raise AuthError(400, "provider_disabled", "Unsupported provider: provider is not enabled")
+
+
 async def _verify(request: Request) -> Any:
     if request.method == "GET":
         return await verify.verify_get(request)
@@ -95,6 +100,7 @@ SERVICE = Service(
         Route(f"{P}/health", health),
         Route(f"{P}/settings", settings_route),
         Route(f"{P}/.well-known/jwks.json", jwks),
+        Route(f"{P}/authorize", gotrue(authorize), methods=["GET"]),
         Route(f"{P}/signup", gotrue(signup.signup), methods=["POST"]),
         Route(f"{P}/token", gotrue(grants.token), methods=["POST"]),
         Route(f"{P}/otp", gotrue(mails.otp_route), methods=["POST"]),

@@ -71,6 +71,7 @@ SCENARIOS: list[tuple[str, str, str, Any, bool, int, str, str | None]] = [
      "This endpoint requires a valid Bearer token"),
     ("user garbage bearer", "GET", "/user|Bearer abc.def", None, False, 403, "bad_jwt", None),
     ("admin bad page", "GET", "/admin/users?per_page=-3", None, True, 400, "validation_failed", None),
+    ("oauth provider", "GET", "/authorize?provider=github", None, False, 400, "provider_disabled", None),
     ("admin filter NUL", "GET", "/admin/users?filter=a%00b", None, True, 400, "validation_failed", None),
     ("admin bad uuid", "PUT", "/admin/users/123", {}, True, 404, "validation_failed", "user_id must be an UUID"),
     ("admin unknown user", "DELETE", "/admin/users/00000000-0000-0000-0000-000000000001", None, True, 404,
