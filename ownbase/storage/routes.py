@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import json
 from typing import Any, Awaitable, Callable
 
@@ -20,6 +21,7 @@ from ownbase.storage.service import SERVICE_AUTH, Caller, Storage, _url_path, bl
 from ownbase.storage.transform import MAX_INPUT_BYTES, parse_token_transform, parse_transform, render
 
 P = "/storage/v1"
+log = logging.getLogger("ownbase.storage")
 
 
 def storage_of(request: Request) -> Storage:
@@ -46,6 +48,9 @@ def handler(fn: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[R
         except ClientDisconnect:
             # The client went away mid-body: the upload was discarded; nobody reads this.
             return errors.invalid_request("Client disconnected").response()
+        except Exception:  # noqa: BLE001 - backend/database failures: Storage's 500 shape
+            log.exception("storage request failed: %s %s", request.method, request.url.path)
+            return errors.internal().response()
 
     return wrapped
 

@@ -100,6 +100,8 @@ def test_backend_error_leaves_no_row(target: StorageTarget, admin) -> None:
     with http(target, target.server.service_key) as c:
         r = c.post(f"/object/{name}/blocked/file.txt", content=b"data", headers={"content-type": "text/plain"})
     assert r.status_code == 500
+    assert r.json() == {"statusCode": "500", "code": "InternalError", "error": "InternalError",
+                        "message": "Internal server error"}
     assert rows(target, name) == []
     assert pending(target, name) == []
     if target.backend == "local":
