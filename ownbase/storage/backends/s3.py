@@ -15,6 +15,8 @@ from ownbase.settings import Settings
 from ownbase.storage.backends.base import BlobNotFound
 
 PART_SIZE = 8 * 1024 * 1024
+COPY_OBJECT_MAX = 5 * 1000**3  # S3's single CopyObject limit
+COPY_PART_SIZE = 512 * 1024 * 1024
 
 
 class S3Backend:
@@ -159,10 +161,32 @@ class S3Backend:
     async def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
         sb, sk = self.locate(src_bucket, src_key)
         db, dk = self.locate(dst_bucket, dst_key)
+        source = {"Bucket": sb, "Key": sk}
         try:
-            await self.client.copy_object(Bucket=db, Key=dk, CopySource={"Bucket": sb, "Key": sk}, **self._sse())
-        except self.client.exceptions.NoSuchKey:
-            raise BlobNotFound(src_key) from None
+            size = int((await self.client.head_object(Bucket=sb, Key=sk))["ContentLength"])
+        except Exception as exc:  # noqa: BLE001 - botocore raises ClientError 404 for HEAD
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise BlobNotFound(src_key) from None
+            raise
+        if size <= COPY_OBJECT_MAX:
+            await self.client.copy_object(Bucket=db, Key=dk, CopySource=source, **self._sse())
+            return
+        # CopyObject stops at 5 GB: copy larger objects part by part, server side.
+        upload_id = (await self.client.create_multipart_upload(Bucket=db, Key=dk, **self._sse()))["UploadId"]
+        try:
+            parts = []
+            for n, start in enumerate(range(0, size, COPY_PART_SIZE), start=1):
+                end = min(start + COPY_PART_SIZE, size) - 1
+                resp = await self.client.upload_part_copy(
+                    Bucket=db, Key=dk, UploadId=upload_id, PartNumber=n, CopySource=source,
+                    CopySourceRange=f"bytes={start}-{end}")
+                parts.append({"ETag": resp["CopyPartResult"]["ETag"], "PartNumber": n})
+            await self.client.complete_multipart_upload(
+                Bucket=db, Key=dk, UploadId=upload_id, MultipartUpload={"Parts": parts})
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.client.abort_multipart_upload(Bucket=db, Key=dk, UploadId=upload_id)
+            raise
 
     async def exists(self, bucket: str, key: str) -> bool:
         b, k = self.locate(bucket, key)
