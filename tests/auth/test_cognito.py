@@ -144,6 +144,31 @@ def test_cognito_tokens(moto_endpoint: str, server_factory: Callable[..., Server
     assert rows == [{"owner": original.id, "body": "migrated row"}]
     inserted = sb.table("cognito_notes").insert({"body": "new via cognito"}).execute().data
     assert inserted[0]["owner"] == original.id
+    # supabase-js with the third-party `accessToken` option, unchanged app code.
+    script = """
+import { createClient } from '@supabase/supabase-js';
+import WebSocket from 'ws';
+const sb = createClient(process.env.URL, process.env.ANON, {
+  accessToken: async () => process.env.TOKEN, realtime: { transport: WebSocket } });
+const { data, error } = await sb.from('cognito_notes').select('owner, body').order('id');
+console.log(JSON.stringify({ data, error }));
+"""
+    import json
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    js_dir = Path(__file__).resolve().parent.parent / "js"
+    node = shutil.which("node")
+    assert node, "node is required"
+    out = subprocess.run([node, "--input-type=module", "-e", script], cwd=js_dir, capture_output=True, text=True,
+                         env={**os.environ, "URL": srv.url, "ANON": srv.anon_key, "TOKEN": toks["IdToken"]},
+                         timeout=60)
+    assert out.stdout.strip(), out.stderr
+    reply = json.loads(out.stdout.strip().splitlines()[-1])
+    assert reply["error"] is None, out.stderr
+    assert [r["body"] for r in reply["data"]] == ["migrated row", "new via cognito"]
     # Ordinary ownbase tokens still work on a Cognito-enabled server.
     session = py_client(srv).auth.sign_in_with_password({"email": email, "password": "secret123"}).session
     assert _user(srv, session.access_token).json()["id"] == original.id
