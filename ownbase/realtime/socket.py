@@ -183,16 +183,24 @@ class Connection:
                 self._writer.cancel()
 
 
+async def _deny(ws: WebSocket, body: dict[str, Any], status: int) -> None:
+    """Refuse the handshake with an HTTP JSON body (Supabase's shape) where the server supports
+    it, else with a bare close (the client then sees HTTP 403)."""
+    try:
+        await ws.send_denial_response(JSONResponse(body, status_code=status))
+    except RuntimeError:
+        await ws.close(errors.CLOSE_POLICY)
+
+
 async def websocket_endpoint(ws: WebSocket) -> None:
     ctx: "Context" | None = getattr(ws.app.state, "ctx", None)
     if ctx is None or ctx.shutting_down or "realtime" not in ctx.state:
-        await ws.send_denial_response(JSONResponse({"error": "Realtime is restarting"}, status_code=503))
+        await _deny(ws, {"error": "Realtime is restarting"}, 503)
         return
     hub: "Hub" = ctx.state["realtime"]
     vsn = ws.query_params.get("vsn") or V1
     if vsn not in (V1, V2):
-        await ws.send_denial_response(JSONResponse({"error": f"Unsupported serializer version: {vsn}"},
-                                                   status_code=400))
+        await _deny(ws, {"error": f"Unsupported serializer version: {vsn}"}, 400)
         return
     token = ws.query_params.get("apikey") or ws.headers.get("x-api-key") or ws.headers.get("apikey") or ""
     if not token:
@@ -203,7 +211,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         identify(ctx.keys, token)
     except TokenProblem as exc:
         message = errors.TOKEN_EXPIRED if exc.message.startswith(errors.TOKEN_EXPIRED) else exc.message
-        await ws.send_denial_response(JSONResponse({"error": message}, status_code=401))
+        await _deny(ws, {"error": message}, 401)
         return
     await ws.accept()
     conn = Connection(ctx, hub, ws, vsn, token)
