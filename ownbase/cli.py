@@ -130,6 +130,12 @@ def start(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     embedded = None
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    # A stop signal during start-up (initdb, migrations) still stops the embedded server below.
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         if not settings.database_url:
             from ownbase.embedded import EmbeddedError
@@ -170,6 +176,9 @@ def start(
             log_config=None,
             access_log=False,
         )
+    except KeyboardInterrupt:
+        console.print("interrupted during start-up; stopping")
+        raise typer.Exit(130) from None
     finally:
         if embedded is not None:
             embedded.stop()
