@@ -1,5 +1,6 @@
-"""Several ownbase processes joined by a real Redis: broadcast, presence and postgres_changes reach
-clients on every process exactly once, and a killed process's presence entries expire."""
+"""Several ownbase processes joined by a real Redis — over TLS with AUTH (rediss://), as ElastiCache
+runs it: broadcast, presence and postgres_changes reach clients on every process exactly once, and
+a killed process's presence entries expire."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from tests.conftest import sql
 
 
 @pytest.fixture(scope="module")
-def cluster(server_factory, redis_url):
-    env = {"OWNBASE_REDIS_URL": redis_url, "OWNBASE_REALTIME_PROCESS_TTL": "3"}
+def cluster(server_factory, tls_redis_url):
+    env = {"OWNBASE_REDIS_URL": tls_redis_url, "OWNBASE_REALTIME_PROCESS_TTL": "3"}
     one = server_factory(env)
     two = server_factory(env)
     sql(one, SCHEMA.read_text())
@@ -25,7 +26,7 @@ def cluster(server_factory, redis_url):
     two.stop()
 
 
-async def test_broadcast_presence_and_changes_across_processes(cluster, server_factory, redis_url):
+async def test_broadcast_presence_and_changes_across_processes(cluster, server_factory, tls_redis_url):
     one, two = cluster
     a = await rt_client(one)
     b = await rt_client(two)
@@ -72,7 +73,7 @@ async def test_broadcast_presence_and_changes_across_processes(cluster, server_f
     assert [d["data"]["record"]["qty"] for d in chg_b.items] == [0, 1, 2, 3, 4]
 
     # a third process is killed (SIGKILL: no cleanup): its presence entries expire for the others
-    three = server_factory({"OWNBASE_REDIS_URL": redis_url, "OWNBASE_REALTIME_PROCESS_TTL": "3"})
+    three = server_factory({"OWNBASE_REDIS_URL": tls_redis_url, "OWNBASE_REALTIME_PROCESS_TTL": "3"})
     c = await rt_client(three)
     cc = c.channel(name, {"config": {"presence": {"key": "c", "enabled": True}}})
     await subscribed(cc)
