@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from ownbase.auth.passwords import warm_up
 from ownbase.context import Context
 
 
 async def startup(ctx: Context) -> None:
     ctx.state.setdefault("auth", {})
+    # Compute the timing-equaliser hash now, in the background, not on the first unknown sign-in.
+    warm_up(ctx.settings.auth_bcrypt_cost)
     if ctx.settings.auth_cognito_user_pool_id or ctx.settings.auth_cognito_issuer:
         from ownbase.auth.cognito import install
 

@@ -47,3 +47,7 @@ async def verify_password(password: str, hashed: str | None, cost: int) -> bool:
         await loop.run_in_executor(_pool, _check, password, dummy)
         return False
     return await loop.run_in_executor(_pool, _check, password, target)
+
+
+def warm_up(cost: int) -> None:
+    _pool.submit(_dummy_hash, cost)
