@@ -177,6 +177,33 @@ async def list_objects(conn: asyncpg.Connection, bucket_id: str, prefix: str, se
         bucket_id, prefix, like_escape(prefix) + "%", like_escape(search) + "%", limit, offset)
 
 
+async def list_objects_v2(conn: asyncpg.Connection, bucket_id: str, prefix: str, after: str | None, limit: int,
+                          descending: bool, delimiter: bool) -> list[asyncpg.Record]:
+    """Keys under ``prefix`` in name order, after the cursor ``after``; with ``delimiter`` each
+    sub-folder collapses into one entry (``is_folder``) named ``<prefix><segment>/``."""
+    op, direction = ("<", "desc") if descending else (">", "asc")
+    if delimiter:
+        entry = ("case when strpos(substr(name, length($2) + 1), '/') > 0 then $2 || "
+                 "split_part(substr(name, length($2) + 1), '/', 1) || '/' else name end")
+    else:
+        entry = "name"
+    return await conn.fetch(
+        f"""
+        select * from (
+          select distinct on (entry) entry, (entry <> name) as is_folder,
+                 case when entry = name then id end as id, name, updated_at, created_at,
+                 last_accessed_at, metadata, version
+          from (select ({entry}) collate "C" as entry, o.* from storage.objects o
+                where o.bucket_id = $1 and starts_with(o.name, $2::text) and o.name like $3 escape '\\') s
+          order by entry, name collate "C"
+        ) e
+        where $4::text is null or entry {op} $4::text collate "C"
+        order by entry {direction}
+        limit $5
+        """,
+        bucket_id, prefix, like_escape(prefix) + "%", after, limit)
+
+
 # --- bookkeeping (owner pool) ------------------------------------------------------------------
 
 async def pending_add(conn: asyncpg.Connection, bucket_id: str, name: str, version: str) -> None:

@@ -191,6 +191,12 @@ async def list_objects(request: Request) -> Response:
 
 
 @handler
+async def list_objects_v2(request: Request) -> Response:
+    st, caller = storage_of(request), caller_of(request)
+    return JSONResponse(await st.list_objects_v2(caller, request.path_params["bucket"], await json_body(request)))
+
+
+@handler
 async def move(request: Request) -> Response:
     st, caller = storage_of(request), caller_of(request)
     body = await json_body(request)
@@ -334,6 +340,7 @@ ROUTES = [
     Route(f"{P}/bucket/{{bucket}}/empty", empty_bucket, methods=["POST"]),
     Route(f"{P}/bucket/{{bucket}}", bucket, methods=["GET", "PUT", "DELETE"]),
     Route(f"{P}/object/list/{{bucket}}", list_objects, methods=["POST"]),
+    Route(f"{P}/object/list-v2/{{bucket}}", list_objects_v2, methods=["POST"]),
     Route(f"{P}/object/move", move, methods=["POST"]),
     Route(f"{P}/object/copy", copy, methods=["POST"]),
     Route(f"{P}/object/sign/{{bucket}}", sign_many, methods=["POST"]),

@@ -378,6 +378,31 @@ class Storage:
             for r in rows
         ]
 
+    async def list_objects_v2(self, caller: Caller, bucket_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        prefix = body.get("prefix") or ""
+        if not isinstance(prefix, str):
+            raise errors.invalid_request("body/prefix must be string")
+        limit = max(1, min(_int(body.get("limit"), 1000, "limit"), 1000))
+        sort = body.get("sortBy") or {}
+        descending = isinstance(sort, dict) and str(sort.get("order") or "asc").lower() == "desc"
+        after = _decode_cursor(body.get("cursor"))
+        async with self.as_caller(caller, read_only=True) as conn:
+            if await db.get_bucket(self.ctx.db.owner, bucket_id) is None:
+                raise errors.no_such_bucket()
+            rows = await db.list_objects_v2(conn, bucket_id, prefix.lstrip("/"), after, limit + 1, descending,
+                                            bool(body.get("with_delimiter")))
+        has_next = len(rows) > limit
+        rows = rows[:limit]
+        folders = [{"name": r["entry"], "key": r["entry"]} for r in rows if r["is_folder"]]
+        objects = [{"name": r["name"], "key": r["name"], "id": str(r["id"]), "version": r["version"],
+                    "updated_at": db.iso(r["updated_at"]), "created_at": db.iso(r["created_at"]),
+                    "last_accessed_at": db.iso(r["last_accessed_at"]), "metadata": r["metadata"]}
+                   for r in rows if not r["is_folder"]]
+        out: dict[str, Any] = {"hasNext": has_next, "folders": folders, "objects": objects}
+        if has_next and rows:
+            out["nextCursor"] = _encode_cursor(rows[-1]["entry"])
+        return out
+
     # --- move / copy / delete --------------------------------------------------------------
     async def move_or_copy(self, caller: Caller, body: dict[str, Any], *, copy: bool) -> asyncpg.Record:
         bucket_id = body.get("bucketId")
@@ -498,6 +523,24 @@ def info_json(row: asyncpg.Record) -> dict[str, Any]:
             "size": meta.get("size"), "content_type": meta.get("mimetype"), "cache_control": meta.get("cacheControl"),
             "etag": meta.get("eTag"), "metadata": row["user_metadata"], "last_modified": meta.get("lastModified")
             or db.iso(row["updated_at"]), "created_at": db.iso(row["created_at"])}
+
+
+def _encode_cursor(entry: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(entry.encode()).decode()
+
+
+def _decode_cursor(value: Any) -> str | None:
+    import base64
+    import binascii
+
+    if not value:
+        return None
+    try:
+        return base64.urlsafe_b64decode(str(value).encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise errors.invalid_request("Invalid cursor") from None
 
 
 def _url_path(value: str) -> str:

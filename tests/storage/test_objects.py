@@ -248,3 +248,22 @@ def test_replacing_keeps_old_version_readable_until_commit(target: StorageTarget
     assert result["status"] == 200
     assert files.download("live.txt") == b"new version"
     assert len(target.blob_keys(bucket)) == 1
+
+
+def test_list_v2_flat_delimited_and_paged(admin, bucket: str) -> None:
+    files = admin.storage.from_(bucket)
+    for name in ("a.txt", "b/1.txt", "b/2.txt", "b/c/3.txt", "d.txt"):
+        files.upload(name, b"x")
+    flat = files.list_v2({"prefix": "b/"})
+    assert [o.name for o in flat.objects] == ["b/1.txt", "b/2.txt", "b/c/3.txt"] and flat.folders == []
+    tree = files.list_v2({"with_delimiter": True})
+    assert [f.name for f in tree.folders] == ["b/"]
+    assert [o.name for o in tree.objects] == ["a.txt", "d.txt"]
+    sub = files.list_v2({"prefix": "b/", "with_delimiter": True})
+    assert [f.name for f in sub.folders] == ["b/c/"] and [o.name for o in sub.objects] == ["b/1.txt", "b/2.txt"]
+    page1 = files.list_v2({"limit": 2})
+    assert page1.hasNext and [o.name for o in page1.objects] == ["a.txt", "b/1.txt"]
+    page2 = files.list_v2({"limit": 2, "cursor": page1.nextCursor})
+    assert [o.name for o in page2.objects] == ["b/2.txt", "b/c/3.txt"]
+    page3 = files.list_v2({"limit": 2, "cursor": page2.nextCursor})
+    assert [o.name for o in page3.objects] == ["d.txt"] and not page3.hasNext
