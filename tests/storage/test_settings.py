@@ -54,9 +54,11 @@ def test_presigned_redirect_downloads_straight_from_s3(presigned_server: ServerH
     assert r.status_code == 400 and r.json()["statusCode"] == "404"
 
 
-def test_cloudfront_redirect(server_factory: Callable[..., ServerHandle], s3_server: S3Server) -> None:
+def test_cloudfront_redirect_and_server_side_encryption(server_factory: Callable[..., ServerHandle],
+                                                        s3_server: S3Server) -> None:
     server = server_factory(s3_env(s3_server, OWNBASE_STORAGE_DOWNLOAD_REDIRECT="cloudfront",
-                                   OWNBASE_STORAGE_CLOUDFRONT_DOMAIN="cdn.example.com"))
+                                   OWNBASE_STORAGE_CLOUDFRONT_DOMAIN="cdn.example.com",
+                                   OWNBASE_STORAGE_S3_SSE="AES256"))
     admin = _admin(server)
     bucket = f"cf-{uuid.uuid4().hex[:8]}"
     admin.storage.create_bucket(bucket, options={"public": True})
@@ -64,6 +66,12 @@ def test_cloudfront_redirect(server_factory: Callable[..., ServerHandle], s3_ser
     r = httpx.get(f"{server.url}/storage/v1/object/public/{bucket}/a b.png")
     assert r.status_code == 302
     assert r.headers["location"].startswith(f"https://cdn.example.com/tenant/{bucket}/a%20b.png/")
+    # Stored with SSE-S3.
+    client = s3_server.client()
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="ownbase-storage-test",
+                                                      Prefix=f"tenant/{bucket}/").get("Contents", [])]
+    assert len(keys) == 1
+    assert client.head_object(Bucket="ownbase-storage-test", Key=keys[0]).get("ServerSideEncryption") == "AES256"
 
 
 def test_image_pixel_bound_and_global_size_limit(server_factory: Callable[..., ServerHandle]) -> None:
@@ -84,16 +92,3 @@ def test_image_pixel_bound_and_global_size_limit(server_factory: Callable[..., S
                    headers={**headers, "content-type": "application/octet-stream"})
     assert r.status_code == 400 and r.json()["statusCode"] == "413"
 
-
-def test_s3_server_side_encryption(server_factory: Callable[..., ServerHandle], s3_server: S3Server) -> None:
-    server = server_factory(s3_env(s3_server, OWNBASE_STORAGE_S3_SSE="AES256"))
-    admin = _admin(server)
-    bucket = f"sse-{uuid.uuid4().hex[:8]}"
-    admin.storage.create_bucket(bucket)
-    admin.storage.from_(bucket).upload("secret.txt", b"encrypted at rest")
-    client = s3_server.client()
-    keys = [o["Key"] for o in client.list_objects_v2(Bucket="ownbase-storage-test",
-                                                      Prefix=f"tenant/{bucket}/").get("Contents", [])]
-    assert len(keys) == 1
-    assert client.head_object(Bucket="ownbase-storage-test", Key=keys[0]).get("ServerSideEncryption") == "AES256"
-    assert admin.storage.from_(bucket).download("secret.txt") == b"encrypted at rest"
