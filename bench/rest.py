@@ -29,8 +29,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -197,10 +198,9 @@ async def main(args: argparse.Namespace) -> None:
 
             async def direct(sql: str, i: int) -> bool:
                 # the same role switch and claims as /rest/v1 (the foundation's apply_scope)
-                async with pool.acquire() as conn:
-                    async with conn.transaction():
-                        await apply_scope(conn, scope)
-                        body = await conn.fetchval(sql, str(i % 990 + 1))
+                async with pool.acquire() as conn, conn.transaction():
+                    await apply_scope(conn, scope)
+                    body = await conn.fetchval(sql, str(i % 990 + 1))
                 return body is not None and len(body) > 2
 
             async def rest_embed(i: int) -> bool:
@@ -217,10 +217,9 @@ async def main(args: argparse.Namespace) -> None:
                     return r.status == 201
 
             async def direct_bulk(i: int) -> bool:
-                async with pool.acquire() as conn:
-                    async with conn.transaction():
-                        await apply_scope(conn, scope)
-                        await conn.execute(BULK_SQL, bulk)
+                async with pool.acquire() as conn, conn.transaction():
+                    await apply_scope(conn, scope)
+                    await conn.execute(BULK_SQL, bulk)
                 return True
 
             n, rounds = args.requests, args.rounds

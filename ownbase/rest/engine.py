@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 
@@ -122,10 +123,10 @@ async def handle(
                 if schema not in exposed_schemas(ctx):
                     raise errors.invalid_schema(schema, exposed_schemas(ctx))
                 cache = await get_schema_cache(ctx)
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             log.warning("schema cache unavailable: %s", exc)
             raise errors.schema_cache_not_loaded() from None
-        except Exception as exc:  # noqa: BLE001 - asyncpg errors while introspecting
+        except Exception as exc:
             if type(exc).__module__.startswith("asyncpg"):
                 log.warning("schema cache unavailable: %s", exc)
                 raise errors.schema_cache_not_loaded() from None
@@ -150,7 +151,7 @@ async def start(ctx: Context) -> None:
     st = _state(ctx)
     try:
         await reload_schema(ctx)
-    except Exception:  # noqa: BLE001 - served as PGRST002 until the database answers
+    except Exception:
         log.exception("initial schema cache load failed")
     await _listen(ctx, st)
     st.poller = asyncio.create_task(_poll(ctx, st), name="rest-schema-poll")
@@ -162,13 +163,13 @@ async def stop(ctx: Context) -> None:
         st.poller.cancel()
         try:
             await st.poller
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001
-            pass
+        except (asyncio.CancelledError, Exception):
+            log.debug("schema poller ended", exc_info=True)
     if st.listener is not None:
         try:
             await st.listener.close()
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception:
+            log.debug("closing the schema listener failed", exc_info=True)
 
 
 async def _listen(ctx: Context, st: RestState) -> None:
@@ -189,7 +190,7 @@ async def _listen(ctx: Context, st: RestState) -> None:
         for channel in CHANNELS:
             await conn.add_listener(channel, on_notify)
         st.listener = conn
-    except Exception:  # noqa: BLE001 - the poll still catches changes
+    except Exception:
         log.exception("could not LISTEN for schema reloads")
         st.listener = None
 
@@ -205,7 +206,7 @@ async def _coalesced_reload(ctx: Context, st: RestState) -> None:
 async def _safe_reload(ctx: Context) -> None:
     try:
         await reload_schema(ctx)
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.exception("schema cache reload failed")
 
 
@@ -223,5 +224,5 @@ async def _poll(ctx: Context, st: RestState) -> None:
                 await reload_schema(ctx)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - keep polling through transient failures
+        except Exception:
             log.debug("schema fingerprint poll failed", exc_info=True)

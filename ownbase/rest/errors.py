@@ -7,7 +7,8 @@ SQLSTATEs raised by PostgreSQL are mapped to HTTP statuses the way PostgREST map
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from starlette.responses import Response
 

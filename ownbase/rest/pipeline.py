@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from urllib.parse import urlencode
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import asyncpg
 from starlette.responses import Response
@@ -60,7 +60,7 @@ async def run(ctx: Context, cache: SchemaCache, *, method: str, schema: str, rel
         return await _relation(call, query)
     except asyncpg.PostgresError as exc:
         raise errors.from_postgres(exc, auth.role) from None
-    except (asyncpg.exceptions.TooManyConnectionsError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, asyncpg.exceptions.TooManyConnectionsError) as exc:
         raise errors.pool_timeout() from exc
     except (OSError, asyncpg.exceptions.InterfaceError) as exc:
         raise errors.db_unreachable(str(exc)) from None

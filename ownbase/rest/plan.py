@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Union
 
 from ownbase.rest import errors
 from ownbase.rest.request import (
@@ -76,7 +75,7 @@ class ResolvedLogic:
     negate: bool
 
 
-ResolvedCondition = Union[ResolvedFilter, ResolvedLogic, EmbedNull]
+ResolvedCondition = ResolvedFilter | ResolvedLogic | EmbedNull
 
 
 @dataclass

@@ -12,8 +12,9 @@ Grammar (what postgrest-js / postgrest-py emit):
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence, Union
+from typing import Any
 
 from ownbase.rest import errors
 
@@ -67,7 +68,7 @@ class EmbedItem:
         return self.alias or self.name
 
 
-SelectItem = Union[ColumnItem, EmbedItem]
+SelectItem = ColumnItem | EmbedItem
 
 
 @dataclass
@@ -87,7 +88,7 @@ class Logic:
     negate: bool = False
 
 
-Condition = Union[Filter, Logic]
+Condition = Filter | Logic
 
 
 @dataclass
@@ -573,7 +574,7 @@ def parse_query(query: Sequence[tuple[str, str]], headers: Mapping[str, str], *,
 
 
 def _looks_like_filter(value: str) -> bool:
-    v = value[4:] if value.startswith("not.") else value
+    v = value.removeprefix("not.")
     op = re.split(r"[.(]", v, maxsplit=1)[0]
     return op in OPERATORS and ("." in v)
 

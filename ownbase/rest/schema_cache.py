@@ -7,8 +7,9 @@ request always plans against one consistent snapshot.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -331,10 +332,10 @@ async def load(conn: Any, schemas: Iterable[str]) -> SchemaCache:
         by_type[r["reltype"]] = t
         tables[t.qualified] = t
     for r in column_rows:
-        t = by_oid.get(r["relid"])
-        if t is None:
+        owner_table = by_oid.get(r["relid"])
+        if owner_table is None:
             continue
-        t.columns[r["name"]] = Column(
+        owner_table.columns[r["name"]] = Column(
             name=r["name"], type=r["type"], nullable=r["nullable"], default=r["default"],
             position=r["position"], comment=r["comment"], max_length=r["max_length"],
             enum=tuple(r["enum"] or ()), base_type=r["base_type"], item_type=r["item_type"],
@@ -432,7 +433,8 @@ def _view_relationships(tables: dict[tuple[str, str], Table], fks: list[ForeignK
             if base is None:
                 continue
 
-            def through(names: Sequence[str], bk: tuple[str, str] = base_key) -> tuple[str, ...] | None:
+            def through(names: Sequence[str], bk: tuple[str, str] = base_key,
+                        cols: dict[tuple[str, str, str], str] = cols) -> tuple[str, ...] | None:
                 out = []
                 for n in names:
                     v = cols.get((bk[0], bk[1], n))

@@ -8,8 +8,9 @@ strict pattern first.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from ownbase.rest import errors
 from ownbase.rest.plan import (
@@ -146,7 +147,7 @@ def filter_sql(alias: str, rf: ResolvedFilter, params: Params) -> str:
 
 def _array_param(value: Any, typ: str, params: Params) -> str:
     values = value if isinstance(value, list) else [str(value)]
-    elem = typ[:-2] if typ.endswith("[]") else typ
+    elem = typ.removesuffix("[]")
     return f"{params.add([str(v) for v in values])}::text[]::{elem}[]"
 
 

@@ -4,8 +4,9 @@ default profile) and `public`, user JWTs minted with the shared signing key, cli
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest

@@ -113,7 +113,7 @@ def test_rls_select(notes) -> None:
 
 
 def test_rls_insert(notes) -> None:
-    handle, a, b = notes
+    handle, a, _b = notes
     with raw(handle) as h:
         r = h.post("/notes", json={"text": "anon"})
         assert r.status_code == 401 and r.json()["code"] == "42501"

@@ -92,7 +92,7 @@ def test_operators(rest_server, query: str, expected: list[int]) -> None:
 
 
 def test_client_filter_methods(rest_server) -> None:
-    t = lambda: supa(rest_server, rest_server.service_key).table("posts").select("id").order("id")  # noqa: E731
+    t = lambda: supa(rest_server, rest_server.service_key).table("posts").select("id").order("id")
     assert ids(t().in_("id", [2, 4]).execute().data) == [2, 4]
     assert ids(t().contains("tags", ["intro"]).execute().data) == [1, 4]
     assert ids(t().contained_by("tags", ["news", "intro"]).execute().data) == [1, 2, 3, 4]

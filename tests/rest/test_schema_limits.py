@@ -58,8 +58,8 @@ def test_read_replica_routing(server_factory, rest_server, database_url, pg_admi
         try:
             for stmt in ("do $$ begin create role anon nologin; exception when duplicate_object then null; end $$",
                          "create schema if not exists auth",
-                         "create or replace function auth.uid() returns uuid language sql stable as "
-                         "$f$ select (nullif(current_setting('request.jwt.claims', true), '')::jsonb->>'sub')::uuid $f$"):
+                         ("create or replace function auth.uid() returns uuid language sql stable as "
+                          "$f$ select (nullif(current_setting('request.jwt.claims', true), '')::jsonb->>'sub')::uuid $f$")):
                 await conn.execute(stmt)
             await conn.execute(FIXTURE.read_text())
             await conn.execute("update rest_fixture.posts set title = 'from replica' where id = 1")
