@@ -403,10 +403,13 @@ def insert_sql(table: Table, alias: str, columns: Sequence[Column], params: Para
         value = f"_r.{quote_ident(c.name)}"
         if missing_default:
             fallback = c.default if c.default is not None else "NULL"
-            value = f"CASE WHEN (_j.doc::jsonb ? {params.text(c.name)}) THEN {value} ELSE {fallback} END"
+            # a present key (even with a JSON null) is SQL non-NULL under ->; a missing one is NULL
+            value = f"CASE WHEN (_j.doc -> {params.text(c.name)}) IS NOT NULL THEN {value} ELSE {fallback} END"
         exprs.append(value)
-    source = (f"FROM json_array_elements(CASE WHEN json_typeof({body_param}) = 'array' THEN {body_param} "
-              f"ELSE json_build_array({body_param}) END) WITH ORDINALITY AS _j(doc, ord) "
+    # the body is parsed once (_b), then each element becomes a row of the table's type
+    source = (f"FROM (SELECT {body_param} AS j) AS _b "
+              f"CROSS JOIN LATERAL json_array_elements(CASE WHEN json_typeof(_b.j) = 'array' THEN _b.j "
+              f"ELSE json_build_array(_b.j) END) WITH ORDINALITY AS _j(doc, ord) "
               f"CROSS JOIN LATERAL json_populate_record(NULL::{qualified(table)}, _j.doc) AS _r")
     sql = f"INSERT INTO {target} ({col_list}) " if columns else f"INSERT INTO {target} "
     sql += f"SELECT {', '.join(exprs)} {source} ORDER BY _j.ord"
