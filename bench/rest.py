@@ -81,7 +81,7 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, Any
            "OWNBASE_LOG_LEVEL": "warning"}
     env.pop("OWNBASE_DATABASE_URL", None)
     data = tmp / "data"
-    log = open(tmp / "server.log", "wb")
+    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen([sys.executable, "-m", "ownbase", "start", "--data-dir", str(data), "--port", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp))
     url = f"http://127.0.0.1:{port}"
@@ -106,12 +106,20 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, Any
 
 
 def server_pid(proc: subprocess.Popen[bytes]) -> int:
-    """The uvicorn process serving requests (the CLI may run it as a child)."""
+    """The process serving HTTP: `ownbase start` itself, unless it runs python workers as children
+    (its other children are the embedded PostgreSQL)."""
     try:
         kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-        return int(kids[0]) if kids else proc.pid
     except OSError:
         return proc.pid
+    for kid in kids:
+        try:
+            name = Path(f"/proc/{kid}/comm").read_text().strip()
+        except OSError:
+            continue
+        if name.startswith(("python", "uvicorn", "ownbase")):
+            return int(kid)
+    return proc.pid
 
 
 def rss_mb(pid: int) -> float:
@@ -256,7 +264,7 @@ async def main(args: argparse.Namespace) -> None:
                 done += min(step, m - done)
                 samples.append(rss_mb(pid))
             secs = time.perf_counter() - t0
-            print(f"memory over {m:,} single-row GETs ({m / secs:,.0f} req/s): RSS "
+            print(f"memory of the ownbase process (pid {pid}) over {m:,} single-row GETs ({m / secs:,.0f} req/s): RSS "
                   + " → ".join(f"{s:.0f}" for s in samples) + " MB "
                   f"(growth after the first step: {samples[-1] - samples[1]:+.1f} MB)")
         await pool.close()
