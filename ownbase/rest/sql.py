@@ -199,18 +199,25 @@ def render_node(node: ReadNode, params: Params, source: str, *, join_cond: list[
                 extra_from: str = "") -> Rendered:
     """Render one level: select list, lateral joins of its embeds, where, order."""
     embed_alias: dict[int, str] = {}
+    scalar: dict[int, str] = {}
     joins: list[str] = []
     needed: list[str] = []
     referenced = _referenced_embeds(node)
     for i, e in enumerate(node.embeds):
         ea = f"{node.alias}_e{i}"
         embed_alias[id(e)] = ea
+        if e.hidden and not (e.inner or id(e) in referenced):
+            continue  # an empty embed nobody filters on changes nothing
         sub = render_embed(node, e, params)
+        if not (e.inner or e.spread or id(e) in referenced):
+            # A correlated subquery in the select list: PostgreSQL evaluates it after ORDER BY and
+            # LIMIT, so only the rows of the page pay for their embeds.
+            scalar[id(e)] = f"(SELECT _e.body FROM ({sub}) AS _e)"
+            continue
         kind = "INNER" if e.inner else "LEFT"
         join = f" {kind} JOIN LATERAL ({sub}) AS {quote_ident(ea)} ON TRUE"
         joins.append(join)
-        if e.inner or id(e) in referenced:
-            needed.append(join)
+        needed.append(join)
     cols: list[str] = []
     for kind, idx in node.layout:
         if kind == "col":
@@ -224,6 +231,8 @@ def render_node(node: ReadNode, params: Params, source: str, *, join_cond: list[
             if e.spread:
                 for name in _output_names(e.node):
                     cols.append(f"{quote_ident(ea)}.{quote_ident(name)} AS {quote_ident(name)}")
+            elif id(e) in scalar:
+                cols.append(f"{scalar[id(e)]} AS {quote_ident(e.name)}")
             else:
                 cols.append(f"{quote_ident(ea)}.body AS {quote_ident(e.name)}")
     where = list(join_cond or [])
