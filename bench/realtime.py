@@ -135,8 +135,9 @@ class Client:
             pass
 
 
-async def open_clients(server: Server, n: int, topic: str, pg: bool, conc: int = 100) -> list[Client]:
-    clients: list[Client] = []
+async def open_clients(server: Server, n: int, topic: str, pg: bool, conc: int = 100,
+                       into: list[Client] | None = None) -> list[Client]:
+    clients: list[Client] = into if into is not None else []
     sem = asyncio.Semaphore(conc)
     config: dict = {"broadcast": {"self": False}}
     if pg:
@@ -167,9 +168,9 @@ async def heartbeat(clients: list[Client], stop: asyncio.Event) -> None:
     """Keep every socket inside the server's heartbeat timeout, as real clients do (25 s)."""
     while not stop.is_set():
         try:
-            await asyncio.wait_for(stop.wait(), 20)
+            await asyncio.wait_for(stop.wait(), 15)
         except asyncio.TimeoutError:
-            for i, c in enumerate(clients):
+            for i, c in enumerate(list(clients)):
                 try:
                     await c.ws.send(json.dumps({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": f"h{i}"}))
                 except websockets.ConnectionClosed:
@@ -180,10 +181,11 @@ async def run_size(server: Server, n: int, rounds: int, burst: int) -> dict:
     topic = f"realtime:bench-{n}"
     base = rss_kb(server.proc.pid)
     t0 = time.monotonic()
-    clients = await open_clients(server, n, topic, pg=True)
-    connect_s = time.monotonic() - t0
+    clients: list[Client] = []
     stop = asyncio.Event()
-    hb = asyncio.create_task(heartbeat(clients, stop))
+    hb = asyncio.create_task(heartbeat(clients, stop))  # also while the others are still connecting
+    await open_clients(server, n, topic, pg=True, into=clients)
+    connect_s = time.monotonic() - t0
     await asyncio.sleep(2.0)
     joined = rss_kb(server.proc.pid)
     per_conn = (joined - base) * 1024 / n
