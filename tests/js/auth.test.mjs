@@ -144,3 +144,20 @@ test('an expired code is refused', async () => {
   assert.equal(error.code, 'otp_expired');
   assert.equal(error.status, 403);
 });
+
+test('PKCE: the link redirects with ?code= and exchangeCodeForSession signs in', async () => {
+  const sb = client(ANON_KEY, { auth: { flowType: 'pkce', persistSession: false, autoRefreshToken: false, detectSessionInUrl: false } });
+  const email = uniqueEmail('js-pkce');
+  const { error } = await sb.auth.signUp({ email, password: 'secret123' });
+  assert.equal(error, null);
+  const link = linkOf(lastMail(email, 'confirmation'));
+  assert.match(link, /token=pkce_/);
+  const res = await fetch(link, { redirect: 'manual' });
+  assert.equal(res.status, 303);
+  const code = new globalThis.URL(res.headers.get('location')).searchParams.get('code');
+  assert.ok(code);
+  const { data, error: exErr } = await sb.auth.exchangeCodeForSession(code);
+  assert.equal(exErr, null);
+  assert.equal(data.user.email, email);
+  assert.ok(data.session.access_token);
+});
