@@ -310,3 +310,18 @@ def test_settings_and_health(server: ServerHandle) -> None:
     assert {"github", "google", "email", "phone", "anonymous_users"} <= set(s["external"])
     assert {"saml_enabled", "phone_autoconfirm", "sms_provider", "passkeys_enabled"} <= set(s)
     assert httpx.get(server.url + "/auth/v1/health").status_code == 200
+
+
+def test_mail_budget_holds_across_processes(server: ServerHandle, auto_server: ServerHandle) -> None:
+    email = unique_email("budget")
+    py_client(server, server.service_key).auth.admin.create_user(
+        {"email": email, "password": "secret123", "email_confirm": True})
+    a, b = py_client(server), py_client(auto_server)  # two ownbase processes, one database
+    a.auth.sign_in_with_otp({"email": email})
+    b.auth.sign_in_with_otp({"email": email})
+    a.auth.reset_password_for_email(email)
+    for sb in (b, a):
+        with pytest.raises(AuthApiError) as exc:
+            sb.auth.sign_in_with_otp({"email": email})
+        assert exc.value.code == "over_email_send_rate_limit"
+    assert len(mails(server, email)) == 3
