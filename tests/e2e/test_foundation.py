@@ -233,3 +233,33 @@ def test_one_json_log_line_per_request(server_factory: Callable[..., ServerHandl
     entry = lines[0]
     assert entry["request_id"] == rid and entry["path"] == "/auth/v1/health" and entry["status"] == 200
     assert entry["method"] == "GET" and "duration_ms" in entry and entry["client_ip"] == "127.0.0.1"
+
+
+def test_sigterm_lets_in_flight_requests_finish(server_factory: Callable[..., ServerHandle]) -> None:
+    import threading
+    import time
+
+    srv = server_factory()
+    name = f"slow_{uuid.uuid4().hex[:8]}"
+    from tests.conftest import sql
+
+    sql(srv, f"create function public.{name}() returns int language sql as "
+             f"'select 7 from pg_sleep(1.5)'; notify pgrst, 'reload schema';")
+    headers = {"apikey": srv.anon_key, "Authorization": f"Bearer {srv.anon_key}"}
+    for _ in range(50):  # wait for the schema cache to see the function
+        if httpx.post(f"{srv.url}/rest/v1/rpc/{name}", headers=headers, timeout=30).status_code == 200:
+            break
+        time.sleep(0.1)
+    result: dict[str, object] = {}
+
+    def call() -> None:
+        r = httpx.post(f"{srv.url}/rest/v1/rpc/{name}", headers=headers, timeout=30)
+        result["status"], result["body"] = r.status_code, r.json()
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    time.sleep(0.5)
+    srv.process.send_signal(15)
+    worker.join(30)
+    assert result == {"status": 200, "body": 7}
+    assert srv.process.wait(30) == 0
