@@ -95,7 +95,8 @@ def invalid_request(message: str) -> StorageError:
 
 
 def invalid_range() -> StorageError:
-    return StorageError(416, "InvalidRange", "invalid_range", "invalid range provided", http_status=416)
+    # Semantic status 400 in the body (as Storage), real HTTP 416 so range-aware clients react.
+    return StorageError(400, "InvalidRange", "invalid_range", "invalid range provided", http_status=416)
 
 
 def not_an_image(message: str = "The object is not an image that can be transformed") -> StorageError:

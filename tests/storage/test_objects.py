@@ -106,7 +106,8 @@ def test_head_range_etag_disposition(target: StorageTarget, admin, bucket: str) 
         r = c.get(f"/object/{bucket}/r.bin", headers={"range": "bytes=-5"})
         assert r.status_code == 206 and r.content == data[-5:]
         r = c.get(f"/object/{bucket}/r.bin", headers={"range": f"bytes={len(data) + 5}-"})
-        assert r.status_code == 416
+        assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{len(data)}"
+        assert r.json()["code"] == "InvalidRange"
         r = c.get(f"/object/{bucket}/r.bin", headers={"if-none-match": etag})
         assert r.status_code == 304 and r.content == b""
         r = c.get(f"/object/{bucket}/r.bin", params={"download": ""})
