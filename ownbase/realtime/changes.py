@@ -565,7 +565,25 @@ class Dispatcher:
                 data["old_record"] = {n: old.get(n) for n in names}
             else:
                 data["old_record"] = {n: old.get(n) for n in info.pk if n in readable}
+        return trim_oversized(data, self.ctx.settings.realtime_max_message_bytes)
+
+
+SMALL_VALUE_BYTES = 64
+
+
+def trim_oversized(data: dict[str, Any], limit: int) -> dict[str, Any]:
+    """A change bigger than the message limit keeps only its small values (JSON of at most 64
+    bytes) and says so in ``errors``, as Supabase does."""
+    from ownbase.realtime.serializer import dumps
+
+    if len(dumps(data)) <= limit:
         return data
+    for key in ("record", "old_record"):
+        row = data.get(key)
+        if isinstance(row, dict):
+            data[key] = {k: v for k, v in row.items() if len(dumps(v)) <= SMALL_VALUE_BYTES}
+    data["errors"] = ["Error 413: Payload Too Large"]
+    return data
 
 
 def _pk_key(info: TableInfo, record: dict[str, Any] | None) -> str:

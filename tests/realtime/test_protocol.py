@@ -9,6 +9,7 @@ import struct
 
 import websockets
 
+from tests.conftest import sql
 from tests.realtime.conftest import Inbox
 
 
@@ -96,9 +97,10 @@ async def test_topic_required_and_bad_token_at_join(rt_server, mint):
         assert r["payload"]["response"]["reason"].startswith("InvalidJWTToken: Token has expired")
 
 
-async def test_channel_and_join_rate_limits(server_factory):
+async def test_channel_and_join_rate_limits_and_message_size(server_factory, rt_server):
     srv = server_factory({"OWNBASE_REALTIME_MAX_CHANNELS_PER_SOCKET": "3",
-                          "OWNBASE_REALTIME_MAX_JOINS_PER_SECOND": "2"})
+                          "OWNBASE_REALTIME_MAX_JOINS_PER_SECOND": "2",
+                          "OWNBASE_REALTIME_MAX_MESSAGE_BYTES": "4000"})
     async with websockets.connect(url(srv, "1.0.0")) as ws:
         async def join(i: int) -> dict:
             await ws.send(json.dumps({"join_ref": str(i), "ref": str(i), "topic": f"realtime:c{i}",
@@ -112,6 +114,25 @@ async def test_channel_and_join_rate_limits(server_factory):
         assert (await join(2))["status"] == "ok"
         over = await join(3)
         assert over == {"status": "error", "response": {"reason": "ChannelRateLimitReached: Too many channels"}}
+
+    async with websockets.connect(url(srv, "1.0.0")) as ws:
+        # a broadcast over the size limit is refused (ack'ed channels hear why)
+        await ws.send(json.dumps({"join_ref": "1", "ref": "1", "topic": "realtime:big", "event": "phx_join",
+                                  "payload": {"config": {"broadcast": {"ack": True, "self": True},
+                                                         "postgres_changes": [{"event": "INSERT", "schema": "public", "table": "rt_items"}]}}}))
+        assert json.loads(await ws.recv())["payload"]["status"] == "ok"
+        await recv_until(ws, lambda r: "Subscribed to PostgreSQL" in r)
+        await ws.send(json.dumps({"join_ref": "1", "ref": "2", "topic": "realtime:big", "event": "broadcast",
+                                  "payload": {"type": "broadcast", "event": "e", "payload": {"x": "y" * 5000}}}))
+        reply = json.loads(await recv_until(ws, lambda r: '"ref": "2"' in r or '"ref":"2"' in r))
+        assert reply["payload"] == {"status": "error", "response": {"reason": "Payload size exceeds tenant limit"}}
+        # a change bigger than the limit keeps its small values and reports 413 in `errors`
+        marker = "big-" + json.dumps(asyncio.get_running_loop().time())[-6:]
+        await asyncio.to_thread(sql, srv, f"insert into rt_items(name, qty, meta) values ('{marker}', 7, "
+                                          f"jsonb_build_object('blob', repeat('z', 6000)))")
+        change = json.loads(await recv_until(ws, lambda r: marker in r))["payload"]["data"]
+        assert change["errors"] == ["Error 413: Payload Too Large"]
+        assert change["record"]["name"] == marker and change["record"]["qty"] == 7 and "meta" not in change["record"]
     srv.stop()
 
 

@@ -55,3 +55,13 @@ def test_v2_push_frame_decodes_and_broadcast_encodes_binary():
     text = encode(Frame(None, None, "realtime:r", "broadcast", frame.payload), V1)
     assert json.loads(text)["payload"]["payload"] == {"a": 1}
     assert json.loads(encode(Frame("1", "3", "t", "phx_reply", {}), V2)) == ["1", "3", "t", "phx_reply", {}]
+
+
+def test_oversized_change_keeps_small_values_and_reports_413():
+    from ownbase.realtime.changes import trim_oversized
+
+    data = {"type": "INSERT", "record": {"id": 1, "big": "x" * 5000, "name": "ok"}, "errors": None}
+    assert trim_oversized(dict(data), 100_000) == data
+    trimmed = trim_oversized(dict(data), 1000)
+    assert trimmed["record"] == {"id": 1, "name": "ok"}
+    assert trimmed["errors"] == ["Error 413: Payload Too Large"]
