@@ -198,6 +198,17 @@ async def run_size(server: Server, n: int, rounds: int, burst: int) -> dict:
     # broadcast fan-out latency: one message at a time; the next one is sent once every socket
     # has the previous one (so the figure is fan-out time, not queueing behind earlier rounds)
     sender = (await open_clients(server, 1, topic, pg=False))[0]
+    # one warm-up message of each kind (first-use code paths, caches), not measured
+    await sender.ws.send(json.dumps({"join_ref": "1", "ref": None, "topic": topic, "event": "broadcast",
+                                     "payload": {"type": "broadcast", "event": "b", "payload": {"t": time.time(), "i": -1}}}))
+    await settle(lambda: sum(len(c.bcast) for c in clients), n)
+    warm = await asyncpg.connect(server.db_url)
+    await warm.execute("insert into bench_rows(t) values ($1)", time.time())
+    await warm.close()
+    await settle(lambda: sum(len(c.changes) for c in clients), n)
+    for c in clients:
+        c.bcast.clear()
+        c.changes.clear()
     for i in range(rounds):
         await sender.ws.send(json.dumps({"join_ref": "1", "ref": None, "topic": topic, "event": "broadcast",
                                          "payload": {"type": "broadcast", "event": "b", "payload": {"t": time.time(), "i": i}}}))
