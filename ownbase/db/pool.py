@@ -54,6 +54,15 @@ def ssl_context(url: str, settings: Settings) -> tuple[str, Any]:
     return url, None
 
 
+class ScopedConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A request-scope connection: all request state is transaction-local (``set_config(...,
+    true)``), and asyncpg always ends an open transaction on release, so the session-reset query
+    (one more round trip per request) has nothing left to reset."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # json/jsonb arrive as Python objects and may be sent as such.
     for typ in ("json", "jsonb"):
@@ -61,7 +70,8 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(url: str, settings: Settings, *, min_size: int | None = None,
-                      max_size: int | None = None, init_types: bool = True) -> asyncpg.Pool:
+                      max_size: int | None = None, init_types: bool = True,
+                      scoped: bool = False) -> asyncpg.Pool:
     dsn, ctx = ssl_context(url, settings)
     kwargs: dict[str, Any] = {}
     if ctx is not None:
@@ -72,6 +82,7 @@ async def create_pool(url: str, settings: Settings, *, min_size: int | None = No
         max_size=settings.db_pool_max if max_size is None else max_size,
         init=_init_connection if init_types else None,
         server_settings={"application_name": "ownbase"},
+        connection_class=ScopedConnection if scoped else asyncpg.Connection,
         **kwargs,
     )
     assert pool is not None
@@ -115,6 +126,6 @@ async def open_database(settings: Settings, owner_url: str, authenticator_passwo
         else None
     )
     owner = await create_pool(owner_url, settings, min_size=1, max_size=max(4, settings.db_pool_max // 2))
-    api = await create_pool(api_url, settings)
-    read = await create_pool(read_url, settings) if read_url else None
+    api = await create_pool(api_url, settings, scoped=True)
+    read = await create_pool(read_url, settings, scoped=True) if read_url else None
     return Database(owner_url, api_url, read_url, owner, api, read)
