@@ -29,15 +29,15 @@ class Settings(BaseSettings):
     )
 
     # --- process / HTTP -------------------------------------------------------------
-    data_dir: Path = Path(".ownbase")
-    host: str = "127.0.0.1"
-    port: int = Field(54321, ge=0, le=65535)
-    workers: int = Field(1, ge=1, le=256)
+    data_dir: Path = Path(".ownbase")  # folder for keys, the embedded PostgreSQL and local storage
+    host: str = "127.0.0.1"  # HTTP listen address
+    port: int = Field(54321, ge=0, le=65535)  # HTTP port (Supabase's local default)
+    workers: int = Field(1, ge=1, le=256)  # processes sharing the port; more than 1 needs OWNBASE_REDIS_URL
     public_url: str = ""  # external base URL (e.g. https://api.example.com); default http://host:port
-    cors_origins: CsvList = ["*"]
+    cors_origins: CsvList = ["*"]  # allowed browser origins, * for any
     trusted_proxies: CsvList = []  # CIDRs whose X-Forwarded-For is believed
-    log_level: str = "info"
-    log_format: Literal["json", "text"] = "json"
+    log_level: str = "info"  # debug, info, warning or error
+    log_format: Literal["json", "text"] = "json"  # json (one object per line) or text
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # JSON bodies (REST/auth); storage has its own
     rate_limit_ip_per_minute: int = Field(6000, ge=0)  # general limit per client IP, 0 disables
     rate_limit_user_per_minute: int = Field(6000, ge=0)  # general limit per user (JWT sub), 0 disables
@@ -45,26 +45,26 @@ class Settings(BaseSettings):
     # --- database ------------------------------------------------------------------
     database_url: str = ""  # empty: embedded PostgreSQL in the data dir
     database_read_url: str = ""  # optional read replica for GET/HEAD
-    db_pool_min: int = Field(1, ge=0)
-    db_pool_max: int = Field(10, ge=1)
-    db_authenticator_role: str = "ownbase_authenticator"
+    db_pool_min: int = Field(1, ge=0)  # connections kept open per pool
+    db_pool_max: int = Field(10, ge=1)  # maximum connections per pool and process
+    db_authenticator_role: str = "ownbase_authenticator"  # login role the API connects as (can only switch into anon/authenticated/service_role)
     db_authenticator_password: str = ""  # empty: derived from the signing key material
-    db_schemas: CsvList = ["public"]
-    db_max_rows: int = Field(1000, ge=1)
+    db_schemas: CsvList = ["public"]  # schemas exposed by /rest/v1
+    db_max_rows: int = Field(1000, ge=1)  # cap on rows returned by one /rest/v1 read
     db_statement_timeout_ms: int = Field(8000, ge=0)  # per data request, 0 disables
     db_ssl_root_cert: str = ""  # CA bundle for sslmode=verify-full (e.g. RDS global bundle)
 
     # --- dynamic tables (/db/v1) --------------------------------------------------------
     # Quotas against catalog bloat by one account; the service role is exempt. 0 disables.
-    tables_max_databases_per_user: int = Field(100, ge=0)
-    tables_max_tables_per_database: int = Field(500, ge=0)
+    tables_max_databases_per_user: int = Field(100, ge=0)  # dynamic-table databases one user may own
+    tables_max_tables_per_database: int = Field(500, ge=0)  # tables per dynamic-table database
 
     # --- keys / JWT -----------------------------------------------------------------
-    jwt_algorithm: Literal["RS256", "ES256", "HS256"] = "RS256"
+    jwt_algorithm: Literal["RS256", "ES256", "HS256"] = "RS256"  # algorithm of the generated signing key (RS256 or ES256; HS256 signs with OWNBASE_JWT_SECRET)
     jwt_private_key: str = ""  # PEM; empty: generated once into the data dir
     jwt_secret: str = ""  # legacy HS256 secret of a migrated Supabase project
     jwt_issuer: str = ""  # empty: <public_url>/auth/v1
-    jwt_aud: str = "authenticated"
+    jwt_aud: str = "authenticated"  # audience claim of user access tokens
     anon_key: str = ""  # optional fixed anon key (e.g. the migrated project's)
     service_role_key: str = ""  # optional fixed service-role key
     publishable_keys: CsvList = []  # sb_publishable_… keys accepted as anon
@@ -74,68 +74,68 @@ class Settings(BaseSettings):
     redis_url: str = ""  # redis:// or rediss:// ; empty: in-process state (one process only)
 
     # --- auth -----------------------------------------------------------------------
-    site_url: str = "http://localhost:3000"
-    auth_redirect_allow_list: CsvList = []
-    auth_autoconfirm: bool = False
-    auth_disable_signup: bool = False
-    auth_anonymous_signins: bool = False
-    auth_bcrypt_cost: int = Field(12, ge=4, le=31)
+    site_url: str = "http://localhost:3000"  # your app's URL: default redirect target and base of links in mails
+    auth_redirect_allow_list: CsvList = []  # extra redirect_to URLs allowed (exact or with * wildcards)
+    auth_autoconfirm: bool = False  # true: sign-up returns a session without email confirmation
+    auth_disable_signup: bool = False  # true: no new users through /signup
+    auth_anonymous_signins: bool = False  # true: /signup without credentials creates an anonymous user
+    auth_bcrypt_cost: int = Field(12, ge=4, le=31)  # bcrypt cost of new password hashes (any cost verifies)
     auth_access_token_ttl: int = Field(900, ge=30)  # seconds
-    auth_refresh_token_ttl: int = Field(7 * 24 * 3600, ge=60)
-    auth_refresh_reuse_interval: int = Field(10, ge=0)
-    auth_password_min_length: int = Field(6, ge=1, le=72)
-    auth_otp_length: int = Field(6, ge=6, le=10)
-    auth_otp_ttl: int = Field(900, ge=30)
+    auth_refresh_token_ttl: int = Field(7 * 24 * 3600, ge=60)  # seconds a refresh token/session stays usable
+    auth_refresh_reuse_interval: int = Field(10, ge=0)  # seconds a just-rotated refresh token may be presented again
+    auth_password_min_length: int = Field(6, ge=1, le=72)  # minimum password length
+    auth_otp_length: int = Field(6, ge=6, le=10)  # digits of email codes
+    auth_otp_ttl: int = Field(900, ge=30)  # seconds an email code or link stays valid
     auth_otp_max_per_hour: int = Field(3, ge=0)  # OTP / magic-link mails per address per hour
     auth_email_send_interval: int = Field(0, ge=0)  # minimum seconds between mails to one user
     auth_secure_password_change: bool = False  # require reauthentication nonce for password change
     auth_secure_email_change: bool = False  # confirm on both old and new address
     auth_rate_limit_window: int = Field(300, ge=1)  # seconds of the per-IP auth buckets
-    auth_rate_limit_signup: int = Field(30, ge=0)
-    auth_rate_limit_token: int = Field(150, ge=0)
-    auth_rate_limit_otp: int = Field(30, ge=0)
-    auth_rate_limit_verify: int = Field(30, ge=0)
-    auth_cognito_user_pool_id: str = ""
-    auth_cognito_region: str = ""
-    auth_cognito_client_ids: CsvList = []
+    auth_rate_limit_signup: int = Field(30, ge=0)  # sign-ups per IP per window
+    auth_rate_limit_token: int = Field(150, ge=0)  # sign-ins/refreshes per IP per window
+    auth_rate_limit_otp: int = Field(30, ge=0)  # OTP/magic-link/recover/resend requests per IP per window
+    auth_rate_limit_verify: int = Field(30, ge=0)  # verifications per IP per window
+    auth_cognito_user_pool_id: str = ""  # accept tokens of this Cognito user pool (e.g. eu-west-1_AbC123)
+    auth_cognito_region: str = ""  # AWS region of the pool
+    auth_cognito_client_ids: CsvList = []  # app client ids whose tokens are accepted
     auth_cognito_jwks_url: str = ""  # override (tests / private endpoints)
     auth_cognito_issuer: str = ""  # override of https://cognito-idp.<region>.amazonaws.com/<pool>
     auth_cognito_endpoint_url: str = ""  # cognito-idp API override (tests / VPC endpoints)
 
     # --- mail -----------------------------------------------------------------------
-    mail_backend: Literal["console", "smtp", "ses"] = "console"
-    mail_from: str = "ownbase <noreply@localhost>"
-    mail_templates_dir: str = ""
-    mail_smtp_host: str = "localhost"
-    mail_smtp_port: int = 587
-    mail_smtp_user: str = ""
-    mail_smtp_password: str = ""
-    mail_smtp_starttls: bool = False
-    mail_smtp_ssl: bool = False
-    mail_ses_region: str = "us-east-1"
-    mail_ses_endpoint_url: str = ""
-    mail_subject_confirmation: str = "Confirm your signup"
-    mail_subject_magiclink: str = "Your magic link"
-    mail_subject_recovery: str = "Reset your password"
-    mail_subject_email_change: str = "Confirm email change"
-    mail_subject_invite: str = "You have been invited"
+    mail_backend: Literal["console", "smtp", "ses"] = "console"  # console (log + outbox), smtp or ses
+    mail_from: str = "ownbase <noreply@localhost>"  # From header of every mail
+    mail_templates_dir: str = ""  # folder whose templates override the bundled ones
+    mail_smtp_host: str = "localhost"  # SMTP server
+    mail_smtp_port: int = 587  # SMTP port
+    mail_smtp_user: str = ""  # SMTP login (empty: no AUTH)
+    mail_smtp_password: str = ""  # SMTP password
+    mail_smtp_starttls: bool = False  # upgrade the SMTP connection with STARTTLS
+    mail_smtp_ssl: bool = False  # connect with implicit TLS (port 465)
+    mail_ses_region: str = "us-east-1"  # Amazon SES region
+    mail_ses_endpoint_url: str = ""  # SES endpoint override (VPC endpoint, tests)
+    mail_subject_confirmation: str = "Confirm your signup"  # subject of sign-up confirmation mails
+    mail_subject_magiclink: str = "Your magic link"  # subject of magic link / code mails
+    mail_subject_recovery: str = "Reset your password"  # subject of password recovery mails
+    mail_subject_email_change: str = "Confirm email change"  # subject of email change mails
+    mail_subject_invite: str = "You have been invited"  # subject of invitation mails
 
     # --- storage --------------------------------------------------------------------
-    storage_backend: Literal["local", "s3"] = "local"
+    storage_backend: Literal["local", "s3"] = "local"  # local (files under the data dir) or s3
     storage_local_dir: str = ""  # empty: <data_dir>/storage
-    storage_max_file_size: int = Field(50 * 1024 * 1024 * 1024, ge=1)
-    storage_s3_bucket: str = ""
-    storage_s3_region: str = "us-east-1"
-    storage_s3_endpoint_url: str = ""
-    storage_s3_force_path_style: bool = False
-    storage_s3_prefix: str = ""
+    storage_max_file_size: int = Field(50 * 1024 * 1024 * 1024, ge=1)  # global upload limit in bytes (buckets may set lower)
+    storage_s3_bucket: str = ""  # the private S3 bucket holding every storage bucket
+    storage_s3_region: str = "us-east-1"  # region of the S3 bucket
+    storage_s3_endpoint_url: str = ""  # S3-compatible endpoint (empty: AWS)
+    storage_s3_force_path_style: bool = False  # path-style addressing (MinIO, SeaweedFS)
+    storage_s3_prefix: str = ""  # key prefix inside the S3 bucket
     storage_s3_sse: str = ""  # "", "AES256" or "aws:kms"
-    storage_s3_kms_key_id: str = ""
+    storage_s3_kms_key_id: str = ""  # KMS key for OWNBASE_STORAGE_S3_SSE=aws:kms
     storage_s3_bucket_map: CsvList = []  # storage_bucket=s3_bucket pairs
-    storage_download_redirect: Literal["none", "presigned", "cloudfront"] = "none"
-    storage_cloudfront_domain: str = ""
-    storage_image_max_pixels: int = Field(50_000_000, ge=1)
-    storage_tus_expiry: int = Field(3600, ge=60)
+    storage_download_redirect: Literal["none", "presigned", "cloudfront"] = "none"  # none (stream through ownbase), presigned (redirect to S3) or cloudfront
+    storage_cloudfront_domain: str = ""  # CloudFront domain for cloudfront redirects
+    storage_image_max_pixels: int = Field(50_000_000, ge=1)  # largest input image (pixels) a transformation accepts
+    storage_tus_expiry: int = Field(3600, ge=60)  # seconds an abandoned resumable upload is kept
 
     # --- realtime -------------------------------------------------------------------
     realtime_heartbeat_timeout: int = Field(60, ge=1)  # seconds of client silence before a socket is closed
