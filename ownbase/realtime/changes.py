@@ -214,18 +214,23 @@ async def publication_tables(conn: Any, schema: str, table: str | None) -> list[
     return await conn.fetch(_PUB_TABLES_SQL, schema, table)
 
 
+_TRIGGER_EXISTS_SQL = "select exists(select 1 from pg_trigger where tgrelid = $1 and tgname = $2)"
+TRIGGER_LOCK = 7_305_110_401  # advisory lock serialising capture installation (per database)
+
+
 async def ensure_trigger(conn: Any, oid: int, schema: str, table: str) -> None:
-    exists = await conn.fetchval(
-        "select exists(select 1 from pg_trigger where tgrelid = $1 and tgname = $2)", oid, TRIGGER)
-    if exists:
+    if await conn.fetchval(_TRIGGER_EXISTS_SQL, oid, TRIGGER):
         return
-    try:
+    # Joins on several processes and the leaders' sync may all find the trigger missing at once;
+    # one transaction-scoped lock makes them take turns instead of colliding in pg_trigger.
+    async with conn.transaction():
+        await conn.execute("select pg_advisory_xact_lock($1)", TRIGGER_LOCK)
+        if await conn.fetchval(_TRIGGER_EXISTS_SQL, oid, TRIGGER):
+            return
         await conn.execute(
             f"create trigger {TRIGGER} after insert or update or delete on {qualified(schema, table)}"
             " for each row execute function ownbase.realtime_capture()"
         )
-    except asyncpg.DuplicateObjectError:
-        pass
 
 
 async def sync_triggers(conn: asyncpg.Connection) -> None:

@@ -3,7 +3,6 @@ private channels authorised by RLS on realtime.messages."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import httpx

@@ -10,7 +10,6 @@ import struct
 import websockets
 
 from tests.conftest import sql
-from tests.realtime.conftest import Inbox
 
 
 def url(server, vsn: str, key: str | None = None) -> str:
