@@ -139,6 +139,14 @@ where a.attrelid = $2 and a.attnum > 0 and not a.attisdropped
   and has_column_privilege($1, a.attrelid, a.attnum, 'SELECT')
 """
 
+_POLICIES_SQL = """
+select p.polpermissive, pg_get_expr(p.polqual, p.polrelid) as qual
+from pg_policy p
+where p.polrelid = $1 and p.polcmd in ('r', '*')
+  and (0 = any(p.polroles)
+       or exists (select 1 from unnest(p.polroles) r where r <> 0 and pg_has_role($2, r, 'MEMBER')))
+"""
+
 _PUB_TABLES_SQL = """
 select c.oid, p.schemaname, p.tablename
 from pg_publication_tables p
@@ -176,6 +184,7 @@ class Catalog:
         self._tables: dict[int, TableInfo] = {}
         self._privs: dict[tuple[str, int], tuple[float, frozenset[str]]] = {}
         self._bypass: dict[str, tuple[float, bool]] = {}
+        self._policies: dict[tuple[str, int], tuple[float, str | None]] = {}
 
     async def table(self, oid: int) -> TableInfo | None:
         info = self._tables.get(oid)
@@ -198,6 +207,24 @@ class Catalog:
         cols = frozenset(r["attname"] for r in rows)
         self._privs[(role, oid)] = (time.monotonic(), cols)
         return cols
+
+    async def policy_predicate(self, role: str, oid: int) -> str | None:
+        """The SELECT policies that apply to ``role`` on the table, combined as PostgreSQL does
+        (permissive ones OR'ed, restrictive ones AND'ed); None when no permissive policy applies."""
+        hit = self._policies.get((role, oid))
+        if hit is not None and time.monotonic() - hit[0] < INFO_TTL:
+            return hit[1]
+        rows = await self.ctx.db.owner.fetch(_POLICIES_SQL, oid, role)
+        permissive = [r["qual"] for r in rows if r["polpermissive"]]
+        restrictive = [r["qual"] for r in rows if not r["polpermissive"]]
+        predicate: str | None = None
+        if permissive:
+            # A policy without USING grants nothing to SELECT here: count it as false (never leak).
+            perm = " or ".join(f"coalesce(({q}), false)" if q else "false" for q in permissive)
+            parts = [f"({perm})"] + [f"coalesce(({q}), false)" if q else "true" for q in restrictive]
+            predicate = " and ".join(parts)
+        self._policies[(role, oid)] = (time.monotonic(), predicate)
+        return predicate
 
     async def bypasses_rls(self, role: str) -> bool:
         hit = self._bypass.get(role)
@@ -449,7 +476,7 @@ class Dispatcher:
 
     async def deliver(self, batch: list[dict[str, Any]]) -> None:
         plan: list[tuple[dict[str, Any], TableInfo, list[tuple["ChannelSub", list[int], tuple[str, ...] | None]]]] = []
-        checks: dict[tuple[int, tuple[str, str]], tuple[Any, set[str]]] = {}
+        checks: dict[tuple[int, tuple[str, str]], tuple[Any, dict[int, tuple[str, Any]]]] = {}
         for change in batch:
             subs = self.hub.pg_subscribers(change["schema"], change["table"])
             if not subs:
@@ -472,12 +499,11 @@ class Dispatcher:
                 if all(s is not None for s in selects):
                     select = tuple(dict.fromkeys(c for s in selects for c in s))  # type: ignore[union-attr]
                 targets.append((sub, ids, select))
-                if change["op"] != "DELETE" and info.rls and not await self.catalog.bypasses_rls(sub.ident.role):
+                if info.rls and not await self.catalog.bypasses_rls(sub.ident.role):
                     key = (info.oid, sub.ident.group_key)
                     if key not in checks:
-                        checks[key] = (sub.ident, set())
-                    if info.pk:
-                        checks[key][1].add(_pk_key(info, change["record"]))
+                        checks[key] = (sub.ident, {})
+                    checks[key][1][change["id"]] = (change["op"], row)
             if targets:
                 plan.append((change, info, targets))
         if not plan:
@@ -486,51 +512,76 @@ class Dispatcher:
         for change, info, targets in plan:
             await self._send(change, info, targets, visible)
 
-    async def _rls_visible(self, checks: dict[tuple[int, tuple[str, str]], tuple[Any, set[str]]]
-                           ) -> dict[tuple[int, tuple[str, str]], set[str]]:
-        out: dict[tuple[int, tuple[str, str]], set[str]] = {}
-        for (oid, group), (ident, keys) in checks.items():
+    async def _rls_visible(self, checks: dict[tuple[int, tuple[str, str]], tuple[Any, dict[int, tuple[str, Any]]]]
+                           ) -> dict[tuple[int, tuple[str, str]], set[int]]:
+        """Which changes each (role, claims) group may see: the table's SELECT policies are
+        evaluated on the row *as captured* (so a row deleted right after its insert is still
+        judged by its inserted values), under the group's role and claims."""
+        out: dict[tuple[int, tuple[str, str]], set[int]] = {}
+        for (oid, group), (ident, rows) in checks.items():
             info = await self.catalog.table(oid)
-            if info is None or not info.pk or not keys:
+            if info is None or not rows:
                 out[(oid, group)] = set()
                 continue
-            from ownbase.realtime.serializer import dumps, loads
-
-            table = qualified(info.schema, info.name)
-            t_cols = ", ".join(f"t.{quote_ident(c)}" for c in info.pk)
-            r_cols = ", ".join(f"r.{quote_ident(c)}" for c in info.pk)
-            # An index-friendly membership test: the batch's keys as rows of the table's type.
-            sql = (
-                f"select jsonb_build_array({t_cols}) as k from {table} t where ({t_cols}) in "
-                f"(select {r_cols} from jsonb_populate_recordset(null::{table}, $1::jsonb) r)"
-            )
-            params = [dict(zip(info.pk, loads(k))) for k in keys]
+            scope = RequestScope(ident.role, ident.claims, "GET", "/realtime/v1",
+                                 statement_timeout_ms=self.ctx.settings.db_statement_timeout_ms)
             try:
-                scope = RequestScope(ident.role, ident.claims, "GET", "/realtime/v1",
-                                     statement_timeout_ms=self.ctx.settings.db_statement_timeout_ms)
+                predicate = await self.catalog.policy_predicate(ident.role, oid)
+                if predicate is None:
+                    out[(oid, group)] = set()  # RLS on, no policy for this role: nothing visible
+                    continue
+                table = qualified(info.schema, info.name)
+                sql = (
+                    f"select e.__ownbase_i as i, coalesce(({predicate}), false) as ok "
+                    f"from jsonb_array_elements($1::jsonb) with ordinality as e(__ownbase_j, __ownbase_i) "
+                    f"cross join lateral jsonb_populate_record(null::{table}, e.__ownbase_j) as {quote_ident(info.name)}"
+                )
+                ids = list(rows)
                 async with request_scope(self.ctx.db, scope) as conn:
-                    rows = await conn.fetch(sql, params)
-                out[(oid, group)] = {dumps(r["k"]) for r in rows}
+                    result = await conn.fetch(sql, [rows[i][1] or {} for i in ids])
+                out[(oid, group)] = {ids[r["i"] - 1] for r in result if r["ok"]}
             except asyncpg.PostgresError as exc:
-                log.info("realtime: RLS check on %s.%s failed for %s: %s", info.schema, info.name, ident.role, exc)
-                out[(oid, group)] = set()
+                log.info("realtime: policy check on %s.%s failed for %s (%s); using the live row",
+                         info.schema, info.name, ident.role, exc)
+                out[(oid, group)] = await self._live_visible(info, scope, rows)
         return out
+
+    async def _live_visible(self, info: TableInfo, scope: RequestScope,
+                            rows: dict[int, tuple[str, Any]]) -> set[int]:
+        """Fallback: which INSERT/UPDATE rows the role can SELECT in the table as it is now."""
+        if not info.pk:
+            return set()
+        from ownbase.realtime.serializer import dumps
+
+        wanted = {cid: _pk_key(info, row) for cid, (op, row) in rows.items() if op != "DELETE"}
+        if not wanted:
+            return set()
+        table = qualified(info.schema, info.name)
+        t_cols = ", ".join(f"t.{quote_ident(c)}" for c in info.pk)
+        r_cols = ", ".join(f"r.{quote_ident(c)}" for c in info.pk)
+        sql = (
+            f"select jsonb_build_array({t_cols}) as k from {table} t where ({t_cols}) in "
+            f"(select {r_cols} from jsonb_populate_recordset(null::{table}, $1::jsonb) r)"
+        )
+        try:
+            async with request_scope(self.ctx.db, scope) as conn:
+                found = {dumps(r["k"]) for r in await conn.fetch(sql, [rows[c][1] or {} for c in wanted])}
+        except asyncpg.PostgresError as exc:
+            log.info("realtime: RLS check on %s.%s failed: %s", info.schema, info.name, exc)
+            return set()
+        return {cid for cid, key in wanted.items() if key in found}
 
     async def _send(self, change: dict[str, Any], info: TableInfo,
                     targets: list[tuple["ChannelSub", list[int], tuple[str, ...] | None]],
-                    visible: dict[tuple[int, tuple[str, str]], set[str]]) -> None:
-        op = change["op"]
+                    visible: dict[tuple[int, tuple[str, str]], set[int]]) -> None:
         cache: dict[tuple[str, tuple[str, ...] | None, bool], dict[str, Any] | None] = {}
         frames: dict[tuple[Any, ...], str | bytes] = {}
         for sub, ids, select in targets:
             role = sub.ident.role
             bypass = await self.catalog.bypasses_rls(role)
             rls = info.rls and not bypass
-            if op != "DELETE" and rls:
-                if not info.pk:
-                    continue
-                if _pk_key(info, change["record"]) not in visible.get((info.oid, sub.ident.group_key), set()):
-                    continue
+            if rls and change["id"] not in visible.get((info.oid, sub.ident.group_key), set()):
+                continue
             ckey = (role, select, rls)
             if ckey not in cache:
                 cache[ckey] = await self._data(change, info, role, select, rls)

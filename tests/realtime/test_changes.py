@@ -264,3 +264,37 @@ async def test_late_commit_is_not_missed_and_other_databases_do_not_block(rt_ser
     finally:
         await admin.close()
     await c.close()
+
+
+async def test_rls_judges_the_row_as_captured(rt_server, mint):
+    """Policies are evaluated on the captured row: an insert deleted in the same breath is still
+    delivered to those who could read it, and a DELETE reaches only those who could read the
+    deleted row (with its primary key only)."""
+    alice_id, bob_id = str(uuid.uuid4()), str(uuid.uuid4())
+    clients, boxes = [], {}
+    for name, token in (("alice", mint(alice_id)), ("bob", mint(bob_id)), ("anon", None)):
+        client = await rt_client(rt_server, token=token)
+        ch = client.channel("pg-captured-" + name)
+        box = Inbox()
+        ch.on_postgres_changes("*", box, table="rt_notes", filter=f"body=like.cap-{alice_id[:8]}*")
+        await subscribed(ch)
+        clients.append(client)
+        boxes[name] = box
+    tag = f"cap-{alice_id[:8]}"
+    # one transaction: the rows no longer exist when the change is delivered
+    await run_sql(rt_server, f"""
+        insert into rt_notes(owner, body, is_public) values ('{alice_id}', '{tag}-public', true);
+        insert into rt_notes(owner, body, is_public) values ('{alice_id}', '{tag}-private', false);
+        delete from rt_notes where body like '{tag}-%';""")
+    await boxes["alice"].wait(4)
+    await boxes["anon"].wait(2)
+    await boxes["bob"].wait(2)
+    await asyncio.sleep(0.5)
+    seen = {k: [(d["type"], (d.get("record") or {}).get("body"), sorted(d.get("old_record") or {}))
+                for d in data(v.items)] for k, v in boxes.items()}
+    assert seen["alice"] == [("INSERT", f"{tag}-public", []), ("INSERT", f"{tag}-private", []),
+                             ("DELETE", None, ["id"]), ("DELETE", None, ["id"])]
+    assert seen["anon"] == [("INSERT", f"{tag}-public", []), ("DELETE", None, ["id"])]
+    assert seen["bob"] == seen["anon"]
+    for client in clients:
+        await client.close()
