@@ -107,6 +107,12 @@ class ServerHandle:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def storage_root(self) -> Path:
+        """Where this server's local storage backend keeps blobs."""
+        local = self.env.get("OWNBASE_STORAGE_LOCAL_DIR")
+        return Path(local) if local else self.data_dir / "storage"
+
+    @property
     def settings(self) -> Settings:
         return Settings(**{k[8:].lower(): v for k, v in self.env.items() if k.startswith("OWNBASE_")
                            and k[8:].lower() in Settings.model_fields})
@@ -197,7 +203,11 @@ def server_factory(tmp_root: Path, database_url: str, jwt_private_key: str) -> I
     started: list[ServerHandle] = []
 
     def factory(env: dict[str, str] | None = None, **kwargs: Any) -> ServerHandle:
-        base = {"OWNBASE_DATABASE_URL": database_url, "OWNBASE_JWT_PRIVATE_KEY": jwt_private_key}
+        # Processes serving one project share one database and one storage backend: the local
+        # backend of every test server on the session database is the same folder, as it would
+        # be for several processes on one machine (their sweepers share the bookkeeping rows).
+        base = {"OWNBASE_DATABASE_URL": database_url, "OWNBASE_JWT_PRIVATE_KEY": jwt_private_key,
+                "OWNBASE_STORAGE_LOCAL_DIR": str(tmp_root / "storage-local")}
         handle = start_server(tmp_root, {**base, **(env or {})}, **kwargs)
         started.append(handle)
         return handle

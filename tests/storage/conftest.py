@@ -20,7 +20,7 @@ import pytest
 from botocore.config import Config
 
 from ownbase.embedded import free_port
-from tests.conftest import ServerHandle, keyring_for
+from tests.conftest import ServerHandle, create_database, keyring_for
 
 S3_KEY_ID = "ownbase-test-key"
 S3_SECRET = "ownbase-test-secret-0123456789"
@@ -45,6 +45,10 @@ def weed_binary() -> str:
 class S3Server:
     endpoint: str
     process: subprocess.Popen[bytes]
+    # Servers on the S3 backend get a database of their own: a project has one backend, and a
+    # local-disk server's sweeper sharing their database would drop S3 uploads' bookkeeping rows
+    # (and vice versa) while deleting blobs in the wrong place.
+    database_url: str = ""
 
     def client(self) -> Any:
         return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
@@ -53,7 +57,7 @@ class S3Server:
 
 
 @pytest.fixture(scope="session")
-def s3_server(tmp_root: Path) -> Iterator[S3Server]:
+def s3_server(tmp_root: Path, pg_admin_url: str) -> Iterator[S3Server]:
     data = tmp_root / "weed"
     data.mkdir()
     port = free_port()
@@ -67,7 +71,7 @@ def s3_server(tmp_root: Path) -> Iterator[S3Server]:
     log = open(tmp_root / "weed.log", "wb")
     proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(data),
                             start_new_session=True)
-    server = S3Server(f"http://127.0.0.1:{port}", proc)
+    server = S3Server(f"http://127.0.0.1:{port}", proc, create_database(pg_admin_url, "ownbase_s3"))
     deadline = time.monotonic() + 90
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -93,6 +97,7 @@ def s3_server(tmp_root: Path) -> Iterator[S3Server]:
 
 def s3_env(s3: S3Server, **extra: str) -> dict[str, str]:
     return {
+        "OWNBASE_DATABASE_URL": s3.database_url,
         "OWNBASE_STORAGE_BACKEND": "s3",
         "OWNBASE_STORAGE_S3_BUCKET": S3_BUCKET,
         "OWNBASE_STORAGE_S3_ENDPOINT_URL": s3.endpoint,
@@ -118,7 +123,7 @@ class StorageTarget:
     def blob_keys(self, bucket: str) -> list[str]:
         """Every blob key the backend holds for ``bucket`` (to assert nothing leaked)."""
         if self.s3 is None:
-            root = self.server.data_dir / "storage" / bucket
+            root = self.server.storage_root / bucket
             if not root.exists():
                 return []
             return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())

@@ -94,7 +94,7 @@ def test_backend_error_leaves_no_row(target: StorageTarget, admin) -> None:
         pass  # a previous run of the other backend's session
     if target.backend == "local":
         # A plain file where the object's folder must go: the backend write fails.
-        root = target.server.data_dir / "storage" / name
+        root = target.server.storage_root / name
         root.mkdir(parents=True, exist_ok=True)
         (root / "blocked").write_bytes(b"in the way")
     with http(target, target.server.service_key) as c:
@@ -105,8 +105,8 @@ def test_backend_error_leaves_no_row(target: StorageTarget, admin) -> None:
     assert rows(target, name) == []
     assert pending(target, name) == []
     if target.backend == "local":
-        assert [p.name for p in (target.server.data_dir / "storage" / name).iterdir()] == ["blocked"]
-        assert list((target.server.data_dir / "storage" / ".tmp").iterdir()) == []
+        assert [p.name for p in (target.server.storage_root / name).iterdir()] == ["blocked"]
+        assert list((target.server.storage_root / ".tmp").iterdir()) == []
 
 
 def test_s3_bucket_map_and_private_layout(target: StorageTarget, admin) -> None:
@@ -115,7 +115,7 @@ def test_s3_bucket_map_and_private_layout(target: StorageTarget, admin) -> None:
         name = unique()
         admin.storage.create_bucket(name)
         admin.storage.from_(name).upload("x/y.txt", b"local")
-        files = [p for p in (target.server.data_dir / "storage" / name).rglob("*") if p.is_file()]
+        files = [p for p in (target.server.storage_root / name).rglob("*") if p.is_file()]
         assert len(files) == 1 and files[0].read_bytes() == b"local"
         return
     assert target.s3 is not None
@@ -144,7 +144,7 @@ def test_orphans_are_swept(target: StorageTarget, admin, bucket: str) -> None:
     # A crashed upload: a registered version whose row never came, written long ago.
     version = str(uuid.uuid4())
     if target.backend == "local":
-        path = target.server.data_dir / "storage" / bucket / "crashed.bin" / version
+        path = target.server.storage_root / bucket / "crashed.bin" / version
         path.parent.mkdir(parents=True)
         path.write_bytes(b"half")
     else:
