@@ -19,6 +19,7 @@ import logging
 from typing import Any, Awaitable, Callable, Protocol
 
 from ownbase.realtime.serializer import dumpb, loads
+from ownbase.tasks import cancel_and_wait
 
 log = logging.getLogger("ownbase.realtime")
 
@@ -106,9 +107,4 @@ class RedisBus:
         await self._client.publish(self._channel, encode_message(message))
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        await cancel_and_wait(self._task)

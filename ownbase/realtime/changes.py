@@ -37,6 +37,7 @@ from ownbase.db.pool import connect
 from ownbase.db.scope import RequestScope, request_scope
 from ownbase.realtime import filters
 from ownbase.realtime.serializer import Frame, encode
+from ownbase.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from ownbase.context import Context
@@ -357,12 +358,7 @@ class Capture:
         self._task = asyncio.create_task(self._run(), name="realtime-capture")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         settings = self.ctx.settings
@@ -453,12 +449,7 @@ class Dispatcher:
         self._task = asyncio.create_task(self._run(), name="realtime-dispatch")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        await cancel_and_wait(self._task)
 
     def submit(self, changes: list[dict[str, Any]]) -> None:
         if self.hub.has_pg_subscribers():

@@ -17,6 +17,7 @@ from ownbase.realtime.bus import Bus, LocalBus, RedisBus
 from ownbase.realtime.changes import Capture, Dispatcher
 from ownbase.realtime.presence import LocalPresence, PresenceStore, RedisPresence
 from ownbase.realtime.serializer import V1, V2, Frame, encode
+from ownbase.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from ownbase.context import Context
@@ -73,8 +74,7 @@ class Hub:
         self.closing = True
         for conn in list(self.connections):
             await conn.shutdown()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        await cancel_and_wait(self._sweeper)
         await self.capture.stop()
         await self.dispatcher.stop()
         await self.bus.close()

@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from ownbase.rest import errors
 from ownbase.rest.schema_cache import SchemaCache, fingerprint, load
+from ownbase.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from ownbase.context import Context
@@ -159,12 +160,7 @@ async def start(ctx: Context) -> None:
 
 async def stop(ctx: Context) -> None:
     st = _state(ctx)
-    if st.poller is not None:
-        st.poller.cancel()
-        try:
-            await st.poller
-        except (asyncio.CancelledError, Exception):
-            log.debug("schema poller ended", exc_info=True)
+    await cancel_and_wait(st.poller)
     if st.listener is not None:
         try:
             await st.listener.close()

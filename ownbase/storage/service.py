@@ -32,6 +32,7 @@ from ownbase.storage.body import UploadBody
 from ownbase.storage.paths import check_bucket_name, check_key, mime_allowed, parse_size
 from ownbase.storage.signing import Signer
 from ownbase.storage.streams import readahead
+from ownbase.tasks import cancel_and_wait
 
 log = logging.getLogger("ownbase.storage")
 
@@ -141,10 +142,7 @@ class Storage:
         self._sweeper = asyncio.create_task(self._sweep_loop())
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(BaseException):
-                await self._sweeper
+        await cancel_and_wait(self._sweeper)
         await self.backend.close()
 
     async def _sweep_loop(self) -> None:

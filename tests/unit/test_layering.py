@@ -14,7 +14,7 @@ ALLOWED = {
     ("auth", "ownbase.mail"),  # mail is the auth service's outgoing adapter
     ("rest", "ownbase.tables"),  # rest/cli.py registers `db migrate` / `gen types` from tables
 }
-FOUNDATION = ("ownbase.settings", "ownbase.db", "ownbase.keys", "ownbase.http", "ownbase.limits",
+FOUNDATION = ("ownbase.settings", "ownbase.db", "ownbase.keys", "ownbase.http", "ownbase.limits", "ownbase.tasks",
               "ownbase.context", "ownbase.service", "ownbase.logs", "ownbase.embedded")
 
 
