@@ -235,18 +235,23 @@ def redis_url(tmp_root: Path) -> Iterator[str]:
          "--dir", str(tmp_root)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 10
-    import socket
-
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            time.sleep(0.1)
+    wait_for_port(port)
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(10)
+
+
+def wait_for_port(port: int, timeout: float = 10) -> None:
+    """Wait until something accepts TCP connections on the loopback port."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
 
 
 def keyring_for(pem: str) -> Any:

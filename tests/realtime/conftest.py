@@ -7,7 +7,6 @@ import asyncio
 import datetime
 import ipaddress
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -22,7 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from ownbase.embedded import free_port
 
-from tests.conftest import ServerHandle, keyring_for, sql
+from tests.conftest import ServerHandle, keyring_for, sql, wait_for_port
 
 SCHEMA = Path(__file__).with_name("schema.sql")
 
@@ -142,13 +141,7 @@ def tls_redis_url(tmp_root: Path) -> Any:
          "--tls-ca-cert-file", str(crt), "--tls-auth-clients", "no", "--requirepass", "rt-secret",
          "--save", "", "--appendonly", "no", "--dir", str(tmp_root)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            time.sleep(0.1)
+    wait_for_port(port)
     yield f"rediss://:rt-secret@127.0.0.1:{port}/0?ssl_ca_certs={crt}"
     proc.terminate()
     proc.wait(10)
