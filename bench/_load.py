@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, Awaitable, Callable
 
 from ownbase.embedded import free_port
@@ -51,14 +52,16 @@ def start_server(tmp: Path, extra_env: dict[str, str] | None = None
 
 
 class Result:
-    def __init__(self, name: str, latencies: list[float], seconds: float, errors: int, unit: str = "req") -> None:
+    def __init__(self, name: str, latencies: list[float], seconds: float, errors: int, unit: str = "req",
+                 *, count: int | None = None, p50: float | None = None, p99: float | None = None) -> None:
         self.name = name
         self.latencies = latencies
         self.seconds = seconds
-        self.rate = len(latencies) / seconds if seconds else 0.0
+        self.count = len(latencies) if count is None else count
+        self.rate = self.count / seconds if seconds else 0.0
         ordered = sorted(latencies) or [0.0]
-        self.p50 = statistics.median(ordered) * 1000
-        self.p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+        self.p50 = statistics.median(ordered) * 1000 if p50 is None else p50
+        self.p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if p99 is None else p99
         self.errors = errors
         self.unit = unit
 
@@ -69,8 +72,70 @@ class Result:
 
 
 def merge(name: str, parts: list[Result]) -> Result:
-    return Result(name, [x for p in parts for x in p.latencies], sum(p.seconds for p in parts),
-                  sum(p.errors for p in parts), parts[0].unit)
+    if all(p.latencies for p in parts):
+        return Result(name, [x for p in parts for x in p.latencies], sum(p.seconds for p in parts),
+                      sum(p.errors for p in parts), parts[0].unit)
+    # wrk rounds carry percentiles, not samples: weight them by request count
+    count = sum(p.count for p in parts) or 1
+    return Result(name, [], sum(p.seconds for p in parts), sum(p.errors for p in parts), parts[0].unit,
+                  count=count, p50=sum(p.p50 * p.count for p in parts) / count,
+                  p99=max(p.p99 for p in parts))
+
+
+_WRK_SCRIPT = """
+wrk.method = os.getenv("WRK_METHOD") or "GET"
+local body_file = os.getenv("WRK_BODY_FILE")
+if body_file then
+  local f = io.open(body_file, "rb"); wrk.body = f:read("*a"); f:close()
+end
+local template = os.getenv("WRK_PATH")  -- "{i}" becomes 1..990 in turn, like the direct loop's ids
+local sent = 0
+if template then
+  request = function()
+    sent = sent + 1
+    return wrk.format(nil, (template:gsub("{i}", tostring(sent % 990 + 1))))
+  end
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK_RESULT %d %d %d %f %f\\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.status + e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def wrk_available() -> bool:
+    import shutil
+
+    return shutil.which("wrk") is not None
+
+
+def wrk_load(name: str, url: str, seconds: float, concurrency: int, headers: dict[str, str], *,
+             method: str = "GET", body: bytes | None = None, unit: str = "req") -> Result:
+    """A closed loop from `wrk` (C, one thread) for `seconds` (wrk counts time, not requests), so
+    the load generator takes as little of this machine's CPU as possible from the server it
+    measures."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "load.lua"
+        script.write_text(_WRK_SCRIPT)
+        env = {**os.environ, "WRK_METHOD": method}
+        parts = urlsplit(url)
+        if "{i}" in url:
+            env["WRK_PATH"] = parts.path + ("?" + parts.query if parts.query else "")
+            url = f"{parts.scheme}://{parts.netloc}/"
+        if body is not None:
+            (Path(tmp) / "body").write_bytes(body)
+            env["WRK_BODY_FILE"] = str(Path(tmp) / "body")
+        cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "30s", "-s", str(script)]
+        for k, v in headers.items():
+            cmd += ["-H", f"{k}: {v}"]
+        out = subprocess.run(cmd + [url], env=env, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("WRK_RESULT"))
+    requests, micros, errors, p50, p99 = line.split()[1:]
+    return Result(name, [], int(micros) / 1e6, int(errors), unit, count=int(requests),
+                  p50=float(p50) / 1000, p99=float(p99) / 1000)
 
 
 async def run_load(name: str, total: int, concurrency: int, op: Callable[[int], Awaitable[bool]],

@@ -13,6 +13,10 @@ then measures at the same concurrency, in interleaved rounds:
   json_populate_recordset under the same role);
 * memory: the server's RSS before and after --memory-requests single-row GETs.
 
+The HTTP load comes from `wrk` (Debian package `wrk`) when it is installed, as the issue suggests: a C
+load generator leaves the two cores to the server and PostgreSQL, as the direct loop has them.
+Without wrk (or with --python-client) an aiohttp client in this process drives the same requests.
+
 Prints req/s, p50/p99 and the ratios side by side.
 """
 
@@ -33,7 +37,7 @@ import asyncpg
 
 from ownbase.db.scope import RequestScope, apply_scope
 
-from _load import merge, run_load, start_server  # noqa: E402 - bench/ is on sys.path when run as a script
+from _load import merge, run_load, start_server, wrk_available, wrk_load  # noqa: E402 - bench/ is on sys.path when run as a script
 
 SCHEMA_SQL = """
 create table if not exists public.bench_posts (
@@ -153,18 +157,31 @@ async def main(args: argparse.Namespace) -> None:
                 return True
 
             n, rounds = args.requests, args.rounds
+            use_wrk = wrk_available() and not args.python_client
+            client = "wrk" if use_wrk else "an aiohttp client in this process"
             print(f"\nownbase /rest/v1 benchmark: {n} requests per line, {c} concurrent clients, "
-                  f"{rounds} interleaved rounds\n")
+                  f"{rounds} interleaved rounds; HTTP load from {client}\n")
+            # the same requests for wrk: URL ("{i}" cycles through the ids as the Python loops do),
+            # method and body
+            wrk_get = (f"{url}/rest/v1/bench_posts?id=eq.{{i}}", "GET", None)
+            wrk_embed = (f"{url}/rest/v1/bench_posts?select=id,title,bench_comments(id,body)&id=gte.{{i}}"
+                         "&order=id&limit=10", "GET", None)
+            wrk_bulk = (f"{url}/rest/v1/bench_items", "POST", bulk.encode())
             groups = [
-                ("GET 1 row by PK, user JWT", lambda i: direct(ONE_ROW_SQL, i), rest_get, n),
-                ("GET 10 rows + to-many embed", lambda i: direct(EMBED_SQL, i), rest_embed, n // 2),
-                ("1,000-row bulk insert", direct_bulk, rest_bulk, max(20, n // 100)),
+                ("GET 1 row by PK, user JWT", lambda i: direct(ONE_ROW_SQL, i), rest_get, wrk_get, n),
+                ("GET 10 rows + to-many embed", lambda i: direct(EMBED_SQL, i), rest_embed, wrk_embed, n // 2),
+                ("1,000-row bulk insert", direct_bulk, rest_bulk, wrk_bulk, max(20, n // 100)),
             ]
-            for title, d_op, r_op, count in groups:
+            wrk_headers = {**headers, "Content-Type": "application/json"}
+            for title, d_op, r_op, (w_url, w_method, w_body), count in groups:
                 d_parts, r_parts = [], []
                 for _ in range(rounds):
                     d_parts.append(await run_load("d", count // rounds, c, d_op))
-                    r_parts.append(await run_load("r", count // rounds, c, r_op))
+                    if use_wrk:  # as long as the direct round took, at least 2 s
+                        r_parts.append(wrk_load("r", w_url, max(2.0, d_parts[-1].seconds), c, wrk_headers,
+                                                method=w_method, body=w_body))
+                    else:
+                        r_parts.append(await run_load("r", count // rounds, c, r_op))
                 d = merge("asyncpg direct (same SQL, role, claims)", d_parts)
                 rr = merge("ownbase /rest/v1", r_parts)
                 print(title)
@@ -182,11 +199,14 @@ async def main(args: argparse.Namespace) -> None:
             done = 0
             t0 = time.perf_counter()
             while done < m:
-                await run_load("mem", min(step, m - done), c, rest_get)
-                done += min(step, m - done)
+                if use_wrk:
+                    done += wrk_load("mem", wrk_get[0], max(2.0, step / 2500), c, wrk_headers).count
+                else:
+                    await run_load("mem", min(step, m - done), c, rest_get)
+                    done += min(step, m - done)
                 samples.append(rss_mb(pid))
             secs = time.perf_counter() - t0
-            print(f"memory of the ownbase process (pid {pid}) over {m:,} single-row GETs ({m / secs:,.0f} req/s): RSS "
+            print(f"memory of the ownbase process (pid {pid}) over {done:,} single-row GETs ({done / secs:,.0f} req/s): RSS "
                   + " → ".join(f"{s:.0f}" for s in samples) + " MB "
                   f"(growth after the first step: {samples[-1] - samples[1]:+.1f} MB)")
         await pool.close()
@@ -205,4 +225,6 @@ if __name__ == "__main__":
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--memory-requests", type=int, default=100_000)
+    ap.add_argument("--python-client", action="store_true",
+                    help="load /rest/v1 from aiohttp in this process even when wrk is installed")
     asyncio.run(main(ap.parse_args()))

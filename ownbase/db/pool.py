@@ -59,8 +59,17 @@ class ScopedConnection(asyncpg.Connection):  # type: ignore[misc]
     true)``), and asyncpg always ends an open transaction on release, so the session-reset query
     (one more round trip per request) has nothing left to reset."""
 
+    _statement_timeout: str | None = None
+
     def get_reset_query(self) -> str:
         return ""
+
+    async def ensure_statement_timeout(self, ms: str) -> None:
+        """A session-level statement_timeout, for single-statement requests (one round trip);
+        transactions of the other paths override it with their own local setting."""
+        if self._statement_timeout != ms:
+            await self.execute("select set_config('statement_timeout', $1, false)", ms)
+            self._statement_timeout = ms
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -39,21 +39,38 @@ class RequestScope:
     statement_timeout_ms: int = 0
 
 
-async def apply_scope(conn: asyncpg.Connection, scope: RequestScope) -> None:
+def _scope_values(scope: RequestScope) -> list[str]:
+    """role, claims, sub, method, path, headers: the GUCs every request sets."""
     if scope.role not in ALLOWED_ROLES:
         # Never let a claim choose an arbitrary database role.
         raise ValueError(f"role {scope.role!r} is not a request role")
     sub = scope.claims.get("sub")
-    await conn.execute(
-        _SET_CONTEXT,
+    return [
         scope.role,
         json.dumps(dict(scope.claims)),
         sub if isinstance(sub, str) else "",
         scope.method,
         scope.path,
         json.dumps({k.lower(): v for k, v in scope.headers.items() if k.lower() != "authorization"}),
-        str(scope.statement_timeout_ms),
-    )
+    ]
+
+
+async def apply_scope(conn: asyncpg.Connection, scope: RequestScope) -> None:
+    await conn.execute(_SET_CONTEXT, *_scope_values(scope), str(scope.statement_timeout_ms))
+
+
+_SCOPED_READ = "select total, page_total, body from ownbase.scoped_read($1::text[], $2::text, $3::text[])"
+
+
+async def scoped_read(db: Database, scope: RequestScope, statement: str, args: list[str]) -> asyncpg.Record:
+    """Run one read statement as the scope's role in a single round trip (see migration
+    0210_scoped_read.sql): its placeholders are ``$1[n]``, its values ``args``. The statement must
+    return ``total, page_total, body``. The statement timeout is a session setting here (it has to
+    be armed before the statement starts), changed only when it differs from the connection's."""
+    values = _scope_values(scope)
+    async with db.pool_for(True).acquire() as conn:
+        await conn.ensure_statement_timeout(str(scope.statement_timeout_ms))
+        return await conn.fetchrow(_SCOPED_READ, values, statement, args)
 
 
 @asynccontextmanager

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import asyncpg
 from starlette.responses import Response
 
-from ownbase.db.scope import RequestScope, request_scope
+from ownbase.db.scope import RequestScope, request_scope, scoped_read
 from ownbase.rest import errors, response, sql
 from ownbase.rest.plan import Planner, ReadNode, check_options
 from ownbase.rest.request import ApiRequest, negotiate, parse_query
@@ -127,8 +127,15 @@ async def _read(call: Call, planner: Planner, table: Table, req: ApiRequest, mod
     root = planner.read(table, req.select, req.options)
     check_options(planner, req.options)
     limit, offset = _paging(call, req, root)
-    params = sql.Params()
     src = source or sql.qualified(table)
+    if not req.prefs.timezone and req.prefs.count not in ("planned", "estimated"):
+        # the common case: one statement, one round trip (ownbase.scoped_read)
+        packed = sql.PackedParams()
+        stmt = sql.read_statement(root, packed, source=src, limit=limit, offset=offset, count=req.prefs.count,
+                                  mode=mode, max_rows=call.ctx.settings.db_max_rows)
+        row = await scoped_read(call.ctx.db, _scope(call), stmt, packed.values)
+        return _read_response(call, req, mode, row["body"], int(row["page_total"]), row["total"], offset)
+    params = sql.Params()
     stmt = sql.read_statement(root, params, source=src, limit=limit, offset=offset, count=req.prefs.count,
                               mode=mode, max_rows=call.ctx.settings.db_max_rows)
     async with request_scope(call.ctx.db, _scope(call), read_only=True) as conn:

@@ -62,6 +62,21 @@ class Params:
         return f"{self.add(value)}::text"
 
 
+class PackedParams(Params):
+    """Every value travels as one element of a single ``text[]`` parameter (``$1[n]``), for
+    statements run through ``ownbase.scoped_read`` (EXECUTE … USING takes a fixed argument list).
+    Every placeholder the renderer emits is followed by an explicit cast, so text is enough."""
+
+    def add(self, value: Any) -> str:
+        self.values.append(_array_literal(value) if isinstance(value, list) else str(value))
+        return f"$1[{len(self.values)}]"
+
+
+def _array_literal(values: list[Any]) -> str:
+    # PostgreSQL's array input syntax, every element quoted: data in a parameter, never SQL text.
+    return "{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+
+
 # --- expressions ---------------------------------------------------------------------------------
 
 def field_expr(alias: str, fld: Field, column: Column | None, params: Params) -> tuple[str, str | None]:

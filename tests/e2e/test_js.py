@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -45,6 +46,9 @@ def test_js(path: Path, server: ServerHandle, server_factory: Callable[..., Serv
         "OWNBASE_ANON_KEY": target.anon_key,
         "OWNBASE_SERVICE_KEY": target.service_key,
         "OWNBASE_DB_URL": target.db_url,
+        # helpers in tests/js shell out to ownbase's CLI: the interpreter running these tests has
+        # ownbase and its dependencies (a bare `python3` on a fresh machine has neither)
+        "PYTHON": sys.executable,
     }
     proc = subprocess.run([node, "--test", "--test-reporter=spec", str(path)], cwd=JS_DIR, env=env,
                           capture_output=True, text=True, timeout=600)

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import asyncpg
 import httpx
 
 from tests.conftest import create_database, sql
 from tests.rest.conftest import FIXTURE, SCHEMA, raw, supa
+
+SCOPED_READ = Path(__file__).parents[2] / "ownbase" / "db" / "migrations" / "0210_scoped_read.sql"
 
 
 def _wait_status(handle, path: str, status: int, timeout: float = 10.0) -> float:
@@ -63,6 +66,12 @@ def test_read_replica_routing(server_factory, rest_server, database_url, pg_admi
                 await conn.execute(stmt)
             await conn.execute(FIXTURE.read_text())
             await conn.execute("update rest_fixture.posts set title = 'from replica' where id = 1")
+            # a physical replica carries ownbase's own functions too (the one-round-trip read path)
+            await conn.execute("create schema if not exists ownbase")
+            await conn.execute(SCOPED_READ.read_text())
+            await conn.execute("grant usage on schema ownbase to ownbase_authenticator")
+            await conn.execute("grant execute on function ownbase.scoped_read(text[], text, text[]) "
+                               "to ownbase_authenticator")
         finally:
             await conn.close()
 
@@ -102,6 +111,19 @@ def test_max_rows_body_size_and_timeout(server_factory) -> None:
                 break
             time.sleep(0.1)
     assert r.status_code == 500 and r.json()["code"] == "57014"  # canceling statement due to statement timeout
+    # reads run as one statement (ownbase.scoped_read): the timeout applies to them as well
+    sql(handle, "create or replace view rest_fixture.slow_view as select 1 as x from pg_sleep(2); "
+                "grant select on rest_fixture.slow_view to service_role; notify pgrst, 'reload schema'")
+    deadline = time.monotonic() + 10
+    with raw(handle, handle.service_key) as h:
+        while True:
+            t0 = time.monotonic()
+            r = h.get("/slow_view")
+            if r.status_code != 404 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert r.status_code == 500 and r.json()["code"] == "57014" and time.monotonic() - t0 < 1.5
+        assert [x["id"] for x in h.get("/posts?select=id&order=id").json()] == [1, 2]
 
 
 def test_openapi_document(rest_server) -> None:
