@@ -74,6 +74,13 @@ def _scope(call: Call) -> RequestScope:
                         {k: v for k, v in call.headers.items()}, timeout)
 
 
+async def _response_gucs(conn: Any) -> response.Gucs:
+    """``response.headers`` / ``response.status`` as the request's statement left them: read in the
+    same transaction before COMMIT; a malformed value raises here and so rolls the transaction back."""
+    row = await conn.fetchrow(response.GUC_QUERY)
+    return response.parse_gucs(row[0], row[1])
+
+
 def _media(call: Call) -> str:
     return negotiate(call.headers.get("accept"))
 
@@ -240,6 +247,7 @@ async def _mutate(call: Call, req: ApiRequest, mode: str, table: Table, ret: Rea
                 and rows > prefs.max_affected:
             raise errors.ApiError(400, "PGRST124", "Query result exceeds max-affected preference constraint",
                                   f"The query affects {rows} rows")  # rolls the transaction back
+        gucs = await _response_gucs(conn)
     total = rows if prefs.count in ("exact", "estimated") else None
     extra: dict[str, str] = {}
     if kind == "insert":
@@ -260,10 +268,11 @@ async def _mutate(call: Call, req: ApiRequest, mode: str, table: Table, ret: Rea
     pref = response.applied(prefs, resolution=kind == "insert" and bool(req.on_conflict_applied),
                             missing=kind in ("insert", "update"), ret=True)
     if ret_mode != "representation":
-        return response.build(status, None, mode,
-                              content_range_=crange, pref_applied=pref, extra=extra, profile=call.profile)
-    return response.build(status, body if body is not None else "[]", mode, content_range_=crange,
-                          pref_applied=pref, extra=extra, profile=call.profile)
+        return response.apply_gucs(response.build(status, None, mode, content_range_=crange, pref_applied=pref,
+                                                  extra=extra, profile=call.profile), gucs)
+    return response.apply_gucs(response.build(status, body if body is not None else "[]", mode,
+                                              content_range_=crange, pref_applied=pref, extra=extra,
+                                              profile=call.profile), gucs)
 
 
 async def _insert(call: Call, planner: Planner, table: Table, req: ApiRequest, mode: str) -> Response:
@@ -387,11 +396,13 @@ async def _put(call: Call, planner: Planner, table: Table, req: ApiRequest, mode
                                   inserted=table.kind in ("r", "p"), pk=table.pk)
     async with request_scope(call.ctx.db, _scope(call)) as conn:
         row = await conn.fetchrow(stmt, *params.values)
+        gucs = await _response_gucs(conn)
     ret_mode = req.prefs.return_ or "minimal"
     if ret_mode == "representation":
         status = 201 if (row["inserted"] or 0) > 0 else 200
-        return response.build(status, row["body"], mode if mode != "csv" else "json", profile=call.profile)
-    return response.build(204, None, mode, profile=call.profile)
+        return response.apply_gucs(response.build(status, row["body"], mode if mode != "csv" else "json",
+                                                  profile=call.profile), gucs)
+    return response.apply_gucs(response.build(204, None, mode, profile=call.profile), gucs)
 
 
 # --- RPC -----------------------------------------------------------------------------------------
@@ -437,7 +448,8 @@ async def _rpc(call: Call, query: Sequence[tuple[str, str]]) -> Response:
             if read_only:
                 await conn.execute("SET TRANSACTION READ ONLY")
             await conn.execute(stmt, *params.values)
-        return response.build(204, None, "json", profile=call.profile)
+            gucs = await _response_gucs(conn)
+        return response.apply_gucs(response.build(204, None, "json", profile=call.profile), gucs)
     offset = 0
     if fn.kind == "scalar":
         if fn.returns_set:
@@ -459,11 +471,13 @@ async def _rpc(call: Call, query: Sequence[tuple[str, str]]) -> Response:
             if read_only:
                 await conn.execute("SET TRANSACTION READ ONLY")
             row = await conn.fetchrow(stmt, *params.values)
+            gucs = await _response_gucs(conn)
         if fn.returns_set:
-            return _read_response(call, req, mode if mode != "csv" else "json", row["body"],
-                                  int(row["page_total"]), None, offset)
-        return response.build(200, row["body"] if row["body"] is not None else "null",
-                              "json" if mode == "csv" else mode, content_range_="0-0/*", profile=call.profile)
+            return response.apply_gucs(_read_response(call, req, mode if mode != "csv" else "json", row["body"],
+                                                      int(row["page_total"]), None, offset), gucs)
+        return response.apply_gucs(response.build(200, row["body"] if row["body"] is not None else "null",
+                                                  "json" if mode == "csv" else mode, content_range_="0-0/*",
+                                                  profile=call.profile), gucs)
     # composite results behave like a table: select, filters, order, embedding on the rows
     table = _result_table(call.cache, fn)
     source = f"(SELECT _f.* FROM {frm + ' CROSS JOIN LATERAL ' if frm else ''}{invoke} AS _f)"
@@ -480,9 +494,12 @@ async def _rpc(call: Call, query: Sequence[tuple[str, str]]) -> Response:
         if read_only:
             await conn.execute("SET TRANSACTION READ ONLY")
         row = await conn.fetchrow(stmt, *params.values)
+        gucs = await _response_gucs(conn)
     if not fn.returns_set and row["body"] is None:
-        return response.build(200, "null", "json", content_range_="0-0/*", profile=call.profile)
-    return _read_response(call, req, mode, row["body"], int(row["page_total"]), row["total"], offset)
+        return response.apply_gucs(response.build(200, "null", "json", content_range_="0-0/*",
+                                                  profile=call.profile), gucs)
+    return response.apply_gucs(_read_response(call, req, mode, row["body"], int(row["page_total"]),
+                                              row["total"], offset), gucs)
 
 
 def _result_table(cache: SchemaCache, fn: Function) -> Table:

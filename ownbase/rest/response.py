@@ -1,8 +1,12 @@
-"""Response shaping: status codes, Content-Range, Preference-Applied, media types."""
+"""Response shaping: status codes, Content-Range, Preference-Applied, media types, and the
+``response.headers`` / ``response.status`` GUCs functions and triggers may set."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from starlette.responses import Response
@@ -96,3 +100,84 @@ def location(relation: str, pk: Sequence[str], row: dict[str, object]) -> str:
             text = v if isinstance(v, str) else (str(v).lower() if isinstance(v, bool) else str(v))
             parts.append(f"{quote(k)}=eq.{quote(text, safe='')}")
     return f"/{relation}?" + "&".join(parts)
+
+
+# --- response GUCs ---------------------------------------------------------------------------------
+# A function or trigger may call set_config('response.headers', '[{"X-Foo": "bar"}]', true) and
+# set_config('response.status', '202', true); PostgREST then sends those headers and that status.
+# ownbase reads both with this query in the request's transaction, after the request's statement
+# (so AFTER triggers, which fire at the end of that statement, are seen too) and before COMMIT.
+
+GUC_QUERY = "select current_setting('response.headers', true), current_setting('response.status', true)"
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
+
+
+@dataclass(frozen=True)
+class Gucs:
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    status: int | None = None
+
+
+def gucs_headers_error() -> errors.ApiError:
+    return errors.ApiError(500, "PGRST111", "response.headers guc must be a JSON array composed of objects "
+                                            "with a single key and a string value")
+
+
+def gucs_status_error() -> errors.ApiError:
+    return errors.ApiError(500, "PGRST112", "response.status guc must be a valid status code")
+
+
+def parse_gucs(headers: str | None, status: str | None) -> Gucs:
+    """The GUCs' text as read from the database (NULL when never set, '' when set earlier in the
+    pooled session and reset at its transaction's end: both mean "not set")."""
+    out: list[tuple[str, str]] = []
+    if headers:
+        try:
+            items = json.loads(headers)
+        except ValueError:
+            raise gucs_headers_error() from None
+        if not isinstance(items, list):
+            raise gucs_headers_error()
+        for item in items:
+            if not isinstance(item, dict) or len(item) != 1:
+                raise gucs_headers_error()
+            ((name, value),) = item.items()
+            # a name or value HTTP cannot carry (or latin-1 cannot encode) is a malformed GUC too
+            if not isinstance(value, str) or not _TOKEN.match(name) or _BAD_VALUE.search(value):
+                raise gucs_headers_error()
+            try:
+                value.encode("latin-1")
+            except UnicodeEncodeError:
+                raise gucs_headers_error() from None
+            out.append((name, value))
+    code: int | None = None
+    if status:
+        text = status.strip()
+        if not text.isascii() or not text.isdigit() or not 100 <= int(text) <= 599:
+            raise gucs_status_error()
+        code = int(text)
+    return Gucs(out, code)
+
+
+def apply_gucs(resp: Response, gucs: Gucs) -> Response:
+    """Headers from the GUC replace ownbase's own headers of the same name (any number of them, e.g.
+    several Set-Cookie, are kept); the status replaces the status."""
+    if not gucs.headers and gucs.status is None:
+        return resp
+    raw = resp.raw_headers
+    if gucs.headers:
+        names = {n.lower().encode("latin-1") for n, _ in gucs.headers}
+        raw = [(k, v) for k, v in raw if k not in names]
+        raw += [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in gucs.headers]
+    if gucs.status is not None:
+        resp.status_code = gucs.status
+        if gucs.status < 200 or gucs.status in (204, 304):
+            # these statuses carry no body (HTTP servers refuse to send one)
+            resp.body = b""
+            raw = [(k, v) for k, v in raw if k != b"content-length"]
+        elif not any(k == b"content-length" for k, _ in raw):
+            raw.append((b"content-length", str(len(resp.body)).encode()))
+    resp.raw_headers = raw
+    return resp
