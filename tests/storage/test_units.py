@@ -62,6 +62,53 @@ def test_local_backend_write_is_atomic_on_failure(tmp_path: Path) -> None:
     asyncio.run(go())
 
 
+def test_local_backend_write_is_durable_before_it_returns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller commits the row right after write() returns, so the blob and its directory
+    entry must be on disk by then; long writes are flushed while they run (fdatasync), not all
+    at the end. The real os.fsync/os.fdatasync still run: the spies only record the calls."""
+    import os
+
+    from ownbase.storage.backends import local
+
+    monkeypatch.setattr(local, "FLUSH_EVERY", 4 * 1024 * 1024)
+    calls: list[tuple[str, str]] = []
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
+
+    def what(fd: int) -> str:
+        return os.readlink(f"/proc/self/fd/{fd}")
+
+    def fsync(fd: int) -> None:
+        calls.append(("fsync", what(fd)))
+        real_fsync(fd)
+
+    def fdatasync(fd: int) -> None:
+        calls.append(("fdatasync", what(fd)))
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    backend = LocalBackend(tmp_path)
+    block = bytes(range(256)) * 4096  # 1 MiB
+
+    async def go() -> None:
+        await backend.start()
+
+        async def chunks():
+            for _ in range(20):
+                yield block
+                await asyncio.sleep(0.005)  # let a background flush run alongside
+
+        await backend.write("b", "folder/k/v1", chunks(), "application/octet-stream")
+
+    asyncio.run(go())
+    final = tmp_path / "b" / "folder" / "k" / "v1"
+    assert final.read_bytes() == block * 20
+    tmp_flushes = [c for c in calls if c[1].startswith(str(tmp_path / ".tmp"))]
+    assert any(kind == "fdatasync" for kind, _ in tmp_flushes)  # flushed while writing
+    assert tmp_flushes[-1][0] == "fsync"  # and the whole file before the rename
+    assert ("fsync", str(final.parent)) in calls  # the rename itself is durable
+
+
 @pytest.mark.parametrize("value,expected", [
     (None, None), (0, None), (1024, 1024), ("20mb", 20_000_000), ("20MB", 20_000_000), ("30KB", 30_000),
     ("3B", 3), ("1gb", 1_000_000_000), ("100", 100),

@@ -19,8 +19,50 @@ WRITE_SLICE = 1024 * 1024
 READ_SLICE = 2 * 1024 * 1024
 
 
+FLUSH_EVERY = 32 * 1024 * 1024
+
+
 class PathEscape(ValueError):
     pass
+
+
+class _Flusher:
+    """Background fdatasync of a file being written, at most one at a time."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.unflushed = 0
+        self.task: asyncio.Future[None] | None = None
+
+    def wrote(self, n: int) -> None:
+        self.unflushed += n
+        if self.unflushed >= FLUSH_EVERY and (self.task is None or self.task.done()):
+            if self.task is not None and self.task.exception() is not None:
+                raise self.task.exception()  # type: ignore[misc]
+            self.unflushed = 0
+            self.task = asyncio.ensure_future(asyncio.to_thread(os.fdatasync, self.fd))
+
+    async def finish(self, quiet: bool = False) -> None:
+        if self.task is not None:
+            try:
+                await self.task
+            except OSError:
+                if not quiet:
+                    raise
+
+
+def _close_durably(fh: BinaryIO) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
+    fh.close()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class LocalBackend:
@@ -51,9 +93,18 @@ class LocalBackend:
         return candidate
 
     async def write(self, bucket: str, key: str, chunks: AsyncIterator[bytes], content_type: str) -> str | None:
+        """Stream into a temp file, make it durable, then rename it into place.
+
+        The blob is on disk (fsync, then the directory's fsync for the rename) before this returns,
+        because the caller commits a row pointing at it next: a crash must never leave a committed
+        row without its bytes. Flushing runs alongside the writes (every FLUSH_EVERY bytes a
+        background fdatasync of what is written so far), so the final fsync has little left to do
+        and the disk works while the body is still arriving.
+        """
         final = self.path(bucket, key)
         tmp = self.tmp / uuid.uuid4().hex
         fh: BinaryIO = await asyncio.to_thread(open, tmp, "wb")
+        flusher = _Flusher(fh.fileno())
         try:
             # Gather request chunks into ~1 MiB slices (one join = one copy) written in a thread.
             parts: list[bytes] = []
@@ -65,17 +116,21 @@ class LocalBackend:
                     data = parts[0] if len(parts) == 1 else b"".join(parts)
                     parts, pending = [], 0
                     await asyncio.to_thread(fh.write, data)
+                    flusher.wrote(len(data))
             if parts:
                 await asyncio.to_thread(fh.write, b"".join(parts))
-            await asyncio.to_thread(fh.close)
+            await flusher.finish()
+            await asyncio.to_thread(_close_durably, fh)
 
             def place() -> None:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, final)
+                _fsync_dir(final.parent)
 
             await asyncio.to_thread(place)
             return None
         except BaseException:
+            await flusher.finish(quiet=True)
             fh.close()
             try:
                 os.unlink(tmp)
@@ -135,7 +190,10 @@ class LocalBackend:
             except OSError:
                 tmp = self.tmp / uuid.uuid4().hex
                 shutil.copyfile(src, tmp)
+                with open(tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
                 os.replace(tmp, dst)
+            _fsync_dir(dst.parent)  # durable before the caller commits the copy's row
 
         await asyncio.to_thread(go)
 
