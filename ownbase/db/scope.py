@@ -59,13 +59,15 @@ async def apply_scope(conn: asyncpg.Connection, scope: RequestScope) -> None:
     await conn.execute(_SET_CONTEXT, *_scope_values(scope), str(scope.statement_timeout_ms))
 
 
-_SCOPED_READ = "select total, page_total, body from ownbase.scoped_read($1::text[], $2::text, $3::text[])"
+_SCOPED_READ = ("select total, page_total, body, response_headers, response_status "
+                "from ownbase.scoped_read($1::text[], $2::text, $3::text[])")
 
 
 async def scoped_read(db: Database, scope: RequestScope, statement: str, args: list[str]) -> asyncpg.Record:
     """Run one read statement as the scope's role in a single round trip (see migration
-    0210_scoped_read.sql): its placeholders are ``$1[n]``, its values ``args``. The statement must
-    return ``total, page_total, body``. The statement timeout is a session setting here (it has to
+    0211_scoped_read_gucs.sql): its placeholders are ``$1[n]``, its values ``args``. The statement
+    must return one row ``total, page_total, body``; the result adds ``response_headers`` and
+    ``response_status`` as the statement left those settings. The statement timeout is a session setting here (it has to
     be armed before the statement starts), changed only when it differs from the connection's."""
     values = _scope_values(scope)
     async with db.pool_for(True).acquire() as conn:

@@ -141,7 +141,9 @@ async def _read(call: Call, planner: Planner, table: Table, req: ApiRequest, mod
         stmt = sql.read_statement(root, packed, source=src, limit=limit, offset=offset, count=req.prefs.count,
                                   mode=mode, max_rows=call.ctx.settings.db_max_rows)
         row = await scoped_read(call.ctx.db, _scope(call), stmt, packed.values)
-        return _read_response(call, req, mode, row["body"], int(row["page_total"]), row["total"], offset)
+        gucs = response.parse_gucs(row["response_headers"], row["response_status"])
+        return response.apply_gucs(_read_response(call, req, mode, row["body"], int(row["page_total"]),
+                                                  row["total"], offset), gucs)
     params = sql.Params()
     stmt = sql.read_statement(root, params, source=src, limit=limit, offset=offset, count=req.prefs.count,
                               mode=mode, max_rows=call.ctx.settings.db_max_rows)

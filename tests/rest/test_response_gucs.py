@@ -94,7 +94,17 @@ end $$;
 create trigger guc_items_after after insert or update or delete on rest_fixture.guc_items
   for each row execute function rest_fixture.guc_items_trigger();
 
-grant all on rest_fixture.guc_items to anon, authenticated, service_role;
+-- a read that sets the GUCs: a view column computed by a function
+create or replace function rest_fixture.guc_view_name(n text) returns text language plpgsql as $$
+begin
+  perform set_config('response.headers', '[{"X-View": "seen"}, {"Cache-Control": "max-age=30"}]', true);
+  perform set_config('response.status', '203', true);
+  return upper(n);
+end $$;
+create view rest_fixture.guc_view as
+  select id, rest_fixture.guc_view_name(name) as name from rest_fixture.guc_items;
+
+grant all on rest_fixture.guc_items, rest_fixture.guc_view to anon, authenticated, service_role;
 grant execute on all functions in schema rest_fixture to anon, authenticated, service_role;
 notify pgrst, 'reload schema';
 """
@@ -160,9 +170,9 @@ def test_trigger_sets_headers_on_writes(gucs) -> None:
         assert r.status_code == 201 and r.headers["x-op"] == "INSERT" and r.headers["x-item"] == "tres"
         r = h.delete("/guc_items?id=eq.3")
         assert r.status_code == 204 and r.headers["x-op"] == "DELETE" and r.headers["x-item"] == "tres"
-        r = h.get("/guc_items?select=id,name&order=id")  # plain reads do not apply the GUCs
+        r = h.get("/guc_items?select=id,name&order=id")  # a read sets nothing here
         assert r.json() == [{"id": 1, "name": "uno"}, {"id": 2, "name": "accepted"}]
-        assert "x-op" not in r.headers
+        assert "x-op" not in r.headers and r.status_code == 200
     res = supa(gucs, gucs.service_key).table("guc_items").insert({"id": 4, "name": "four"}).execute()
     assert res.data == [{"id": 4, "name": "four"}]
     assert [r[0] for r in sql(gucs, "select id from rest_fixture.guc_items order by id")] == [1, 2, 4]
@@ -187,3 +197,16 @@ def test_malformed_status_guc(gucs, status) -> None:
     assert r.json() == {"code": "PGRST112", "message": "response.status guc must be a valid status code",
                         "details": None, "hint": None}
     assert sql(gucs, "select count(*) from rest_fixture.guc_items where id = 901")[0][0] == 0
+
+
+def test_read_of_a_view_applies_gucs_set_while_reading(gucs) -> None:
+    """Plain reads run as one statement through ownbase.scoped_read, which hands back the GUCs."""
+    sql(gucs, "delete from rest_fixture.guc_items")
+    wait_for_table(gucs, "guc_view")  # no rows yet: the function does not run, the status is 200
+    sql(gucs, "insert into rest_fixture.guc_items values (5, 'five')")
+    with raw(gucs, gucs.service_key) as h:
+        r = h.get("/guc_view?select=id,name")
+        assert r.json() == [{"id": 5, "name": "FIVE"}]
+        assert r.status_code == 203 and r.headers["x-view"] == "seen" and r.headers["cache-control"] == "max-age=30"
+        r = h.get("/guc_items?select=id")  # the next read on the pooled connections carries nothing over
+        assert r.status_code == 200 and "x-view" not in r.headers

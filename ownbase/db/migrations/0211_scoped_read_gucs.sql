@@ -1,0 +1,28 @@
+-- ownbase.scoped_read also hands back response.headers / response.status as the statement left
+-- them (a function in a view or a computed field may set them), still in one round trip. The
+-- statement is an aggregate: exactly one row.
+drop function if exists ownbase.scoped_read(text[], text, text[]);
+
+create function ownbase.scoped_read(scope text[], stmt text, args text[])
+  returns table(total bigint, page_total bigint, body text, response_headers text, response_status text)
+  language plpgsql volatile
+  as $$
+  begin
+    if scope[1] is null or scope[1] not in ('anon', 'authenticated', 'service_role') then
+      raise exception 'role % is not a request role', scope[1] using errcode = '42501';
+    end if;
+    perform set_config('role', scope[1], true),
+            set_config('request.jwt.claims', scope[2], true),
+            set_config('request.jwt.claim.sub', scope[3], true),
+            set_config('request.jwt.claim.role', scope[1], true),
+            set_config('request.method', scope[4], true),
+            set_config('request.path', scope[5], true),
+            set_config('request.headers', scope[6], true);
+    execute stmt into total, page_total, body using args;
+    response_headers := current_setting('response.headers', true);
+    response_status := current_setting('response.status', true);
+    return next;
+  end
+  $$;
+
+revoke all on function ownbase.scoped_read(text[], text, text[]) from public;
