@@ -18,7 +18,7 @@ from ownbase.storage import errors, tus
 from ownbase.storage.body import parse_upload
 from ownbase.storage.responses import content_disposition, serve_object
 from ownbase.storage.service import SERVICE_AUTH, Caller, Storage, _url_path, blob_key, info_json, object_json
-from ownbase.storage.transform import MAX_INPUT_BYTES, parse_token_transform, parse_transform, render
+from ownbase.storage.transform import MAX_INPUT_BYTES, negotiate, parse_token_transform, parse_transform, render
 
 P = "/storage/v1"
 log = logging.getLogger("ownbase.storage")
@@ -292,10 +292,14 @@ async def render_image(request: Request) -> Response:
     else:
         t = parse_transform(request.query_params)
         row = await st.find_for_read(caller_of(request), bucket_id, name, "authenticated")
+    # No format given: WebP for clients that accept it (Supabase's automatic optimisation).
+    t, negotiated = negotiate(t, request.headers.get("accept"))
     data = await read_limited(st, row)
     out, mime = await render(data, t, st.settings.storage_image_max_pixels)
     meta = row["metadata"] or {}
     headers = {"cache-control": str(meta.get("cacheControl") or "no-cache")}
+    if negotiated:
+        headers["vary"] = "Accept"
     if (disp := content_disposition(request.query_params.get("download"))) is not None:
         headers["content-disposition"] = disp
     return Response(out, media_type=mime, headers=headers)

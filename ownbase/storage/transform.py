@@ -1,12 +1,15 @@
 """Image transformations with Pillow, off the event loop, with bounds on input and output.
 
 Options follow Supabase's: width/height (1..2500), resize cover|contain|fill (default cover),
-quality 20..100 (default 80), format origin|webp (|avif is refused clearly: not built in).
+quality 20..100 (default 80), format origin|webp|avif. Without a format the output follows the
+client's Accept header like Supabase's imgproxy (WebP detection on, AVIF detection off): WebP when
+Accept lists image/webp, otherwise the source format; `origin` always keeps the source format.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -15,7 +18,24 @@ from ownbase.storage import errors
 
 MAX_DIMENSION = 2500
 MAX_INPUT_BYTES = 100 * 1024 * 1024
-FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
+           "AVIF": "image/avif"}
+FORMAT_OPTIONS = ("origin", "webp", "avif")
+
+
+@functools.cache
+def avif_supported() -> bool:
+    """Whether this Pillow can write AVIF (wheels since Pillow 11.3 can; source builds may not)."""
+    try:
+        from PIL import features
+
+        return bool(features.check("avif"))
+    except Exception:  # noqa: BLE001 - an old Pillow without the feature name means no AVIF
+        return False
+
+
+def _unsupported_avif() -> errors.StorageError:
+    return errors.invalid_request("format avif is not supported by this server (Pillow lacks AVIF support)")
 
 
 @dataclass(frozen=True)
@@ -24,11 +44,12 @@ class Transform:
     height: int | None = None
     resize: str = "cover"
     quality: int = 80
-    format: str = "origin"
+    # None: not given, so the output format is negotiated from the request's Accept header.
+    format: str | None = None
 
     @property
     def empty(self) -> bool:
-        return self.width is None and self.height is None and self.format == "origin" and self.quality == 80
+        return self.width is None and self.height is None and self.format is None and self.quality == 80
 
     def token_string(self) -> str:
         parts = []
@@ -38,7 +59,7 @@ class Transform:
             parts.append(f"width:{self.width}")
         parts.append(f"resize:{self.resize}")
         parts.append(f"quality:{self.quality}")
-        if self.format != "origin":
+        if self.format is not None:  # an explicit origin is kept: it turns Accept negotiation off
             parts.append(f"format:{self.format}")
         return ",".join(parts)
 
@@ -59,9 +80,12 @@ def parse_transform(params: Mapping[str, Any]) -> Transform:
     resize = str(params.get("resize") or "cover").lower()
     if resize not in ("cover", "contain", "fill"):
         raise errors.invalid_request("resize must be one of cover, contain, fill")
-    fmt = str(params.get("format") or "origin").lower()
-    if fmt not in ("origin", "webp"):
-        raise errors.invalid_request("format must be origin or webp")
+    raw_format = params.get("format")
+    fmt = None if raw_format in (None, "") else str(raw_format).strip().lower()
+    if fmt is not None and fmt not in FORMAT_OPTIONS:
+        raise errors.invalid_request("format must be one of origin, webp, avif")
+    if fmt == "avif" and not avif_supported():
+        raise _unsupported_avif()
     quality = params.get("quality")
     try:
         q = 80 if quality in (None, "") else int(quality)
@@ -79,6 +103,37 @@ def parse_token_transform(value: str) -> Transform:
         if k:
             params[k.strip()] = v.strip()
     return parse_transform(params)
+
+
+def accepts(accept: str | None, mime: str) -> bool:
+    """Whether an Accept header lists `mime` itself with a non-zero q (wildcards do not count:
+    imgproxy's detection looks for the type by name, and `*/*` clients may not decode WebP)."""
+    if not accept:
+        return False
+    for item in accept.split(","):
+        media, *params = item.split(";")
+        if media.strip().lower() != mime:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 1.0
+        if q > 0:
+            return True
+    return False
+
+
+def negotiate(t: Transform, accept: str | None) -> tuple[Transform, bool]:
+    """The transform with its output format settled, and whether that depended on Accept
+    (then the response must carry `Vary: Accept`)."""
+    if t.format is not None:
+        return t, False
+    fmt = "webp" if accepts(accept, "image/webp") else "origin"
+    return Transform(t.width, t.height, t.resize, t.quality, fmt), True
 
 
 def _render(data: bytes, t: Transform, max_pixels: int) -> tuple[bytes, str]:
@@ -108,16 +163,27 @@ def _render(data: bytes, t: Transform, max_pixels: int) -> tuple[bytes, str]:
             img = ImageOps.contain(img, (w, h), Image.Resampling.LANCZOS)
         else:
             img = ImageOps.fit(img, (w, h), Image.Resampling.LANCZOS)
-    out_format = "WEBP" if t.format == "webp" else (src_format if src_format in FORMATS else "PNG")
+    if t.format == "webp":
+        out_format = "WEBP"
+    elif t.format == "avif":
+        if not avif_supported():
+            raise _unsupported_avif()
+        out_format = "AVIF"
+    else:
+        out_format = src_format if src_format in FORMATS else "PNG"
     if out_format == "JPEG" and img.mode not in ("RGB", "L"):
         img = img.convert("RGB")
     buf = io.BytesIO()
     save_args: dict[str, Any] = {}
-    if out_format in ("JPEG", "WEBP"):
+    if out_format in ("JPEG", "WEBP", "AVIF"):
         save_args["quality"] = t.quality
-    img.save(buf, format=out_format, **save_args)
+    try:
+        img.save(buf, format=out_format, **save_args)
+    except KeyError:  # Pillow without a writer for the format (checked above; kept as a backstop)
+        raise errors.invalid_request(f"format {out_format.lower()} is not supported by this server") from None
     return buf.getvalue(), FORMATS[out_format]
 
 
 async def render(data: bytes, t: Transform, max_pixels: int) -> tuple[bytes, str]:
+    """Render with a settled format (see `negotiate`); a format of None keeps the source's."""
     return await asyncio.to_thread(_render, data, t, max_pixels)
