@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,7 +24,7 @@ from pathlib import Path
 import bcrypt
 import httpx
 
-from ownbase.embedded import free_port
+from _load import start_server as shared_start_server  # noqa: E402 - bench/ is on sys.path when run as a script
 
 PASSWORD = "bench-password-123"
 
@@ -54,29 +52,11 @@ def raw_bcrypt_rate(cost: int, seconds: float, threads: int) -> float:
 
 
 def start_server(tmp: Path, cost: int) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
-    port = free_port()
-    env = {**os.environ, "OWNBASE_AUTH_BCRYPT_COST": str(cost), "OWNBASE_AUTH_RATE_LIMIT_TOKEN": "0",
-           "OWNBASE_AUTH_RATE_LIMIT_SIGNUP": "0", "OWNBASE_RATE_LIMIT_IP_PER_MINUTE": "0",
-           "OWNBASE_RATE_LIMIT_USER_PER_MINUTE": "0", "OWNBASE_LOG_LEVEL": "warning",
-           "OWNBASE_AUTH_AUTOCONFIRM": "true"}
-    data = tmp / "data"
-    log = open(tmp / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "ownbase", "start", "--data-dir", str(data), "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit((tmp / "server.log").read_text())
-        try:
-            if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    keys = json.loads(subprocess.run([sys.executable, "-m", "ownbase", "keys", "--json", "--data-dir", str(data)],
-                                     env=env, capture_output=True, text=True, check=True, cwd=str(tmp)).stdout)
-    return proc, url, keys
+    """The shared starter (bench/_load.py) with this benchmark's settings: the bcrypt cost under
+    test, auto-confirmed sign-ups and no rate limits (one client address signs in thousands of times)."""
+    return shared_start_server(tmp, {
+        "OWNBASE_AUTH_BCRYPT_COST": str(cost), "OWNBASE_AUTH_RATE_LIMIT_TOKEN": "0",
+        "OWNBASE_AUTH_RATE_LIMIT_SIGNUP": "0", "OWNBASE_AUTH_AUTOCONFIRM": "true"})
 
 
 async def run_load(url: str, anon: str, seconds: float, concurrency: int, body_for, path: str) -> tuple[float, int]:
