@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from starlette.responses import Response
 from ownbase.db.scope import RequestScope, request_scope, scoped_read
 from ownbase.rest import errors, response, sql
 from ownbase.rest.plan import Planner, ReadNode, check_options
-from ownbase.rest.request import ApiRequest, negotiate, parse_query
+from ownbase.rest.request import ApiRequest, negotiate, parse_csv_body, parse_query
 from ownbase.rest.schema_cache import Column, Function, SchemaCache, Table
 
 if TYPE_CHECKING:
@@ -94,11 +95,50 @@ def _parse_json(body: bytes) -> Any:
         raise errors.bad_body() from None
 
 
+def _content_type(call: Call) -> str:
+    return (call.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
+
+
 def _check_content_type(call: Call) -> None:
-    ctype = (call.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
+    ctype = _content_type(call)
     if ctype not in ("application/json", "application/vnd.pgrst.object+json", "application/vnd.pgrst.object",
                      "*/*", ""):
         raise errors.bad_body(f"Content-Type not acceptable: {ctype}")
+
+
+_CSV_INLINE_BYTES = 64 * 1024  # bigger CSV bodies are parsed in a worker thread, off the event loop
+
+
+def _csv_payload(body: bytes) -> tuple[list[dict[str, str | None]], str]:
+    rows = parse_csv_body(body)
+    return rows, json.dumps(rows)
+
+
+async def _payload(call: Call) -> tuple[Any, str]:
+    """The body of a write as (parsed value, JSON text for the statement): JSON, or ``text/csv``
+    (header line + rows) turned into an array of objects whose values are strings or null, so
+    PostgreSQL converts them to the column types exactly as for a JSON body."""
+    if _content_type(call) == "text/csv":
+        if len(call.body) > _CSV_INLINE_BYTES:
+            return await asyncio.to_thread(_csv_payload, call.body)
+        return _csv_payload(call.body)
+    _check_content_type(call)
+    payload = _parse_json(call.body)
+    try:
+        raw = call.body.decode()
+    except UnicodeDecodeError:  # valid JSON in another Unicode encoding
+        raw = json.dumps(payload)
+    return payload, raw
+
+
+def _one_object(call: Call, payload: Any) -> Any:
+    """PATCH/PUT take one object; a CSV body must hold exactly one row for them."""
+    if _content_type(call) == "text/csv":
+        if len(payload) != 1:
+            raise errors.bad_body(f"Invalid CSV: a {call.method} body must have exactly one row after the "
+                                  f"header, got {len(payload)}")
+        return payload[0]
+    return payload
 
 
 # --- tables and views ----------------------------------------------------------------------------
@@ -278,8 +318,7 @@ async def _mutate(call: Call, req: ApiRequest, mode: str, table: Table, ret: Rea
 
 
 async def _insert(call: Call, planner: Planner, table: Table, req: ApiRequest, mode: str) -> Response:
-    _check_content_type(call)
-    payload = _parse_json(call.body)
+    payload, raw = await _payload(call)
     objs = payload if isinstance(payload, list) else [payload]
     if not all(isinstance(o, dict) for o in objs):
         raise errors.bad_body()
@@ -298,7 +337,6 @@ async def _insert(call: Call, planner: Planner, table: Table, req: ApiRequest, m
     req.on_conflict_applied = bool(resolution)
     _root, ret = _returning_root(planner, table, req)
     missing_default = req.prefs.missing == "default"
-    raw = call.body.decode()
     if not objs:
         # Nothing to insert: answer like PostgREST without touching the table.
         ret_mode = req.prefs.return_ or "minimal"
@@ -319,8 +357,7 @@ async def _insert(call: Call, planner: Planner, table: Table, req: ApiRequest, m
 
 
 async def _update(call: Call, planner: Planner, table: Table, req: ApiRequest, mode: str) -> Response:
-    _check_content_type(call)
-    payload = _parse_json(call.body)
+    payload = _one_object(call, (await _payload(call))[0])
     if not isinstance(payload, dict):
         raise errors.bad_body()
     cols = _columns(table, list(payload.keys()))
@@ -376,8 +413,7 @@ async def _put(call: Call, planner: Planner, table: Table, req: ApiRequest, mode
         eqs[c.field.name] = str(c.value)
     if not pk or sorted(eqs) != sorted(pk):
         raise errors.put_filters()
-    _check_content_type(call)
-    payload = _parse_json(call.body)
+    payload = _one_object(call, (await _payload(call))[0])
     obj = payload[0] if isinstance(payload, list) and len(payload) == 1 else payload
     if not isinstance(obj, dict):
         raise errors.bad_body()

@@ -631,3 +631,89 @@ def negotiate(accept: str | None, *, allow_openapi: bool = False) -> str:
         if mtype == OPENAPI and allow_openapi:
             return OPENAPI
     raise errors.not_acceptable([w[2] for w in sorted(wanted, key=lambda w: w[1])])
+
+
+# --- CSV request bodies --------------------------------------------------------------------------
+
+# One field and what ends it: a quoted field ("" escapes a quote; commas and line breaks allowed
+# inside) or a run of characters without comma, quote or line break; then a comma, a line break or
+# the end of the body.
+_CSV_FIELD = re.compile(r'(?:"([^"]*(?:""[^"]*)*)"|([^,"\r\n]*))(,|\r\n|\n|\r|\Z)')
+_CSV_QUOTED = re.compile(r'"[^"]*(?:""[^"]*)*"')
+
+
+def parse_csv_body(body: bytes) -> list[dict[str, str | None]]:
+    """A ``text/csv`` body (RFC 4180) as a list of objects keyed by the header line.
+
+    An empty unquoted field and the unquoted word ``NULL`` become None (SQL NULL); a quoted field is
+    always a string (``""`` is the empty string, ``"NULL"`` the word). Lines that are completely
+    empty are skipped. Any malformation raises PGRST102 naming the line."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise errors.bad_body("Invalid CSV: the body is not UTF-8") from None
+    records = _csv_records(text)
+    if not records:
+        raise errors.bad_body("Invalid CSV: the body is empty, expected a header line with column names")
+    header_line, header = records[0]
+    names: list[str] = []
+    for value in header:
+        if value is None or value == "":
+            raise errors.bad_body(f"Invalid CSV: empty column name in the header (line {header_line})")
+        if value in names:
+            raise errors.bad_body(f"Invalid CSV: column '{value}' appears twice in the header (line {header_line})")
+        names.append(value)
+    width = len(names)
+    rows: list[dict[str, str | None]] = []
+    for line, fields in records[1:]:
+        if len(fields) != width:
+            raise errors.bad_body(f"Invalid CSV: line {line} has {len(fields)} field(s), the header has {width}")
+        rows.append(dict(zip(names, fields)))
+    return rows
+
+
+def _csv_records(text: str) -> list[tuple[int, list[str | None]]]:
+    """(line number, fields) of each record, completely empty lines left out. A field is None for an
+    empty unquoted field or the unquoted word NULL, else its text (quotes removed)."""
+    records: list[tuple[int, list[str | None]]] = []
+    line, line_pos = 1, 0  # line number at line_pos, advanced incrementally
+
+    def line_at(p: int) -> int:
+        nonlocal line, line_pos
+        line += text.count("\n", line_pos, p)
+        line_pos = p
+        return line
+
+    scan = _CSV_FIELD.scanner(text).match  # each match starts where the previous one ended
+    fields: list[str | None] = []
+    start = pos = 0
+    blank = True  # the record so far is one empty unquoted field
+    while True:
+        m = scan()
+        if m is None:
+            # a double quote where none may be
+            if text[pos] != '"':
+                reason = "a double quote inside an unquoted field (quote the whole field and double the quote)"
+            elif _CSV_QUOTED.match(text, pos):
+                reason = "unexpected character after a closing quote"
+            else:
+                reason = "a quoted field without its closing quote"
+            raise errors.bad_body(f"Invalid CSV: {reason} (line {line_at(pos)})")
+        quoted, plain, end = m.groups()
+        if quoted is not None:
+            fields.append(quoted.replace('""', '"') if '"' in quoted else quoted)
+            blank = False
+        else:
+            fields.append(None if plain == "" or plain == "NULL" else plain)
+            blank = blank and plain == ""
+        pos = m.end()
+        if end == ",":
+            blank = False
+            continue
+        if not blank:
+            records.append((line_at(start), fields))
+        if not end:
+            return records
+        fields = []
+        start = pos
+        blank = True

@@ -173,6 +173,8 @@ def condition_sql(node: ReadNode, cond: ResolvedCondition, params: Params, embed
         ea = embed_alias[id(cond.embed)]
         if cond.embed.rel.to_one:
             check = f"{quote_ident(ea)}.pgrst_present IS {'NULL' if cond.is_null else 'NOT NULL'}"
+        elif cond.embed.spread:
+            check = f"{quote_ident(ea)}.pgrst_n {'=' if cond.is_null else '>'} 0"
         else:
             check = f"json_array_length({quote_ident(ea)}.body) {'=' if cond.is_null else '>'} 0"
         return check
@@ -258,6 +260,8 @@ def render_node(node: ReadNode, params: Params, source: str, *, join_cond: list[
 
 
 def _output_names(node: ReadNode) -> list[str]:
+    if node.count_only:
+        return ["count"]  # only reached for a spread: ...rel(count)
     names: list[str] = []
     for kind, idx in node.layout:
         if kind == "col":
@@ -323,6 +327,10 @@ def render_embed(parent: ReadNode, e: EmbedNode, params: Params) -> str:
         base = f"SELECT count(*) AS count FROM {qualified(child.table)} AS {quote_ident(child.alias)}{r.joins}"
         if r.where:
             base += " WHERE " + " AND ".join(r.where)
+        if e.spread:
+            # ...rel(count): the number itself becomes the parent's "count" key
+            having = " WHERE _s.count > 0" if e.inner else ""
+            return f"SELECT _s.count, TRUE AS pgrst_present, _s.count AS pgrst_n FROM ({base}) AS _s{having}"
         if e.rel.to_one:
             return f"SELECT row_to_json(_s) AS body, TRUE AS pgrst_present FROM ({base}) AS _s"
         return f"SELECT json_agg(_s) AS body FROM ({base}) AS _s"
@@ -342,8 +350,14 @@ def render_embed(parent: ReadNode, e: EmbedNode, params: Params) -> str:
         base += f" LIMIT {int(child.limit)}"
     if child.offset:
         base += f" OFFSET {int(child.offset)}"
-    if e.spread:
+    if e.spread and e.rel.to_one:
         return base
+    if e.spread:
+        # PostgREST 13: spreading a to-many embed puts each of its columns into the parent as a JSON
+        # array of that column's values over the related rows, in the embed's order ([] for none).
+        aggs = [f"coalesce(json_agg(_s.{quote_ident(n)}), '[]') AS {quote_ident(n)}" for n in names]
+        having = " HAVING count(*) > 0" if e.inner else ""
+        return f"SELECT {', '.join(aggs + ['count(*) AS pgrst_n'])} FROM ({base}) AS _s{having}"
     if e.rel.to_one:
         row = (f"(SELECT row_to_json(_x) FROM (SELECT {', '.join(f'_s.{quote_ident(n)}' for n in names)}) AS _x)"
                if names else "'{}'::json")
