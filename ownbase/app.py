@@ -69,6 +69,24 @@ async def ready(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+FULL_GC_EVERY = 1000  # young-generation passes between full collections (CPython's default: 10)
+
+
+def tune_gc() -> None:
+    """Keep the cyclic garbage collector's full passes out of request and message latencies.
+
+    Everything loaded at start-up (modules, schema cache, settings) lives as long as the process,
+    so it moves out of the collector's reach (gc.freeze). Full passes over what is left (e.g. the
+    objects of 1,000 realtime sockets) still took ~110 ms every 10-20 s under load and freed
+    nothing, which was the whole p99 of realtime broadcasts; most garbage here dies young or by
+    reference counting, so full passes now run 100x less often. Young passes are unchanged.
+    """
+    gc.collect()
+    gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_GC_EVERY)
+
+
 def build_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     svcs = services()
@@ -100,11 +118,7 @@ def build_app(settings: Settings | None = None) -> Starlette:
                 started.append(svc)
             app.state.ctx = ctx
             holder["ctx"] = ctx
-            # Everything loaded so far (modules, schema cache, settings) lives as long as the
-            # process: keep it out of the cyclic GC, whose full passes over it were the long
-            # tail of request latencies.
-            gc.collect()
-            gc.freeze()
+            tune_gc()
             yield
         finally:
             ctx.shutting_down = True
