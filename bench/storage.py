@@ -392,12 +392,14 @@ def main() -> None:
             # is on disk; a download (the client writes the file, nothing is fsynced) with a plain
             # copy (copy_file_range in the kernel, the page cache as destination).
             up = timed(lambda: durable_copy(src, dst))
-            down = timed(lambda: shutil.copyfile(src, dst))
+            down = cached = timed(lambda: shutil.copyfile(src, dst))
             dst.unlink()
             own = through_ownbase(url, key, src, size, proc.pid, dst)
             dst.unlink()
             report("local backend vs copying on the same disk", size, (up, down), own,
                    "copy (up: +fsync)")
+            print(f"context: without fsync (the page-cache copy, {mbps(size, cached):.0f} MB/s) the upload ratio "
+                  f"would be {cached / own['up_s']:.2f}")
             print(f"context: ownbase's download to a discarding client (curl -o /dev/null) runs at "
                   f"{mbps(size, own['down_discarded_s']):.0f} MB/s; the download client is "
                   f"{'splice(2) socket -> file' if hasattr(os, 'splice') else 'curl'}")
