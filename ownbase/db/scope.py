@@ -67,8 +67,9 @@ async def scoped_read(db: Database, scope: RequestScope, statement: str, args: l
     """Run one read statement as the scope's role in a single round trip (see migration
     0211_scoped_read_gucs.sql): its placeholders are ``$1[n]``, its values ``args``. The statement
     must return one row ``total, page_total, body``; the result adds ``response_headers`` and
-    ``response_status`` as the statement left those settings. The statement timeout is a session setting here (it has to
-    be armed before the statement starts), changed only when it differs from the connection's."""
+    ``response_status`` as the statement left those settings. The statement timeout is a session
+    setting here (it has to be armed before the statement starts), changed only when it differs
+    from the connection's."""
     values = _scope_values(scope)
     async with db.pool_for(True).acquire() as conn:
         await conn.ensure_statement_timeout(str(scope.statement_timeout_ms))
