@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     db_max_rows: int = Field(1000, ge=1)  # cap on rows returned by one /rest/v1 read
     db_statement_timeout_ms: int = Field(8000, ge=0)  # per data request, 0 disables
     db_ssl_root_cert: str = ""  # CA bundle for sslmode=verify-full (e.g. RDS global bundle)
+    db_aggregates_enabled: bool = False  # true: /rest/v1 allows aggregate functions in select (amount.sum(), count()), as PostgREST's db-aggregates-enabled
 
     # --- dynamic tables (/db/v1) --------------------------------------------------------
     # Quotas against catalog bloat by one account; the service role is exempt. 0 disables.

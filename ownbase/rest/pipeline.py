@@ -148,7 +148,8 @@ async def _relation(call: Call, query: Sequence[tuple[str, str]]) -> Response:
     mode = response.mode_for(media)
     planner = Planner(call.cache, call.schema)
     table = planner.table(call.relation)
-    req = parse_query(query, call.headers, method=call.method)
+    req = parse_query(query, call.headers, method=call.method,
+                      aggregates=call.ctx.settings.db_aggregates_enabled)
     if call.method in ("GET", "HEAD"):
         return await _read(call, planner, table, req, mode)
     if call.method == "POST":
@@ -175,24 +176,27 @@ async def _read(call: Call, planner: Planner, table: Table, req: ApiRequest, mod
     check_options(planner, req.options)
     limit, offset = _paging(call, req, root)
     src = source or sql.qualified(table)
-    if not req.prefs.timezone and req.prefs.count not in ("planned", "estimated"):
+    count = req.prefs.count
+    if root.aggregated and count in ("planned", "estimated"):
+        count = "exact"  # the groups are counted; a plan's row estimate would be of the table's rows
+    if not req.prefs.timezone and count not in ("planned", "estimated"):
         # the common case: one statement, one round trip (ownbase.scoped_read)
         packed = sql.PackedParams()
-        stmt = sql.read_statement(root, packed, source=src, limit=limit, offset=offset, count=req.prefs.count,
+        stmt = sql.read_statement(root, packed, source=src, limit=limit, offset=offset, count=count,
                                   mode=mode, max_rows=call.ctx.settings.db_max_rows)
         row = await scoped_read(call.ctx.db, _scope(call), stmt, packed.values)
         gucs = response.parse_gucs(row["response_headers"], row["response_status"])
         return response.apply_gucs(_read_response(call, req, mode, row["body"], int(row["page_total"]),
                                                   row["total"], offset), gucs)
     params = sql.Params()
-    stmt = sql.read_statement(root, params, source=src, limit=limit, offset=offset, count=req.prefs.count,
+    stmt = sql.read_statement(root, params, source=src, limit=limit, offset=offset, count=count,
                               mode=mode, max_rows=call.ctx.settings.db_max_rows)
     async with request_scope(call.ctx.db, _scope(call), read_only=True) as conn:
         await _timezone(conn, req)
         row = await conn.fetchrow(stmt, *params.values)
         total = row["total"]
-        if req.prefs.count in ("planned", "estimated"):
-            total = await _estimate(conn, root, src, req.prefs.count, total, call.ctx.settings.db_max_rows)
+        if count in ("planned", "estimated"):
+            total = await _estimate(conn, root, src, count, total, call.ctx.settings.db_max_rows)
     return _read_response(call, req, mode, row["body"], int(row["page_total"]), total, offset)
 
 
@@ -220,6 +224,10 @@ async def _estimate(conn: Any, root: ReadNode, source: str, how: str, exact: int
     if exact is not None and exact <= max_rows:
         return int(exact)
     return max(int(exact or 0), planned)
+
+
+def _uses_aggregates(node: ReadNode) -> bool:
+    return node.aggregated or any(_uses_aggregates(e.node) for e in node.embeds)
 
 
 def _strip_select(root: ReadNode) -> ReadNode:
@@ -257,6 +265,8 @@ def _returning_root(planner: Planner, table: Table, req: ApiRequest) -> tuple[Re
     """(node for filters/order of the DML, node for the returned representation)."""
     root = planner.read(table, req.select, req.options)
     check_options(planner, req.options)
+    if _uses_aggregates(root):
+        raise errors.not_implemented("aggregate functions in the select of an insert, update or delete")
     ret = ReadNode(table, root.alias, root.columns, root.embeds, [], [], None, None, root.layout)
     return root, ret
 
@@ -452,7 +462,8 @@ async def _rpc(call: Call, query: Sequence[tuple[str, str]]) -> Response:
     mode = response.mode_for(media)
     overloads = call.cache.functions.get((call.schema, call.relation), [])
     arg_names = {a.name for f in overloads for a in f.in_args if a.name}
-    req = parse_query(query, call.headers, method=call.method, rpc_arg_names=arg_names, is_rpc=True)
+    req = parse_query(query, call.headers, method=call.method, rpc_arg_names=arg_names, is_rpc=True,
+                      aggregates=call.ctx.settings.db_aggregates_enabled)
 
     single_object = req.prefs.params == "single-object"
     if call.method == "POST":

@@ -41,7 +41,10 @@ class OutColumn:
     field: Field
     column: Column | None  # None for "*"-free computed outputs
     name: str
-    cast: str | None = None
+    cast: str | None = None  # on the column (before an aggregate)
+    aggregate: str | None = None  # count | sum | avg | max | min
+    agg_cast: str | None = None  # on the aggregate's result
+    # a bare count() has column None and aggregate "count": it renders as count(*)
 
 
 @dataclass
@@ -98,6 +101,10 @@ class ReadNode:
     # Output order: ("col", index) or ("embed", index), so keys follow the select list
     layout: list[tuple[str, int]] = field(default_factory=list)
     count_only: bool = False  # rel(count): the number of related rows, [{"count": n}]
+    # Aggregate functions (OWNBASE_DB_AGGREGATES_ENABLED): the node's plain columns are GROUP BY keys
+    aggregated: bool = False
+    # a spread to-one embed whose aggregates the parent computes over its rows (...rel(col.sum()))
+    hoisted: bool = False
 
 
 class Planner:
@@ -134,9 +141,15 @@ class Planner:
                         node.layout.append(("col", len(node.columns)))
                         node.columns.append(OutColumn(Field(col.name), col, col.name))
                     continue
+                if item.aggregate and item.bare:
+                    node.layout.append(("col", len(node.columns)))
+                    node.columns.append(OutColumn(item.field, None, item.output_name, None, "count",
+                                                  item.agg_cast))
+                    continue
                 col = self.column(table, item.field.name)
                 node.layout.append(("col", len(node.columns)))
-                node.columns.append(OutColumn(item.field, col, item.output_name, item.cast))
+                node.columns.append(OutColumn(item.field, col, item.output_name, item.cast, item.aggregate,
+                                              item.agg_cast))
             else:
                 embed = self.embed(node, item, options, path)
                 node.layout.append(("embed", len(node.embeds)))
@@ -146,6 +159,7 @@ class Planner:
         node.order = [self.order(node, o) for o in opts.order]
         node.limit = opts.limit
         node.offset = opts.offset
+        _check_aggregates(node)
         return node
 
     def column(self, table: Table, name: str) -> Column:
@@ -257,6 +271,41 @@ class Planner:
                 raise errors.related_order(node.table.name, embed.node.table.name)
             return ResolvedOrder(term, self.column(embed.node.table, term.field.name), embed)
         return ResolvedOrder(term, self.column(node.table, term.field.name))
+
+
+def _has_aggregates(node: ReadNode) -> bool:
+    return any(c.aggregate for c in node.columns)
+
+
+def _check_aggregates(node: ReadNode) -> None:
+    """Decide how aggregate functions in this level (and in spread to-one embeds, which PostgREST
+    hoists into the parent) are computed; what would need more than one GROUP BY level → PGRST127."""
+    for e in node.embeds:
+        child = e.node
+        if not child.aggregated:
+            continue
+        if e.spread and e.rel.to_one:
+            if child.embeds or child.count_only:
+                raise errors.not_implemented("aggregate functions in a spread embedded resource that "
+                                             "embeds further resources")
+            child.hoisted = True
+            child.aggregated = False  # its rows are plain; the parent groups them
+        elif e.spread:
+            raise errors.not_implemented("aggregate functions inside a spread to-many embedded resource")
+        elif e.rel.to_one:
+            raise errors.not_implemented("aggregate functions inside a to-one embedded resource; spread it "
+                                         "(...rel(col.sum())) to aggregate over the parent's rows")
+    node.aggregated = _has_aggregates(node) or any(e.node.hoisted for e in node.embeds)
+    if not node.aggregated:
+        return
+    for e in node.embeds:
+        if e.hidden:
+            continue  # only filters the rows that are aggregated
+        if not e.rel.to_one:
+            raise errors.not_implemented(f"the to-many embedded resource '{e.name}' next to aggregate "
+                                         "functions; put the aggregates inside it instead")
+        if e.node.embeds and any(not x.hidden for x in e.node.embeds) and e.spread:
+            raise errors.not_implemented(f"grouping by the nested embedded resources of '{e.name}'")
 
 
 def _spreads_to_many(node: ReadNode) -> bool:

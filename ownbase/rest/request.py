@@ -46,12 +46,15 @@ class Field:
 class ColumnItem:
     field: Field
     alias: str | None = None
-    cast: str | None = None
+    cast: str | None = None  # on the column (before an aggregate)
     star: bool = False
+    aggregate: str | None = None  # count | sum | avg | max | min (db_aggregates_enabled)
+    agg_cast: str | None = None  # on the aggregate's result: amount.sum()::text
+    bare: bool = False  # count() without a column
 
     @property
     def output_name(self) -> str:
-        return self.alias or self.field.default_alias
+        return self.alias or self.aggregate or self.field.default_alias
 
 
 @dataclass
@@ -233,14 +236,47 @@ def _name(text: str) -> str:
 _AGGREGATES = ("count", "sum", "avg", "max", "min")
 
 
-def parse_select(text: str) -> list[SelectItem]:
+# [alias:]count()[::type]  |  [alias:]field[::type].agg()[::type]   (PostgREST 12 aggregates)
+_AGG_RE = re.compile(
+    r'^(?:(?P<alias>"(?:[^"\\]|\\.)*"|[^:"().]+):(?!:))?'
+    r'(?:(?P<field>"(?:[^"\\]|\\.)*"|[^"():.]+?)(?:::(?P<cast>[^"():.]+))?\.)?'
+    r'(?P<fn>count|sum|avg|max|min)\(\)'
+    r'(?:::(?P<rcast>[^"():.]+))?$')
+
+
+def parse_select(text: str, aggregates: bool = False) -> list[SelectItem]:
+    """``aggregates``: OWNBASE_DB_AGGREGATES_ENABLED; when false, aggregate functions answer PGRST123."""
     try:
-        return _select_items(text)
+        return _select_items(text, aggregates)
     except ValueError as exc:
         raise errors.parse_error("select parameter", text, str(exc)) from None
 
 
-def _select_items(text: str) -> list[SelectItem]:
+def _aggregate_item(raw: str) -> ColumnItem | None:
+    m = _AGG_RE.match(raw)
+    if not m:
+        return None
+    alias = _name(m.group("alias")) if m.group("alias") else None
+    fn = m.group("fn")
+    casts = []
+    for key in ("cast", "rcast"):
+        c = m.group(key)
+        if c is not None:
+            c = c.strip()
+            if not _TYPE_RE.match(c):
+                raise ValueError(f"unexpected \"{c[:1] or ' '}\" expecting type name")
+        casts.append(c)
+    if m.group("field") is None:
+        if fn != "count":
+            raise ValueError(f"{fn}() needs a column: use column.{fn}()")
+        return ColumnItem(Field("*"), alias, None, aggregate="count", agg_cast=casts[1], bare=True)
+    fld = parse_field(m.group("field"))
+    if fld.name == "*":
+        raise ValueError(f"unexpected \"*\" before .{fn}(): use count()")
+    return ColumnItem(fld, alias, casts[0], aggregate=fn, agg_cast=casts[1])
+
+
+def _select_items(text: str, aggregates: bool = False) -> list[SelectItem]:
     items: list[SelectItem] = []
     for raw in split_top(text):
         raw = raw.strip()
@@ -248,13 +284,17 @@ def _select_items(text: str) -> list[SelectItem]:
             if text.strip() == "":
                 continue
             raise ValueError("unexpected \",\" expecting field name")
-        items.append(_select_item(raw))
+        items.append(_select_item(raw, aggregates))
     return items
 
 
-def _select_item(raw: str) -> SelectItem:
+def _select_item(raw: str, aggregates: bool = False) -> SelectItem:
     if raw == "*":
         return ColumnItem(Field("*"), star=True)
+    if aggregates and "()" in raw:
+        agg = _aggregate_item(raw)
+        if agg is not None:
+            return agg
     if raw in ("count()", "count"):
         return ColumnItem(Field("count"))
     if raw.endswith(")") and "(" in raw:
@@ -272,6 +312,9 @@ def _select_item(raw: str) -> SelectItem:
         name_part = name_part.strip()
         if (name_part in _AGGREGATES and inner.strip() == "" and name_part != "count") or "." in name_part and \
                 name_part.rsplit(".", 1)[1] in _AGGREGATES:
+            if aggregates:
+                raise ValueError(f"unexpected \"{name_part}()\": an aggregate is column.{name_part.rsplit('.', 1)[-1]}()"
+                                 f" with an optional alias and casts")
             from ownbase.rest.errors import ApiError
             raise ApiError(400, "PGRST123", "Use of aggregate functions is not allowed")
         name = _name(name_part)
@@ -285,7 +328,7 @@ def _select_item(raw: str) -> SelectItem:
                 hint = _name(mark)
             else:
                 raise ValueError("unexpected \"!\" expecting hint")
-        children = _select_items(inner) if inner.strip() else []
+        children = _select_items(inner, aggregates) if inner.strip() else []
         return EmbedItem(name, alias, hint, join, spread, children)
     if raw.startswith("..."):
         raise ValueError("unexpected \"...\" without an embedded resource")
@@ -500,7 +543,8 @@ def _path_key(key: str) -> tuple[tuple[str, ...], str]:
 
 
 def parse_query(query: Sequence[tuple[str, str]], headers: Mapping[str, str], *, method: str,
-                rpc_arg_names: set[str] | None = None, is_rpc: bool = False) -> ApiRequest:
+                rpc_arg_names: set[str] | None = None, is_rpc: bool = False,
+                aggregates: bool = False) -> ApiRequest:
     """Turn the query string and headers into an ``ApiRequest``; raises ``ApiError`` (4xx)."""
     select: list[SelectItem] = [ColumnItem(Field("*"), star=True)]
     select_given = False
@@ -514,7 +558,7 @@ def parse_query(query: Sequence[tuple[str, str]], headers: Mapping[str, str], *,
 
     for key, value in query:
         if key == "select":
-            select = parse_select(value)
+            select = parse_select(value, aggregates)
             select_given = True
             continue
         if key == "on_conflict":

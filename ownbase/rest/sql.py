@@ -184,10 +184,14 @@ def condition_sql(node: ReadNode, cond: ResolvedCondition, params: Params, embed
 
 
 def order_sql(node: ReadNode, order: Sequence[ResolvedOrder], params: Params,
-              embed_alias: dict[int, str]) -> str:
+              embed_alias: dict[int, str], keys: dict[Field, int] | None = None) -> str:
+    """``keys``: in a grouped select, the output position of each plain column (a GROUP BY key), so an
+    order on it names the grouped value itself."""
     terms = []
     for o in order:
-        if o.embed is not None:
+        if o.embed is None and keys and o.term.field in keys:
+            expr = str(keys[o.term.field])
+        elif o.embed is not None:
             ea = embed_alias[id(o.embed)]
             if o.embed.spread:
                 expr = f"{quote_ident(ea)}.{quote_ident(o.term.field.name)}"
@@ -210,6 +214,7 @@ class Rendered:
     where: list[str]
     order: str
     count_joins: str  # the joins the WHERE needs (for counting)
+    group: str = ""  # GROUP BY list of an aggregated node (output positions and expressions)
 
 
 def render_node(node: ReadNode, params: Params, source: str, *, join_cond: list[str] | None = None,
@@ -226,7 +231,7 @@ def render_node(node: ReadNode, params: Params, source: str, *, join_cond: list[
         if e.hidden and not (e.inner or id(e) in referenced):
             continue  # an empty embed nobody filters on changes nothing
         sub = render_embed(node, e, params)
-        if not (e.inner or e.spread or id(e) in referenced):
+        if not (e.inner or e.spread or id(e) in referenced or node.aggregated):
             # A correlated subquery in the select list: PostgreSQL evaluates it after ORDER BY and
             # LIMIT, so only the rows of the page pay for their embeds.
             scalar[id(e)] = f"(SELECT _e.body FROM ({sub}) AS _e)"
@@ -236,27 +241,53 @@ def render_node(node: ReadNode, params: Params, source: str, *, join_cond: list[
         joins.append(join)
         needed.append(join)
     cols: list[str] = []
+    group: list[str] = []  # aggregated node: every plain output is a GROUP BY key
+    keys: dict[Field, int] = {}
+    grouped = node.aggregated
+
+    def key(pos_expr: str | None = None) -> None:
+        group.append(pos_expr or str(len(cols)))
+
     for kind, idx in node.layout:
         if kind == "col":
             c = node.columns[idx]
-            cols.append(_out_column(node.alias, c, params))
+            cols.append(_out_column(node.alias, c, params, hoisted=node.hoisted))
+            if grouped and not c.aggregate:
+                key()
+                if not c.cast:
+                    keys.setdefault(c.field, len(cols))
         else:
             e = node.embeds[idx]
             ea = embed_alias[id(e)]
             if e.hidden:
                 continue
-            if e.spread:
+            if e.spread and e.node.hoisted:
+                # ...rel(col.sum()): the embed yields the raw values, aggregated here over the group
+                for c in (e.node.columns[i] for k, i in e.node.layout if k == "col"):
+                    ref = f"{quote_ident(ea)}.{quote_ident(c.name)}"
+                    if c.aggregate:
+                        cols.append(f"{_aggregate_expr(c, ref)} AS {quote_ident(c.name)}")
+                    else:
+                        cols.append(f"{ref} AS {quote_ident(c.name)}")
+                        key()
+            elif e.spread:
                 for name in _output_names(e.node):
                     cols.append(f"{quote_ident(ea)}.{quote_ident(name)} AS {quote_ident(name)}")
+                    if grouped:
+                        key()
             elif id(e) in scalar:
                 cols.append(f"{scalar[id(e)]} AS {quote_ident(e.name)}")
+            elif grouped:
+                # json has no equality: group on its text, which keeps the keys' order
+                cols.append(f"({quote_ident(ea)}.body::text)::json AS {quote_ident(e.name)}")
+                key(f"{quote_ident(ea)}.body::text")
             else:
                 cols.append(f"{quote_ident(ea)}.body AS {quote_ident(e.name)}")
     where = list(join_cond or [])
     where += [condition_sql(node, c, params, embed_alias) for c in node.conditions]
-    order = order_sql(node, node.order, params, embed_alias)
+    order = order_sql(node, node.order, params, embed_alias, keys if grouped else None)
     return Rendered(", ".join(cols) if cols else "", extra_from + "".join(joins), where, order,
-                    extra_from + "".join(needed))
+                    extra_from + "".join(needed), ", ".join(group))
 
 
 def _output_names(node: ReadNode) -> list[str]:
@@ -292,11 +323,30 @@ def _referenced_embeds(node: ReadNode) -> set[int]:
     return out
 
 
-def _out_column(alias: str, c: OutColumn, params: Params) -> str:
+def _out_column(alias: str, c: OutColumn, params: Params, *, hoisted: bool = False) -> str:
+    """``hoisted``: the column of a spread to-one embed whose parent computes the aggregate, so only
+    the (cast) value is selected here."""
+    if c.aggregate and c.column is None:  # count()
+        expr = "NULL" if hoisted else _aggregate_expr(c, "*")
+        return f"{expr} AS {quote_ident(c.name)}"
     expr, _ = field_expr(alias, c.field, c.column, params)
     if c.cast:
         expr = f"CAST({expr} AS {cast_type(c.cast)})"
+    if c.aggregate and not hoisted:
+        expr = _aggregate_expr(c, expr)
     return f"{expr} AS {quote_ident(c.name)}"
+
+
+_AGGREGATE_SQL = {"count": "count", "sum": "sum", "avg": "avg", "max": "max", "min": "min"}
+
+
+def _aggregate_expr(c: OutColumn, arg: str) -> str:
+    """``sum(arg)`` for an aggregated output (``count(*)`` for a bare count()), then its result cast."""
+    fn = _AGGREGATE_SQL[c.aggregate or ""]
+    expr = f"{fn}({'*' if c.column is None else arg})"
+    if c.agg_cast:
+        expr = f"CAST({expr} AS {cast_type(c.agg_cast)})"
+    return expr
 
 
 def _join_condition(parent: ReadNode, e: EmbedNode) -> tuple[str, list[str]]:
@@ -344,6 +394,8 @@ def render_embed(parent: ReadNode, e: EmbedNode, params: Params) -> str:
     base = f"SELECT {select} FROM {qualified(child.table)} AS {quote_ident(child.alias)}{r.joins}"
     if r.where:
         base += " WHERE " + " AND ".join(r.where)
+    if r.group:
+        base += " GROUP BY " + r.group  # positions count from the first column: r.select comes first
     if r.order:
         base += " ORDER BY " + r.order
     if child.limit is not None:
@@ -406,13 +458,18 @@ def read_statement(root: ReadNode, params: Params, *, source: str, limit: int | 
     frm = f"{source} AS {quote_ident(root.alias)}"
     where = (" WHERE " + " AND ".join(r.where)) if r.where else ""
     inner = f"SELECT {r.select} FROM {frm}{r.joins}{where}"  # an empty select list gives {} rows
+    group = f" GROUP BY {r.group}" if r.group else ""
+    inner += group
     if r.order:
         inner += " ORDER BY " + r.order
     if limit is not None:
         inner += f" LIMIT {int(limit)}"
     if offset:
         inner += f" OFFSET {int(offset)}"
-    if count == "exact":
+    if root.aggregated and count is not None:
+        # the number of result rows: groups (one row when nothing is grouped)
+        total = f"(SELECT count(*) FROM (SELECT {r.select} FROM {frm}{r.joins}{where}{group}) AS _c)"
+    elif count == "exact":
         total = f"(SELECT count(*) FROM {frm}{r.count_joins}{where})"
     elif count == "estimated":
         total = f"(SELECT count(*) FROM (SELECT 1 FROM {frm}{r.count_joins}{where} LIMIT {max_rows + 1}) _c)"
