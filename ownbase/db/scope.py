@@ -65,7 +65,7 @@ _SCOPED_READ = ("select total, page_total, body, response_headers, response_stat
 
 async def scoped_read(db: Database, scope: RequestScope, statement: str, args: list[str]) -> asyncpg.Record:
     """Run one read statement as the scope's role in a single round trip (see migration
-    0211_scoped_read_gucs.sql): its placeholders are ``$1[n]``, its values ``args``. The statement
+    0210_scoped_read.sql): its placeholders are ``$1[n]``, its values ``args``. The statement
     must return one row ``total, page_total, body``; the result adds ``response_headers`` and
     ``response_status`` as the statement left those settings. The statement timeout is a session
     setting here (it has to be armed before the statement starts), changed only when it differs

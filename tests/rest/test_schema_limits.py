@@ -13,7 +13,7 @@ import httpx
 from tests.conftest import create_database, sql
 from tests.rest.conftest import FIXTURE, SCHEMA, raw, supa
 
-SCOPED_READ = sorted((Path(__file__).parents[2] / "ownbase" / "db" / "migrations").glob("021*_scoped_read*.sql"))
+SCOPED_READ = Path(__file__).parents[2] / "ownbase" / "db" / "migrations" / "0210_scoped_read.sql"
 
 
 def _wait_status(handle, path: str, status: int, timeout: float = 10.0) -> float:
@@ -68,8 +68,7 @@ def test_read_replica_routing(server_factory, rest_server, database_url, pg_admi
             await conn.execute("update rest_fixture.posts set title = 'from replica' where id = 1")
             # a physical replica carries ownbase's own functions too (the one-round-trip read path)
             await conn.execute("create schema if not exists ownbase")
-            for migration in SCOPED_READ:
-                await conn.execute(migration.read_text())
+            await conn.execute(SCOPED_READ.read_text())
             await conn.execute("grant usage on schema ownbase to ownbase_authenticator")
             await conn.execute("grant execute on function ownbase.scoped_read(text[], text, text[]) "
                                "to ownbase_authenticator")

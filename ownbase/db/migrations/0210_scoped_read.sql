@@ -2,9 +2,11 @@
 -- run the rendered statement. EXECUTE plans the statement after the role switch, so row-level
 -- security applies exactly as with SET ROLE before a prepared statement; set_config(..., true) ends
 -- with the statement's own transaction. SECURITY INVOKER on purpose: the caller (the authenticator)
--- can only switch into roles it is a member of.
+-- can only switch into roles it is a member of. The statement is an aggregate (exactly one row);
+-- response.headers / response.status come back as it left them (a function in a view or a
+-- computed field may set them).
 create or replace function ownbase.scoped_read(scope text[], stmt text, args text[])
-  returns table(total bigint, page_total bigint, body text)
+  returns table(total bigint, page_total bigint, body text, response_headers text, response_status text)
   language plpgsql volatile
   as $$
   begin
@@ -18,7 +20,10 @@ create or replace function ownbase.scoped_read(scope text[], stmt text, args tex
             set_config('request.method', scope[4], true),
             set_config('request.path', scope[5], true),
             set_config('request.headers', scope[6], true);
-    return query execute stmt using args;
+    execute stmt into total, page_total, body using args;
+    response_headers := current_setting('response.headers', true);
+    response_status := current_setting('response.status', true);
+    return next;
   end
   $$;
 
