@@ -179,18 +179,17 @@ async def _read(call: Call, planner: Planner, table: Table, req: ApiRequest, mod
     count = req.prefs.count
     if root.aggregated and count in ("planned", "estimated"):
         count = "exact"  # the groups are counted; a plan's row estimate would be of the table's rows
-    if not req.prefs.timezone and count not in ("planned", "estimated"):
-        # the common case: one statement, one round trip (ownbase.scoped_read)
-        packed = sql.PackedParams()
-        stmt = sql.read_statement(root, packed, source=src, limit=limit, offset=offset, count=count,
-                                  mode=mode, max_rows=call.ctx.settings.db_max_rows)
-        row = await scoped_read(call.ctx.db, _scope(call), stmt, packed.values)
+    # the common case is one statement in one round trip (ownbase.scoped_read, its values packed
+    # into one text[]); a timezone or a planned/estimated count needs the explicit transaction
+    one_trip = not req.prefs.timezone and count not in ("planned", "estimated")
+    params = sql.PackedParams() if one_trip else sql.Params()
+    stmt = sql.read_statement(root, params, source=src, limit=limit, offset=offset, count=count,
+                              mode=mode, max_rows=call.ctx.settings.db_max_rows)
+    if one_trip:
+        row = await scoped_read(call.ctx.db, _scope(call), stmt, params.values)
         gucs = response.parse_gucs(row["response_headers"], row["response_status"])
         return response.apply_gucs(_read_response(call, req, mode, row["body"], int(row["page_total"]),
                                                   row["total"], offset), gucs)
-    params = sql.Params()
-    stmt = sql.read_statement(root, params, source=src, limit=limit, offset=offset, count=count,
-                              mode=mode, max_rows=call.ctx.settings.db_max_rows)
     async with request_scope(call.ctx.db, _scope(call), read_only=True) as conn:
         await _timezone(conn, req)
         row = await conn.fetchrow(stmt, *params.values)
