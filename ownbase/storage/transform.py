@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -134,6 +135,29 @@ def negotiate(t: Transform, accept: str | None) -> tuple[Transform, bool]:
         return t, False
     fmt = "webp" if accepts(accept, "image/webp") else "origin"
     return Transform(t.width, t.height, t.resize, t.quality, fmt), True
+
+
+SNIFF_BYTES = 4096
+_SVG_HEAD = re.compile(rb"^(\xef\xbb\xbf)?\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*(<!DOCTYPE svg[^>]*>\s*)?(<!--.*?-->\s*)*<svg[\s>]",
+                       re.DOTALL | re.IGNORECASE)
+
+
+def sniff(head: bytes) -> str | None:
+    """What the first bytes of an object are, whatever content type it was stored with (as
+    Supabase's image service decides): ``"svg"``, ``"raster"`` (a format Pillow can open), or None."""
+    from PIL import Image
+
+    if _SVG_HEAD.match(head[:SNIFF_BYTES]):
+        return "svg"
+    Image.init()
+    prefix = head[:16]
+    for _, accept in Image.OPEN.values():
+        try:
+            if accept is not None and accept(prefix):
+                return "raster"
+        except Exception:  # noqa: BLE001 - a plugin's check that needs more bytes than there are
+            continue
+    return None
 
 
 def _render(data: bytes, t: Transform, max_pixels: int) -> tuple[bytes, str]:
