@@ -39,6 +39,7 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
     asyncpg.InvalidCatalogNameError,  # the database is gone
+    asyncpg.InvalidAuthorizationSpecificationError,  # login refused (also a bad password)
 )
 REPLICA_RETRY_SECONDS = 5.0
 REPLICA_CONNECT_TIMEOUT = 5.0  # a black-holed replica must not hold a request for asyncpg's default 60 s
