@@ -18,11 +18,10 @@ from ownbase.http.auth_context import CredentialError, resolve
 from ownbase.service import Service
 from ownbase.storage import errors, tus
 from ownbase.storage.body import parse_upload
-from ownbase.storage.backends.base import BlobNotFound
 from ownbase.storage.responses import BlobGone, content_disposition, safe_type_headers, serve_object
-from ownbase.storage.service import SERVICE_AUTH, Caller, Storage, _url_path, blob_key, info_json, object_json
-from ownbase.storage.transform import (MAX_INPUT_BYTES, SNIFF_BYTES, negotiate, parse_token_transform,
-                                       parse_transform, render, sniff)
+from ownbase.storage.service import SERVICE_AUTH, Caller, Storage, _url_path, info_json, object_json
+from ownbase.storage.images import read_limited
+from ownbase.storage.transform import negotiate, parse_token_transform, parse_transform, render, sniff
 
 P = "/storage/v1"
 log = logging.getLogger("ownbase.storage")
@@ -344,35 +343,6 @@ async def render_image(request: Request) -> Response:
     if negotiated:
         headers["vary"] = "Accept"
     return Response(out, media_type=mime, headers=headers)
-
-
-async def read_limited(st: Storage, row: Any) -> bytes:
-    """The whole image, bounded: decoding needs it in memory, so the size is capped first. What
-    it is comes from its first bytes, not the stored content type (a JPEG uploaded as
-    text/plain is still a JPEG), and anything else is refused before the rest is read."""
-    meta = row["metadata"] or {}
-    if int(meta.get("size") or 0) > MAX_INPUT_BYTES:
-        raise errors.invalid_request("Image is too large to transform")
-    buf = bytearray()
-    sniffed = False
-    try:
-        async for chunk in st.backend.read(row["bucket_id"], blob_key(row["name"], row["version"])):
-            buf += chunk
-            if len(buf) > MAX_INPUT_BYTES:
-                raise errors.invalid_request("Image is too large to transform")
-            if not sniffed and len(buf) >= SNIFF_BYTES:
-                _check_image(bytes(buf))
-                sniffed = True
-    except BlobNotFound:
-        raise BlobGone() from None
-    if not sniffed:
-        _check_image(bytes(buf))
-    return bytes(buf)
-
-
-def _check_image(head: bytes) -> None:
-    if sniff(head) is None:
-        raise errors.not_an_image()
 
 
 @handler

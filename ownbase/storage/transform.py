@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
-import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -138,8 +137,27 @@ def negotiate(t: Transform, accept: str | None) -> tuple[Transform, bool]:
 
 
 SNIFF_BYTES = 4096
-_SVG_HEAD = re.compile(rb"^(\xef\xbb\xbf)?\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*(<!DOCTYPE svg[^>]*>\s*)?(<!--.*?-->\s*)*<svg[\s>]",
-                       re.DOTALL | re.IGNORECASE)
+# What may come before an SVG's root element: an XML declaration, comments, a doctype.
+_PROLOGUE = ((b"<?xml", b"?>"), (b"<!--", b"-->"), (b"<!doctype", b">"))
+
+
+def _is_svg(head: bytes) -> bool:
+    """An SVG document: its prologue skipped in one linear pass (no backtracking regex on
+    client bytes), then the ``<svg`` root element."""
+    text = head[:SNIFF_BYTES].removeprefix(b"\xef\xbb\xbf").lower()
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos:pos + 1].isspace():
+            pos += 1
+        for start, end in _PROLOGUE:
+            if text.startswith(start, pos):
+                close = text.find(end, pos + len(start))
+                if close < 0:
+                    return False
+                pos = close + len(end)
+                break
+        else:
+            return text.startswith(b"<svg", pos) and text[pos + 4:pos + 5] in (b" ", b">", b"\t", b"\n", b"\r", b"/")
 
 
 def sniff(head: bytes) -> str | None:
@@ -147,7 +165,7 @@ def sniff(head: bytes) -> str | None:
     Supabase's image service decides): ``"svg"``, ``"raster"`` (a format Pillow can open), or None."""
     from PIL import Image
 
-    if _SVG_HEAD.match(head[:SNIFF_BYTES]):
+    if _is_svg(head):
         return "svg"
     Image.init()
     prefix = head[:16]
