@@ -159,7 +159,15 @@ class ReplicaState:
     error: str = ""
 
     def usable(self) -> bool:
-        return self.down_since is None or time.monotonic() >= self.retry_at
+        """Up, or down long enough that this caller may try it once (the others keep using the
+        primary until that try answers, so a black-holed replica delays one request at most)."""
+        if self.down_since is None:
+            return True
+        now = time.monotonic()
+        if now < self.retry_at:
+            return False
+        self.retry_at = now + REPLICA_RETRY_SECONDS
+        return True
 
     def failed(self, exc: BaseException) -> None:
         now = time.monotonic()
