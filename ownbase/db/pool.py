@@ -202,15 +202,18 @@ class Database:
         return self.read if (read_only and self.read is not None and self.replica.usable()) else self.api
 
     async def replica_status(self, timeout: float = 1.0) -> dict[str, Any]:
-        """For /ready: the replica's state, probed now (a failure is reported, never raised)."""
+        """For /ready: the replica's state (a failure is reported, never raised). A replica
+        marked down is probed here, so it comes back even while no reads try it; one that is up
+        is not (a busy pool must not look like an outage; failing reads mark it down)."""
         if self.read is None:
             return {}
-        try:
-            async with asyncio.timeout(timeout):
-                await self.read.fetchval("select 1")
-            self.replica.answered()
-        except Exception as exc:  # noqa: BLE001 - any failure means "reads on the primary"
-            self.replica.failed(exc)
+        if self.replica.down_since is not None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.read.fetchval("select 1")
+                self.replica.answered()
+            except Exception as exc:  # noqa: BLE001 - any failure means "reads stay on the primary"
+                self.replica.failed(exc)
         if self.replica.down_since is None:
             return {"read_replica": "ok"}
         return {"read_replica": "unavailable", "read_replica_error": self.replica.error,
