@@ -268,7 +268,8 @@ async def names_blob_of_object(conn: asyncpg.Connection, bucket_id: str, splits:
         """
         select exists (select 1 from storage.objects o join unnest($2::text[], $3::text[]) s(name, version)
                        on o.name = s.name and o.version = s.version where o.bucket_id = $1)
-            or exists (select 1 from ownbase.storage_pending_blobs p join unnest($2::text[], $3::text[]) s(name, version)
+            or exists (select 1 from ownbase.storage_pending_blobs p
+                       join unnest($2::text[], $3::text[]) s(name, version)
                        on p.name = s.name and p.version = s.version where p.bucket_id = $1)
         """, bucket_id, names, versions))
 

@@ -63,8 +63,9 @@ def test_deeply_nested_json_is_a_400(local: StorageTarget, lbucket: str) -> None
         storage_error(r, 400, "InvalidRequest")
 
 
-@pytest.mark.parametrize("payload", [{"name": 1}, {"id": 5, "name": "ok-name"}, {"name": ["a"]}, {"name": {"a": 1}},
-                                     {"name": True}, {"name": ".tmp"}, {"name": ".hidden"}, {"id": ".tmp", "name": "x"}])
+@pytest.mark.parametrize("payload", [{"name": 1}, {"id": 5, "name": "ok-name"}, {"name": ["a"]},
+                                     {"name": {"a": 1}}, {"name": True}, {"name": ".tmp"}, {"name": ".hidden"},
+                                     {"id": ".tmp", "name": "x"}])
 def test_bucket_creation_with_bad_name_or_id_is_a_400(local: StorageTarget, payload: dict[str, Any]) -> None:
     with http(local, local.server.service_key) as c:
         r = c.post("/bucket", json=payload)
