@@ -66,7 +66,8 @@ async def ready(request: Request) -> Response:
             await ctx.db.owner.fetchval("select 1")
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, status_code=503)
-    return JSONResponse({"status": "ok"})
+    # A down read replica is reported, not failed: reads fall back to the primary.
+    return JSONResponse({"status": "ok", **await ctx.db.replica_status()})
 
 
 FULL_GC_EVERY = 1000  # young-generation passes between full collections (CPython's default: 10)

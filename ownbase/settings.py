@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     trusted_proxies: CsvList = []  # CIDRs whose X-Forwarded-For is believed
     log_level: str = "info"  # debug, info, warning or error
     log_format: Literal["json", "text"] = "json"  # json (one object per line) or text
-    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # JSON bodies (REST/auth); storage has its own
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # JSON bodies (REST/auth/storage); uploads have their own
     rate_limit_ip_per_minute: int = Field(6000, ge=0)  # general limit per client IP, 0 disables
     rate_limit_user_per_minute: int = Field(6000, ge=0)  # general limit per user (JWT sub), 0 disables
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Mapping
 
 import asyncpg
+from asyncpg.transaction import Transaction
 
-from ownbase.db.pool import Database
+from ownbase.db.pool import UNREACHABLE, Database
 
 ALLOWED_ROLES = frozenset({"anon", "authenticated", "service_role"})
 
@@ -71,25 +72,64 @@ async def scoped_read(db: Database, scope: RequestScope, statement: str, args: l
     setting here (it has to be armed before the statement starts), changed only when it differs
     from the connection's."""
     values = _scope_values(scope)
-    async with db.pool_for(True).acquire() as conn:
+    if db.read is not None and db.replica_usable():
+        try:
+            row = await _scoped_read_on(db.read, scope, values, statement, args)
+        except UNREACHABLE as exc:
+            db.replica.failed(exc)  # a read is safe to run again: on the primary below
+        else:
+            db.replica.answered()
+            return row
+    return await _scoped_read_on(db.api, scope, values, statement, args)
+
+
+async def _scoped_read_on(pool: asyncpg.Pool, scope: RequestScope, values: list[str], statement: str,
+                          args: list[str]) -> asyncpg.Record:
+    async with pool.acquire() as conn:
         await conn.ensure_statement_timeout(str(scope.statement_timeout_ms))
         return await conn.fetchrow(_SCOPED_READ, values, statement, args)
+
+
+async def _begin(pool: asyncpg.Pool, scope: RequestScope, readonly: bool
+                 ) -> tuple[asyncpg.Connection, Transaction]:
+    conn = await pool.acquire()
+    try:
+        tx = conn.transaction(readonly=readonly)
+        await tx.start()
+        await apply_scope(conn, scope)
+    except BaseException:
+        await pool.release(conn)
+        raise
+    return conn, tx
 
 
 @asynccontextmanager
 async def request_scope(
     db: Database, scope: RequestScope, *, read_only: bool = False
 ) -> AsyncIterator[asyncpg.Connection]:
-    """Yield a connection inside a transaction running as the scope's role with its claims."""
-    pool = db.pool_for(read_only)
-    async with pool.acquire() as conn:
-        tx = conn.transaction(readonly=read_only and db.read is not None)
-        await tx.start()
+    """Yield a connection inside a transaction running as the scope's role with its claims.
+
+    ``read_only`` work goes to the replica when there is one; if the replica cannot be reached
+    the transaction is begun on the primary instead (nothing has run yet, so that is safe)."""
+    begun: tuple[asyncpg.Connection, Transaction] | None = None
+    pool = db.api
+    if read_only and db.read is not None and db.replica_usable():
         try:
-            await apply_scope(conn, scope)
+            begun = await _begin(db.read, scope, True)
+            pool = db.read
+            db.replica.answered()
+        except UNREACHABLE as exc:
+            db.replica.failed(exc)
+    if begun is None:
+        begun = await _begin(db.api, scope, False)
+    conn, tx = begun
+    try:
+        try:
             yield conn
         except BaseException:
             await tx.rollback()
             raise
         else:
             await tx.commit()
+    finally:
+        await pool.release(conn)

@@ -177,31 +177,50 @@ async def list_objects(conn: asyncpg.Connection, bucket_id: str, prefix: str, se
         bucket_id, prefix, like_escape(prefix) + "%", like_escape(search) + "%", limit, offset)
 
 
-async def list_objects_v2(conn: asyncpg.Connection, bucket_id: str, prefix: str, after: str | None, limit: int,
-                          descending: bool, delimiter: bool) -> list[asyncpg.Record]:
-    """Keys under ``prefix`` in name order, after the cursor ``after``; with ``delimiter`` each
-    sub-folder collapses into one entry (``is_folder``) named ``<prefix><segment>/``."""
+V2_SORT = {"name", "updated_at", "created_at"}
+
+
+async def list_objects_v2(conn: asyncpg.Connection, bucket_id: str, prefix: str, after: Any, limit: int,
+                          descending: bool, delimiter: bool, column: str = "name") -> list[asyncpg.Record]:
+    """Keys under ``prefix`` after the cursor ``after``; with ``delimiter`` each sub-folder
+    collapses into one entry (``is_folder``) named ``<prefix><segment>/``. Sorted by name, or by
+    ``created_at``/``updated_at`` with folders first (by name) and name breaking ties; the cursor
+    is then ``(is_folder, timestamp, entry)`` of the last entry returned."""
     op, direction = ("<", "desc") if descending else (">", "asc")
     if delimiter:
         entry = ("case when strpos(substr(name, length($2) + 1), '/') > 0 then $2 || "
                  "split_part(substr(name, length($2) + 1), '/', 1) || '/' else name end")
     else:
         entry = "name"
+    args: list[Any] = [bucket_id, prefix, like_escape(prefix) + "%", limit]
+    if column not in V2_SORT or column == "name":
+        args.append(after)
+        where = f"$5::text is null or entry {op} $5::text collate \"C\""
+        order_by = f"entry {direction}"
+    else:
+        folder, ts, name = after if after is not None else (None, None, None)
+        args += [folder, ts, name]
+        where = (f"$5::bool is null or (is_folder and $5 and entry {op} $7::text collate \"C\") "
+                 f"or (not is_folder and $5) "
+                 f"or (not is_folder and not $5 and ({column}, entry) {op} ($6::timestamptz, $7::text collate \"C\"))")
+        order_by = f"is_folder desc, {column} {direction}, entry {direction}"
     return await conn.fetch(
         f"""
         select * from (
           select distinct on (entry) entry, (entry <> name) as is_folder,
-                 case when entry = name then id end as id, name, updated_at, created_at,
+                 case when entry = name then id end as id, name,
+                 case when entry = name then updated_at end as updated_at,
+                 case when entry = name then created_at end as created_at,
                  last_accessed_at, metadata, version
           from (select ({entry}) collate "C" as entry, o.* from storage.objects o
                 where o.bucket_id = $1 and starts_with(o.name, $2::text) and o.name like $3 escape '\\') s
           order by entry, name collate "C"
         ) e
-        where $4::text is null or entry {op} $4::text collate "C"
-        order by entry {direction}
-        limit $5
+        where {where}
+        order by {order_by}
+        limit $4
         """,
-        bucket_id, prefix, like_escape(prefix) + "%", after, limit)
+        *args)
 
 
 # --- bookkeeping (owner pool) ------------------------------------------------------------------
@@ -240,6 +259,19 @@ async def garbage_restore(conn: asyncpg.Connection, bucket_id: str, name: str, v
     await conn.execute(
         "insert into ownbase.storage_pending_blobs (bucket_id, name, version, kind) values ($1, $2, $3, 'garbage') "
         "on conflict do nothing", bucket_id, name, version)
+
+
+async def names_blob_of_object(conn: asyncpg.Connection, bucket_id: str, splits: list[tuple[str, str]]) -> bool:
+    """Whether some (name, version) pair is an object's blob, committed or being uploaded."""
+    names, versions = [n for n, _ in splits], [v for _, v in splits]
+    return bool(await conn.fetchval(
+        """
+        select exists (select 1 from storage.objects o join unnest($2::text[], $3::text[]) s(name, version)
+                       on o.name = s.name and o.version = s.version where o.bucket_id = $1)
+            or exists (select 1 from ownbase.storage_pending_blobs p
+                       join unnest($2::text[], $3::text[]) s(name, version)
+                       on p.name = s.name and p.version = s.version where p.bucket_id = $1)
+        """, bucket_id, names, versions))
 
 
 def metadata_json(value: Any) -> Any:

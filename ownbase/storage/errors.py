@@ -109,3 +109,14 @@ def internal(message: str = "Internal server error") -> StorageError:
 
 def route_not_found(method: str, url: str) -> StorageError:
     return StorageError(404, "InvalidRequest", "Not Found", f"Route {method}:{url} not found", http_status=404)
+
+
+def database_unavailable() -> StorageError:
+    # A real 503 (not Storage's 500 DatabaseError): the request may be retried once the database is back.
+    return StorageError(503, "DatabaseError", "DatabaseError", "The database is unavailable, try again later",
+                        http_status=503)
+
+
+def key_conflict(key: str) -> StorageError:
+    return StorageError(400, "InvalidKey", "InvalidKey",
+                        f"Invalid key: {key} (its path runs through the stored data of another object)")

@@ -14,6 +14,12 @@ from ownbase.storage import errors
 _KEY_RE = re.compile(r"^[A-Za-z0-9_/!.*'() &$=@;:+,?-]+$")
 _BUCKET_RE = re.compile(r"^[A-Za-z0-9_!.*'() &$=@;:+,?-]{1,100}$")
 MAX_KEY_LENGTH = 1024
+# One path segment becomes one directory or file name on the local backend (and in S3-compatible
+# servers backed by a file system): 255 bytes is the common file-name limit.
+MAX_SEGMENT_BYTES = 255
+# A blob's key is ``<name>/<version>`` with a uuid4 version: a name whose segment after an object's
+# name is a version could collide with that blob (see Storage.check_name_free).
+VERSION_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def is_valid_key(name: str) -> bool:
@@ -23,7 +29,13 @@ def is_valid_key(name: str) -> bool:
         return False
     parts = name.split("/")
     # A trailing slash would make a folder-looking object; Supabase refuses those names too.
-    return all(p not in ("", ".", "..") for p in parts)
+    return all(p not in ("", ".", "..") and len(p.encode()) <= MAX_SEGMENT_BYTES for p in parts)
+
+
+def version_like_splits(name: str) -> list[tuple[str, str]]:
+    """(parent name, segment) pairs where a segment looks like a blob version."""
+    parts = name.split("/")
+    return [("/".join(parts[:i]), parts[i]) for i in range(1, len(parts)) if VERSION_RE.match(parts[i])]
 
 
 def check_key(name: str) -> str:
@@ -32,8 +44,9 @@ def check_key(name: str) -> str:
     return name
 
 
-def check_bucket_name(name: str) -> str:
-    if not isinstance(name, str) or not _BUCKET_RE.match(name) or name in (".", ".."):
+def check_bucket_name(name: object) -> str:
+    # A leading dot is refused: the local backend keeps its own folders (``.tmp``) beside buckets.
+    if not isinstance(name, str) or not _BUCKET_RE.match(name) or name.startswith("."):
         raise errors.invalid_bucket_name()
     return name
 

@@ -17,6 +17,15 @@ from ownbase.storage.backends.base import BlobNotFound
 from ownbase.storage.service import READAHEAD_BYTES, Storage, blob_key
 from ownbase.storage.streams import readahead
 
+class BlobGone(errors.StorageError):
+    """The row was found but its blob is gone: a stale row (read replica lag) whose old version
+    was swept. Callers that read the row from the replica retry on the primary."""
+
+    def __init__(self) -> None:
+        e = errors.not_found_download()
+        super().__init__(e.status, e.code, e.error, e.message)
+
+
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
@@ -58,9 +67,39 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
+# Types a browser would run as a page at the API's origin. HTML is served as plain text, as
+# Supabase Storage does; the other active types keep their type (an <img> of an SVG must work)
+# but get a Content-Security-Policy that sandboxes them when opened as a document.
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+ACTIVE_TYPES = frozenset({"image/svg+xml", "text/xml", "application/xml", "text/xsl", "application/xslt+xml",
+                          "application/rdf+xml", "application/mathml+xml", "text/xml-external-parsed-entity"})
+SANDBOX_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+
+
+def media_type(mime: str) -> str:
+    return mime.split(";", 1)[0].strip().lower()
+
+
+def is_active(mime: str) -> bool:
+    base = media_type(mime)
+    return base in ACTIVE_TYPES or base.endswith("+xml")
+
+
+def safe_type_headers(mime: str) -> dict[str, str]:
+    """Content-Type (HTML downgraded to text/plain) plus a sandboxing CSP for other active types."""
+    base = media_type(mime)
+    if base in HTML_TYPES or base.endswith("html"):
+        charset = re.search(r"charset=([\w.:-]+)", mime, re.IGNORECASE)
+        return {"content-type": f"text/plain; charset={charset.group(1)}" if charset else "text/plain"}
+    headers = {"content-type": mime}
+    if is_active(mime):
+        headers["content-security-policy"] = SANDBOX_CSP
+    return headers
+
+
 def object_headers(meta: dict[str, Any]) -> dict[str, str]:
     headers = {
-        "content-type": str(meta.get("mimetype") or "application/octet-stream"),
+        **safe_type_headers(str(meta.get("mimetype") or "application/octet-stream")),
         "cache-control": str(meta.get("cacheControl") or "no-cache"),
         "accept-ranges": "bytes",
     }
@@ -140,5 +179,5 @@ async def serve_object(storage: Storage, request: Request, row: asyncpg.Record, 
         body = await _first_chunk_then_rest(
             readahead(storage.backend.read(row["bucket_id"], key, start, end), READAHEAD_BYTES))
     except BlobNotFound:
-        raise errors.not_found_download() from None
+        raise BlobGone() from None
     return StreamingResponse(body, status_code=status, headers=headers)

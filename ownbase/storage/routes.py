@@ -10,15 +10,18 @@ from typing import Any, Awaitable, Callable
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 
 from ownbase.context import Context
+from ownbase.db.pool import database_unreachable
 from ownbase.http.auth_context import CredentialError, resolve
 from ownbase.service import Service
 from ownbase.storage import errors, tus
 from ownbase.storage.body import parse_upload
-from ownbase.storage.responses import content_disposition, serve_object
-from ownbase.storage.service import SERVICE_AUTH, Caller, Storage, _url_path, blob_key, info_json, object_json
-from ownbase.storage.transform import MAX_INPUT_BYTES, negotiate, parse_token_transform, parse_transform, render
+from ownbase.storage.responses import BlobGone, content_disposition, safe_type_headers, serve_object
+from ownbase.storage.service import SERVICE_AUTH, Caller, Storage, _url_path, info_json, object_json
+from ownbase.storage.images import read_limited
+from ownbase.storage.transform import negotiate, parse_token_transform, parse_transform, render, sniff
 
 P = "/storage/v1"
 log = logging.getLogger("ownbase.storage")
@@ -48,7 +51,13 @@ def handler(fn: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[R
         except ClientDisconnect:
             # The client went away mid-body: the upload was discarded; nobody reads this.
             return errors.invalid_request("Client disconnected").response()
-        except Exception:  # noqa: BLE001 - backend/database failures: Storage's 500 shape
+        except RecursionError:  # a client value nested too deeply for some step past parsing
+            return errors.invalid_request("The request is nested too deeply").response()
+        except Exception as exc:  # noqa: BLE001 - backend/database failures: Storage's 500 shape
+            if database_unreachable(exc):
+                log.warning("storage request failed, database unavailable: %s %s: %s", request.method,
+                            request.url.path, exc)
+                return errors.database_unavailable().response()
             log.exception("storage request failed: %s %s", request.method, request.url.path)
             return errors.internal().response()
 
@@ -56,11 +65,18 @@ def handler(fn: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[R
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
+    limit = request.app.state.ctx.settings.max_body_bytes
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) > limit:
+            raise errors.entity_too_large()
+    if not buf:
         return {}
     try:
-        value = json.loads(raw)
+        value = json.loads(buf)
+    except RecursionError:
+        raise errors.invalid_request("Body is nested too deeply") from None
     except ValueError:
         raise errors.invalid_request("Body is not valid JSON") from None
     if not isinstance(value, dict):
@@ -115,7 +131,8 @@ async def bucket(request: Request) -> Response:
 @handler
 async def empty_bucket(request: Request) -> Response:
     await storage_of(request).empty_bucket(caller_of(request), request.path_params["bucket"])
-    return JSONResponse({"message": "Successfully emptied"})
+    # Supabase's words: it empties in the background; here it is done when this answers.
+    return JSONResponse({"message": "Empty bucket has been queued. Completion may take up to an hour."})
 
 
 # --- objects -------------------------------------------------------------------------------------
@@ -133,15 +150,26 @@ async def object_route(request: Request) -> Response:
     if request.method == "DELETE":
         await st.delete_one(caller, bucket_id, name)
         return JSONResponse({"message": "Successfully deleted"})
-    row = await st.find_for_read(caller, bucket_id, name, "authenticated")
-    return await serve_object(st, request, row, head=request.method == "HEAD")
+    return await serve_authenticated(st, request, caller, bucket_id, name)
 
 
 @handler
 async def object_authenticated(request: Request) -> Response:
     st, caller = storage_of(request), caller_of(request)
-    row = await st.find_for_read(caller, request.path_params["bucket"], request.path_params["path"], "authenticated")
-    return await serve_object(st, request, row, head=request.method == "HEAD")
+    return await serve_authenticated(st, request, caller, request.path_params["bucket"], request.path_params["path"])
+
+
+async def serve_authenticated(st: Storage, request: Request, caller: Caller, bucket_id: str, name: str) -> Response:
+    head = request.method == "HEAD"
+    row = await st.find_for_read(caller, bucket_id, name, "authenticated")
+    try:
+        return await serve_object(st, request, row, head=head)
+    except BlobGone:
+        if not st.on_replica(caller, True):
+            raise
+    # The replica's row points at a version the primary has already replaced and swept.
+    row = await st.find_for_read(caller, bucket_id, name, "authenticated", primary=True)
+    return await serve_object(st, request, row, head=head)
 
 
 @handler
@@ -292,33 +320,29 @@ async def render_image(request: Request) -> Response:
     else:
         t = parse_transform(request.query_params)
         row = await st.find_for_read(caller_of(request), bucket_id, name, "authenticated")
-    # No format given: WebP for clients that accept it (Supabase's automatic optimisation).
-    t, negotiated = negotiate(t, request.headers.get("accept"))
-    data = await read_limited(st, row)
-    out, mime = await render(data, t, st.settings.storage_image_max_pixels)
+    try:
+        data = await read_limited(st, row)
+    except BlobGone:
+        if mode != "authenticated" or not st.on_replica(caller_of(request), True):
+            raise
+        row = await st.find_for_read(caller_of(request), bucket_id, name, "authenticated", primary=True)
+        data = await read_limited(st, row)
     meta = row["metadata"] or {}
     headers = {"cache-control": str(meta.get("cacheControl") or "no-cache")}
-    if negotiated:
-        headers["vary"] = "Accept"
     if (disp := content_disposition(request.query_params.get("download"))) is not None:
         headers["content-disposition"] = disp
+    if sniff(data) == "svg":
+        # As Supabase's image service: an SVG is served as the SVG it is unless a raster format
+        # is asked for explicitly (sandboxed like any active type served from the API's origin).
+        if t.format not in (None, "origin"):
+            raise errors.invalid_request(f"format {t.format} is not supported for SVG images; use format=origin")
+        return Response(data, headers={**headers, **safe_type_headers("image/svg+xml")})
+    # No format given: WebP for clients that accept it (Supabase's automatic optimisation).
+    t, negotiated = negotiate(t, request.headers.get("accept"))
+    out, mime = await render(data, t, st.settings.storage_image_max_pixels)
+    if negotiated:
+        headers["vary"] = "Accept"
     return Response(out, media_type=mime, headers=headers)
-
-
-async def read_limited(st: Storage, row: Any) -> bytes:
-    """The whole image, bounded: decoding needs it in memory, so the size is capped first."""
-    meta = row["metadata"] or {}
-    if int(meta.get("size") or 0) > MAX_INPUT_BYTES:
-        raise errors.invalid_request("Image is too large to transform")
-    mime = str(meta.get("mimetype") or "")
-    if not mime.startswith("image/"):
-        raise errors.not_an_image(f"mime type {mime or 'unknown'} is not an image")
-    buf = bytearray()
-    async for chunk in st.backend.read(row["bucket_id"], blob_key(row["name"], row["version"])):
-        buf += chunk
-        if len(buf) > MAX_INPUT_BYTES:
-            raise errors.invalid_request("Image is too large to transform")
-    return bytes(buf)
 
 
 @handler
@@ -336,6 +360,25 @@ async def shutdown(ctx: Context) -> None:
     storage: Storage | None = ctx.state.pop("storage", None)
     if storage is not None:
         await storage.close()
+
+
+class StorageRoute(Route):
+    """A route whose every response says ``X-Content-Type-Options: nosniff``: browsers must not
+    guess an active type (HTML, script) from the bytes of a stored object or an error body."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_nosniff(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-content-type-options"]
+                message = {**message, "headers": [*headers, (b"x-content-type-options", b"nosniff")]}
+            await send(message)
+
+        await super().handle(scope, receive, send_nosniff)
+
+
+def _nosniff(route: Route) -> StorageRoute:
+    return StorageRoute(route.path, route.endpoint, methods=sorted(route.methods) if route.methods else None,
+                        name=route.name)
 
 
 ROUTES = [
@@ -361,5 +404,6 @@ ROUTES = [
     *tus.ROUTES,
     Route(f"{P}/{{rest:path}}", not_found, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
 ]
+ROUTES = [_nosniff(r) for r in ROUTES]
 
 SERVICE = Service(name="storage", routes=ROUTES, startup=startup, shutdown=shutdown)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from ownbase.storage import db, errors
 from ownbase.storage.backends import build_backend
 from ownbase.storage.backends.base import Backend
 from ownbase.storage.body import UploadBody
-from ownbase.storage.paths import check_bucket_name, check_key, mime_allowed, parse_size
+from ownbase.storage.paths import check_bucket_name, check_key, mime_allowed, parse_size, version_like_splits
 from ownbase.storage.signing import Signer
 from ownbase.storage.streams import readahead
 from ownbase.tasks import cancel_and_wait
@@ -174,10 +175,16 @@ class Storage:
                             path=caller.path, headers=caller.headers or {},
                             statement_timeout_ms=self.settings.db_statement_timeout_ms)
 
+    def on_replica(self, caller: Caller, read_only: bool) -> bool:
+        """Reads of GET/HEAD requests may go to the read replica; everything a POST does (copy,
+        sign, list) reads the primary, which holds what the same client just wrote."""
+        return read_only and caller.method in ("GET", "HEAD") and self.ctx.db.read is not None
+
     @contextlib.asynccontextmanager
     async def as_caller(self, caller: Caller, read_only: bool = False) -> AsyncIterator[asyncpg.Connection]:
         with db_errors():
-            async with request_scope(self.ctx.db, self.scope(caller), read_only=read_only) as conn:
+            async with request_scope(self.ctx.db, self.scope(caller),
+                                     read_only=self.on_replica(caller, read_only)) as conn:
                 yield conn
 
     async def bucket_as_owner(self, bucket_id: str) -> asyncpg.Record:
@@ -196,6 +203,9 @@ class Storage:
     async def get_bucket(self, caller: Caller, bucket_id: str) -> dict[str, Any]:
         async with self.as_caller(caller, read_only=True) as conn:
             row = await db.get_bucket(conn, bucket_id)
+        if row is None and self.on_replica(caller, True):
+            async with self.as_caller(caller) as conn:  # the replica may lag a bucket just created
+                row = await db.get_bucket(conn, bucket_id)
         if row is None:
             raise errors.no_such_bucket()
         return bucket_json(row)
@@ -204,9 +214,14 @@ class Storage:
         name = body.get("name")
         if name is None:
             raise errors.invalid_request("body must have required property 'name'")
-        bucket_id = body.get("id") or name
-        check_bucket_name(str(name))
-        check_bucket_name(str(bucket_id))
+        if not isinstance(name, str):
+            raise errors.invalid_request("body/name must be string")
+        bucket_id = body.get("id")
+        if bucket_id is not None and not isinstance(bucket_id, str):
+            raise errors.invalid_request("body/id must be string")
+        bucket_id = bucket_id or name
+        check_bucket_name(name)
+        check_bucket_name(bucket_id)
         size = parse_size(body.get("file_size_limit"))
         mimes = _mime_list(body.get("allowed_mime_types"))
         public = _bool(body.get("public"), False)
@@ -265,10 +280,18 @@ class Storage:
         except _Rollback:
             pass
 
+    async def check_name_free(self, bucket_id: str, name: str) -> None:
+        """Refuse a name that runs through another object's blob (``<name>/<version>``): its own
+        blob could not be stored under a path that is already a file."""
+        splits = version_like_splits(name)
+        if splits and await db.names_blob_of_object(self.ctx.db.owner, bucket_id, splits):
+            raise errors.key_conflict(name)
+
     async def upload(self, caller: Caller, bucket_id: str, name: str, body: UploadBody, *, upsert: bool,
                      owner: str | None = None, check: bool = True) -> asyncpg.Record:
         check_key(name)
         bucket = await self.bucket_as_owner(bucket_id)
+        await self.check_name_free(bucket_id, name)
         limit = self.size_limit(bucket)
         if body.content_length is not None and body.content_length > limit:
             raise errors.entity_too_large()
@@ -328,9 +351,11 @@ class Storage:
 
     # --- read -----------------------------------------------------------------------------
     async def find_for_read(self, caller: Caller | None, bucket_id: str, name: str, mode: str,
-                            *, not_found: Any = errors.not_found_download) -> asyncpg.Record:
+                            *, not_found: Any = errors.not_found_download, primary: bool = False
+                            ) -> asyncpg.Record:
         """``mode``: 'authenticated' (RLS decides), 'public' (bucket must be public),
-        'signed' (token already verified)."""
+        'signed' (token already verified). Authenticated GET/HEAD reads use the replica when
+        there is one; a miss there (replica lag) is asked again of the primary."""
         check_key(name)
         if mode == "public":
             bucket = await db.get_bucket(self.ctx.db.owner, bucket_id)
@@ -341,8 +366,11 @@ class Storage:
             row = await db.find_object(self.ctx.db.owner, bucket_id, name)
         else:
             assert caller is not None
-            async with self.as_caller(caller, read_only=True) as conn:
+            async with self.as_caller(caller, read_only=not primary) as conn:
                 row = await db.find_object(conn, bucket_id, name)
+            if row is None and not primary and self.on_replica(caller, True):
+                async with self.as_caller(caller) as conn:
+                    row = await db.find_object(conn, bucket_id, name)
             if row is None and await db.get_bucket(self.ctx.db.owner, bucket_id) is None:
                 raise errors.no_such_bucket()
         if row is None:
@@ -382,23 +410,29 @@ class Storage:
             raise errors.invalid_request("body/prefix must be string")
         limit = max(1, min(_int(body.get("limit"), 1000, "limit"), 1000))
         sort = body.get("sortBy") or {}
-        descending = isinstance(sort, dict) and str(sort.get("order") or "asc").lower() == "desc"
-        after = _decode_cursor(body.get("cursor"))
+        if not isinstance(sort, dict):
+            raise errors.invalid_request("body/sortBy must be object")
+        column = str(sort.get("column") or "name")
+        if column not in db.V2_SORT:
+            raise errors.invalid_request("body/sortBy/column must be equal to one of the allowed values")
+        descending = str(sort.get("order") or "asc").lower() == "desc"
+        after = _decode_v2_cursor(body.get("cursor"), column)
         async with self.as_caller(caller, read_only=True) as conn:
             if await db.get_bucket(self.ctx.db.owner, bucket_id) is None:
                 raise errors.no_such_bucket()
             rows = await db.list_objects_v2(conn, bucket_id, prefix.lstrip("/"), after, limit + 1, descending,
-                                            bool(body.get("with_delimiter")))
+                                            bool(body.get("with_delimiter")), column)
         has_next = len(rows) > limit
         rows = rows[:limit]
-        folders = [{"name": r["entry"], "key": r["entry"]} for r in rows if r["is_folder"]]
+        # Folder entries are keyed without their trailing slash, as Supabase lists them.
+        folders = [{"name": r["entry"].rstrip("/"), "key": r["entry"].rstrip("/")} for r in rows if r["is_folder"]]
         objects = [{"name": r["name"], "key": r["name"], "id": str(r["id"]), "version": r["version"],
                     "updated_at": db.iso(r["updated_at"]), "created_at": db.iso(r["created_at"]),
                     "last_accessed_at": db.iso(r["last_accessed_at"]), "metadata": r["metadata"]}
                    for r in rows if not r["is_folder"]]
         out: dict[str, Any] = {"hasNext": has_next, "folders": folders, "objects": objects}
         if has_next and rows:
-            out["nextCursor"] = _encode_cursor(rows[-1]["entry"])
+            out["nextCursor"] = _encode_v2_cursor(rows[-1], column)
         return out
 
     # --- move / copy / delete --------------------------------------------------------------
@@ -411,10 +445,13 @@ class Storage:
                 raise errors.invalid_request(f"body must have required property '{field_name}'")
         assert isinstance(bucket_id, str) and isinstance(src, str) and isinstance(dst, str)
         dst_bucket = body.get("destinationBucket") or bucket_id
+        if not isinstance(dst_bucket, str):
+            raise errors.invalid_request("body/destinationBucket must be string")
         check_key(src)
         check_key(dst)
         await self.bucket_as_owner(bucket_id)
         target = await self.bucket_as_owner(dst_bucket)
+        await self.check_name_free(dst_bucket, dst)
         async with self.as_caller(caller, read_only=True) as conn:
             source = await db.find_object(conn, bucket_id, src)
         if source is None:
@@ -492,6 +529,7 @@ class Storage:
     async def sign_upload(self, caller: Caller, bucket_id: str, name: str, upsert: bool) -> str:
         check_key(name)
         await self.bucket_as_owner(bucket_id)
+        await self.check_name_free(bucket_id, name)
         await self._test_write(caller, bucket_id, name, caller.auth.user_id, upsert, None, "application/octet-stream")
         return self.signer.sign_upload(f"{bucket_id}/{name}", caller.auth.user_id, upsert)
 
@@ -519,7 +557,7 @@ def info_json(row: asyncpg.Record) -> dict[str, Any]:
     meta = row["metadata"] or {}
     return {"id": str(row["id"]), "name": row["name"], "version": row["version"], "bucket_id": row["bucket_id"],
             "size": meta.get("size"), "content_type": meta.get("mimetype"), "cache_control": meta.get("cacheControl"),
-            "etag": meta.get("eTag"), "metadata": row["user_metadata"], "last_modified": meta.get("lastModified")
+            "etag": meta.get("eTag"), "metadata": row["user_metadata"] or {}, "last_modified": meta.get("lastModified")
             or db.iso(row["updated_at"]), "created_at": db.iso(row["created_at"])}
 
 
@@ -539,6 +577,28 @@ def _decode_cursor(value: Any) -> str | None:
         return base64.urlsafe_b64decode(str(value).encode()).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise errors.invalid_request("Invalid cursor") from None
+
+
+def _encode_v2_cursor(row: asyncpg.Record, column: str) -> str:
+    if column == "name":
+        return _encode_cursor(row["entry"])
+    ts = row[column]
+    return _encode_cursor(json.dumps([bool(row["is_folder"]), ts.isoformat() if ts else None, row["entry"]]))
+
+
+def _decode_v2_cursor(value: Any, column: str) -> Any:
+    """The entry name (name order) or ``(is_folder, timestamp, entry)`` (time order)."""
+    raw = _decode_cursor(value)
+    if raw is None or column == "name":
+        return raw
+    try:
+        folder, ts, entry = json.loads(raw)
+        when = datetime.fromisoformat(ts) if ts is not None else None
+        if not isinstance(folder, bool) or not isinstance(entry, str):
+            raise ValueError(raw)
+    except (ValueError, TypeError):
+        raise errors.invalid_request("Invalid cursor") from None
+    return folder, when, entry
 
 
 def _url_path(value: str) -> str:

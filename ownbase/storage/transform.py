@@ -136,6 +136,48 @@ def negotiate(t: Transform, accept: str | None) -> tuple[Transform, bool]:
     return Transform(t.width, t.height, t.resize, t.quality, fmt), True
 
 
+SNIFF_BYTES = 4096
+# What may come before an SVG's root element: an XML declaration, comments, a doctype.
+_PROLOGUE = ((b"<?xml", b"?>"), (b"<!--", b"-->"), (b"<!doctype", b">"))
+
+
+def _is_svg(head: bytes) -> bool:
+    """An SVG document: its prologue skipped in one linear pass (no backtracking regex on
+    client bytes), then the ``<svg`` root element."""
+    text = head[:SNIFF_BYTES].removeprefix(b"\xef\xbb\xbf").lower()
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos:pos + 1].isspace():
+            pos += 1
+        for start, end in _PROLOGUE:
+            if text.startswith(start, pos):
+                close = text.find(end, pos + len(start))
+                if close < 0:
+                    return False
+                pos = close + len(end)
+                break
+        else:
+            return text.startswith(b"<svg", pos) and text[pos + 4:pos + 5] in (b" ", b">", b"\t", b"\n", b"\r", b"/")
+
+
+def sniff(head: bytes) -> str | None:
+    """What the first bytes of an object are, whatever content type it was stored with (as
+    Supabase's image service decides): ``"svg"``, ``"raster"`` (a format Pillow can open), or None."""
+    from PIL import Image
+
+    if _is_svg(head):
+        return "svg"
+    Image.init()
+    prefix = head[:16]
+    for _, accept in Image.OPEN.values():
+        try:
+            if accept is not None and accept(prefix):
+                return "raster"
+        except Exception:  # noqa: BLE001 - a plugin's check that needs more bytes than there are
+            continue
+    return None
+
+
 def _render(data: bytes, t: Transform, max_pixels: int) -> tuple[bytes, str]:
     from PIL import Image, ImageOps
 

@@ -146,3 +146,22 @@ test('image transforms: authenticated, public and signed', async () => {
   assert.equal(webp.subarray(0, 4).toString(), 'RIFF');
   assert.equal(webp.subarray(8, 12).toString(), 'WEBP');
 });
+
+test('Supabase wording and shapes: emptyBucket, listV2 folders, info metadata, HTML as text', async () => {
+  const id = await newBucket({ public: true });
+  const files = admin().storage.from(id);
+  await files.upload('fold/a.txt', Buffer.from('a'), { contentType: 'text/plain' });
+  await files.upload('page.html', Buffer.from('<script>1</script>'), { contentType: 'text/html' });
+  let { data, error } = await files.listV2({ with_delimiter: true });
+  assert.equal(error, null);
+  assert.deepEqual(data.folders.map((f) => f.key), ['fold']);
+  ({ data, error } = await files.info('fold/a.txt'));
+  assert.equal(error, null);
+  assert.deepEqual(data.metadata, {});
+  const res = await fetch(files.getPublicUrl('page.html').data.publicUrl);
+  assert.equal(res.headers.get('content-type'), 'text/plain');
+  assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+  ({ data, error } = await admin().storage.emptyBucket(id));
+  assert.equal(error, null);
+  assert.equal(data.message, 'Empty bucket has been queued. Completion may take up to an hour.');
+});
