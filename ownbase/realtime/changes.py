@@ -77,14 +77,27 @@ class Binding:
     conditions: tuple[filters.Condition, ...]
     echo: dict[str, Any]
 
-    def matches(self, schema: str, table: str, op: str, row: dict[str, Any] | None) -> bool:
+    @property
+    def filter_columns(self) -> frozenset[str]:
+        return frozenset(c.column for c in self.conditions)
+
+    def prefilter(self, schema: str, table: str, op: str, row: dict[str, Any] | None) -> bool:
+        """The cheap part: event, schema, table and the comparison conditions. Pattern
+        conditions wait for ``match_patterns`` (after RLS), so a row the subscriber may not see
+        costs it no pattern matching."""
         if self.event != "*" and self.event != op:
             return False
         if self.schema != "*" and self.schema != schema:
             return False
         if self.table is not None and self.table != "*" and self.table != table:
             return False
-        return filters.matches(self.conditions, row) if self.conditions else True
+        return all(c.matches(row) for c in self.conditions if not c.expensive)
+
+    def match_patterns(self, row: dict[str, Any] | None) -> bool:
+        return all(c.matches(row) for c in self.conditions if c.expensive)
+
+    def matches(self, schema: str, table: str, op: str, row: dict[str, Any] | None) -> bool:
+        return self.prefilter(schema, table, op, row) and self.match_patterns(row)
 
 
 def parse_binding(raw: Any) -> Binding:
@@ -466,7 +479,7 @@ class Dispatcher:
                 log.exception("realtime: delivering a change batch failed")
 
     async def deliver(self, batch: list[dict[str, Any]]) -> None:
-        plan: list[tuple[dict[str, Any], TableInfo, list[tuple["ChannelSub", list[int], tuple[str, ...] | None]]]] = []
+        plan: list[tuple[dict[str, Any], TableInfo, list[tuple["ChannelSub", list[Binding]]]]] = []
         checks: dict[tuple[int, tuple[str, str]], tuple[Any, dict[int, tuple[str, Any]]]] = {}
         for change in batch:
             subs = self.hub.pg_subscribers(change["schema"], change["table"])
@@ -478,18 +491,11 @@ class Dispatcher:
             row = change["old"] if change["op"] == "DELETE" else change["record"]
             targets = []
             for sub in subs:
-                ids: list[int] = []
-                selects: list[tuple[str, ...] | None] = []
-                for b in sub.bindings:
-                    if b.matches(change["schema"], change["table"], change["op"], row):
-                        ids.append(b.id)
-                        selects.append(b.select)
-                if not ids:
+                candidates = [b for b in sub.bindings
+                              if b.prefilter(change["schema"], change["table"], change["op"], row)]
+                if not candidates:
                     continue
-                select = None
-                if all(s is not None for s in selects):
-                    select = tuple(dict.fromkeys(c for s in selects for c in s))  # type: ignore[union-attr]
-                targets.append((sub, ids, select))
+                targets.append((sub, candidates))
                 if info.rls and not await self.catalog.bypasses_rls(sub.ident.role):
                     key = (info.oid, sub.ident.group_key)
                     if key not in checks:
@@ -563,16 +569,27 @@ class Dispatcher:
         return {cid for cid, key in wanted.items() if key in found}
 
     async def _send(self, change: dict[str, Any], info: TableInfo,
-                    targets: list[tuple["ChannelSub", list[int], tuple[str, ...] | None]],
+                    targets: list[tuple["ChannelSub", list[Binding]]],
                     visible: dict[tuple[int, tuple[str, str]], set[int]]) -> None:
         cache: dict[tuple[str, tuple[str, ...] | None, bool], dict[str, Any] | None] = {}
         frames: dict[tuple[Any, ...], str | bytes] = {}
-        for sub, ids, select in targets:
+        row = change["old"] if change["op"] == "DELETE" else change["record"]
+        for sub, candidates in targets:
             role = sub.ident.role
             bypass = await self.catalog.bypasses_rls(role)
             rls = info.rls and not bypass
             if rls and change["id"] not in visible.get((info.oid, sub.ident.group_key), set()):
                 continue
+            # Only now, for a row this subscriber may see: filters on columns it may not read
+            # never match (they would leak the values), then the pattern conditions run.
+            readable = await self.catalog.readable(role, info.oid)
+            matched = [b for b in candidates if b.filter_columns <= readable and b.match_patterns(row)]
+            if not matched:
+                continue
+            ids = [b.id for b in matched]
+            select = None
+            if all(b.select is not None for b in matched):
+                select = tuple(dict.fromkeys(c for b in matched for c in b.select or ()))
             ckey = (role, select, rls)
             if ckey not in cache:
                 cache[ckey] = await self._data(change, info, role, select, rls)
