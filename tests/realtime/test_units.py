@@ -7,7 +7,8 @@ import json
 import pytest
 
 from ownbase.realtime import filters
-from ownbase.realtime.changes import BindingError, parse_binding
+from ownbase.realtime.bindings import BindingError, parse_binding
+from ownbase.realtime.dispatch import trim_oversized
 from ownbase.realtime.serializer import V1, V2, Frame, decode, encode
 
 ROW = {"id": 3, "name": "Alice", "score": 9.5, "ok": True, "gone": None, "tags": ["a"]}
@@ -58,8 +59,6 @@ def test_v2_push_frame_decodes_and_broadcast_encodes_binary():
 
 
 def test_oversized_change_keeps_small_values_and_reports_413():
-    from ownbase.realtime.changes import trim_oversized
-
     data = {"type": "INSERT", "record": {"id": 1, "big": "x" * 5000, "name": "ok"}, "errors": None}
     assert trim_oversized(dict(data), 100_000) == data
     trimmed = trim_oversized(dict(data), 1000)
