@@ -64,3 +64,17 @@ def test_oversized_change_keeps_small_values_and_reports_413():
     trimmed = trim_oversized(dict(data), 1000)
     assert trimmed["record"] == {"id": 1, "name": "ok"}
     assert trimmed["errors"] == ["Error 413: Payload Too Large"]
+
+
+def test_bus_messages_round_trip_in_the_wire_form():
+    from ownbase.realtime.bus import Broadcast, Change, Changes, PresenceDiff, decode_message, encode_message
+
+    change = Change(7, 16384, "public", "t", "DELETE", None, {"id": 1}, "2026-01-01T00:00:00.000Z")
+    for message in (Broadcast("pub:r", {"type": "broadcast", "event": "e", "payload": b"\x00\xff"}, "s"),
+                    PresenceDiff("priv:r", {"k": {"metas": [{"phx_ref": "1"}]}}, {}),
+                    Changes([change])):
+        assert decode_message(encode_message(message, "id-1")) == (message, "id-1")
+    assert change.row == {"id": 1}
+    # the wire keeps the one-letter kinds (processes of two versions may share one Redis)
+    assert json.loads(encode_message(PresenceDiff("pub:r", {}, {})))["k"] == "p"
+    assert decode_message(b'{"k": "z"}') == (None, None)
