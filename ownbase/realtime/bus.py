@@ -115,7 +115,9 @@ def decode_message(raw: bytes | str) -> tuple[Message | None, str | None]:
 # --- buses -----------------------------------------------------------------------------------
 class Bus(Protocol):
     @property
-    def degraded(self) -> bool: ...
+    def degraded(self) -> bool: ...  # Redis configured but unreachable: delivery is in-process
+    reason: str | None  # why, while degraded
+
     async def start(self, handler: Handler) -> None: ...
     async def publish(self, message: Message) -> None: ...
     async def close(self) -> None: ...
@@ -123,6 +125,7 @@ class Bus(Protocol):
 
 class LocalBus:
     degraded = False
+    reason = None
 
     def __init__(self) -> None:
         self._handler: Handler | None = None

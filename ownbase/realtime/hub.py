@@ -92,8 +92,9 @@ class Hub:
 
     def status(self) -> dict[str, Any]:
         """A small summary for /ready: ``{"degraded": bool, "reason": str | None}``."""
-        return {"degraded": self.degraded,
-                "reason": getattr(self.bus, "reason", None) if self.degraded else None}
+        if not self.degraded:
+            return {"degraded": False, "reason": None}
+        return {"degraded": True, "reason": self.bus.reason or "presence store unreachable"}
 
     def _redis_changed(self, degraded: bool) -> None:
         if degraded and self._fallback is None and not self.closing:

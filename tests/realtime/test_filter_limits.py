@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ownbase.realtime import filters
-from tests.realtime.conftest import Inbox, rt_client, run_sql, subscribed
+from tests.realtime.conftest import Inbox, rt_client, run_sql, subscribed, until
 
 CATASTROPHIC = "^(a+)+$"  # exponential for a backtracking engine on "aaaa…a!"
 LIKE_BOMB = "%a%a%a%a%a%a%a%a%a%a%a%a%b"  # polynomial of degree 12 for a backtracking engine
@@ -81,6 +81,7 @@ async def test_catastrophic_pattern_does_not_stall_the_server(rt_server):
     poller = threading.Thread(target=_health_latencies, args=(rt_server.url, stop, latencies))
     poller.start()
     try:
+        await until(lambda: len(latencies) >= 2)  # /health is being polled before the insert
         almost = "a" * 10_000 + "!"
         await run_sql(rt_server, "insert into rt_items(name) values ($1), ($2), ($3)",
                       almost, "a" * 10_000, marker)
@@ -125,3 +126,38 @@ async def test_filter_on_an_unreadable_column_never_matches(rt_server):
     await by_secret.quiet(0.3)
     assert by_secret.items == []
     await c.close()
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                     lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=3),
+                     max_leaves=8)
+_binding = st.one_of(_json, st.fixed_dictionaries({}, optional={
+    "event": st.one_of(st.sampled_from(["*", "INSERT", "update", "TRUNCATE"]), _json),
+    "schema": st.one_of(st.sampled_from(["public", "*"]), _json),
+    "table": st.one_of(st.sampled_from(["rt_items", "*", "nope"]), _json),
+    "filter": st.one_of(st.text(max_size=60), st.sampled_from(["qty=eq.1", "name=match.^(a+)+$"]), _json),
+    "select": _json,
+}))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(bindings=st.lists(_binding, max_size=3))
+def test_any_join_payload_gets_a_reply(rt_server, bindings):
+    """Whatever postgres_changes config a client sends, the join is answered (ok or a clear
+    error) and the socket stays usable: never a crash, a phx_error or a closed socket."""
+    from websockets.sync.client import connect
+
+    url = rt_server.url.replace("http", "ws") + f"/realtime/v1/websocket?vsn=1.0.0&apikey={rt_server.anon_key}"
+    with connect(url) as ws:
+        ws.send(json.dumps({"join_ref": "1", "ref": "1", "topic": "realtime:fuzz", "event": "phx_join",
+                            "payload": {"config": {"postgres_changes": bindings}}}))
+        reply = json.loads(ws.recv(timeout=10))
+        assert reply["event"] == "phx_reply" and reply["payload"]["status"] in ("ok", "error"), reply
+        ws.send(json.dumps({"ref": "2", "topic": "phoenix", "event": "heartbeat", "payload": {}}))
+        while True:  # a system message may come first
+            msg = json.loads(ws.recv(timeout=10))
+            if msg["topic"] == "phoenix":
+                assert msg["payload"]["status"] == "ok"
+                break
+            assert msg["event"] != "phx_error", msg
