@@ -26,10 +26,7 @@ class Binding:
     select: tuple[str, ...] | None
     conditions: tuple[filters.Condition, ...]
     echo: dict[str, Any]
-
-    @property
-    def filter_columns(self) -> frozenset[str]:
-        return frozenset(c.column for c in self.conditions)
+    filter_columns: frozenset[str] = frozenset()  # the columns the conditions read
 
     def prefilter(self, schema: str, table: str, op: str, row: dict[str, Any] | None) -> bool:
         """The cheap part: event, schema, table and the comparison conditions. Pattern
@@ -71,4 +68,5 @@ def parse_binding(raw: Any) -> Binding:
     ident = zlib.crc32(key.encode()) & 0x7FFFFFFF
     echo: dict[str, Any] = {k: v for k, v in raw.items() if k in ("event", "schema", "table", "filter", "select")}
     echo["id"] = ident
-    return Binding(ident, event, schema, table, flt, tuple(select) if select else None, conditions, echo)
+    return Binding(ident, event, schema, table, flt, tuple(select) if select else None, conditions, echo,
+                   frozenset(c.column for c in conditions))

@@ -176,6 +176,7 @@ class Dispatcher:
                     visible: dict[tuple[int, tuple[str, str]], set[int]]) -> None:
         cache: dict[tuple[str, tuple[str, ...] | None, bool], dict[str, Any] | None] = {}
         frames: dict[tuple[Any, ...], str | bytes] = {}
+        readable_by_role: dict[str, frozenset[str]] = {}
         row = change.row
         for sub, candidates in targets:
             role = sub.ident.role
@@ -185,7 +186,9 @@ class Dispatcher:
                 continue
             # Only now, for a row this subscriber may see: filters on columns it may not read
             # never match (they would leak the values), then the pattern conditions run.
-            readable = await self.catalog.readable(role, info.oid)
+            readable = readable_by_role.get(role)
+            if readable is None:
+                readable = readable_by_role[role] = await self.catalog.readable(role, info.oid)
             matched = [b for b in candidates if b.filter_columns <= readable and b.match_patterns(row)]
             if not matched:
                 continue
