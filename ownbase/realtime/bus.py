@@ -142,6 +142,7 @@ class LocalBus:
 
 
 RECONNECT_SECONDS = 1.0
+REDIS_TIMEOUT = 2.0  # a Redis that stops answering (not only refusing) must not hold a sender
 _RECENT_LOCAL = 10_000  # ids of messages delivered locally, so a late echo from Redis is dropped
 
 
@@ -206,7 +207,8 @@ class RedisBus:
                 while True:
                     msg = await pubsub.get_message(timeout=RECONNECT_SECONDS)
                     if not self._publish_ok:
-                        await self._client.ping()  # a publish failed: is Redis fine again?
+                        # a publish failed: is Redis fine again?
+                        await asyncio.wait_for(self._client.ping(), REDIS_TIMEOUT)
                         self._set(publish_ok=True)
                     if msg is None or msg.get("type") != "message":
                         continue
@@ -229,7 +231,7 @@ class RedisBus:
         try:
             message, msg_id = decode_message(raw)
             if msg_id is not None and msg_id in self._recent:
-                del self._recent[msg_id]  # already delivered here while the subscription was down
+                del self._recent[msg_id]  # already delivered here when its publish failed
                 return
             if message is None or self._handler is None:
                 return  # a kind this version does not know
@@ -243,21 +245,18 @@ class RedisBus:
             self._recent.popitem(last=False)
 
     async def publish(self, message: Message) -> None:
-        msg_id = f"{self._origin}:{next(self._seq)}"
-        subscribed = self._subscribed
-        if not subscribed:
-            # Delivered here below; should the subscription come back before the message
-            # reaches Redis, its echo is recognised and dropped.
-            self._remember(msg_id)
-        try:
-            await self._client.publish(self._channel, encode_message(message, msg_id))
-            self._set(publish_ok=True)
-            if subscribed:
+        if self._subscribed:
+            msg_id = f"{self._origin}:{next(self._seq)}"
+            try:
+                await asyncio.wait_for(self._client.publish(self._channel, encode_message(message, msg_id)),
+                                       REDIS_TIMEOUT)
+                self._set(publish_ok=True)
                 return  # it comes back through the subscription
-        except Exception as exc:  # noqa: BLE001 - Redis down: degrade instead of failing the caller
-            self._set(publish_ok=False, reason=str(exc) or type(exc).__name__)
-            if subscribed:
+            except Exception as exc:  # noqa: BLE001 - Redis down: degrade instead of failing the caller
+                self._set(publish_ok=False, reason=str(exc) or type(exc).__name__)
+                # It may still have reached Redis: if its echo arrives, it is dropped.
                 self._remember(msg_id)
+        # Until the subscription is back nothing comes back through Redis: deliver here.
         self.local_deliveries += 1
         if self._handler is not None:
             await self._handler(message)

@@ -14,11 +14,12 @@ joiner on any process sees every socket still tracked.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, Protocol
 
-from ownbase.realtime.bus import PresenceDiff, Publish
+from ownbase.realtime.bus import REDIS_TIMEOUT, PresenceDiff, Publish
 from ownbase.realtime.serializer import dumpb, loads
 
 log = logging.getLogger("ownbase.realtime")
@@ -120,7 +121,7 @@ class RedisPresence:
             pipe.hset(self._topic_key(topic), meta["phx_ref"], self._value(key, meta))
             pipe.sadd(self._proc_topics(self._proc), topic)
             pipe.zadd(self._procs, {self._proc: time.time()})
-            await pipe.execute()
+            await asyncio.wait_for(pipe.execute(), REDIS_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - Redis down: kept locally, re-published later
             self._failed(exc)
 
@@ -129,15 +130,15 @@ class RedisPresence:
         if not refs:
             return
         try:
-            await self._r.hdel(self._topic_key(topic), *refs)
+            await asyncio.wait_for(self._r.hdel(self._topic_key(topic), *refs), REDIS_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - removed from Redis when it is back
             self._failed(exc)
 
     async def list(self, topic: str) -> list[Entry]:
         own = await self._own.list(topic)
         try:
-            raw = await self._r.hgetall(self._topic_key(topic))
-            alive = await self._alive() if raw else set()
+            raw = await asyncio.wait_for(self._r.hgetall(self._topic_key(topic)), REDIS_TIMEOUT)
+            alive = await asyncio.wait_for(self._alive(), REDIS_TIMEOUT) if raw else set()
         except Exception as exc:  # noqa: BLE001 - degraded: only what this process holds
             self._failed(exc)
             return own
@@ -157,18 +158,21 @@ class RedisPresence:
         """Refresh our heartbeat; re-publish our entries if Redis lost them (or missed changes
         while unreachable); clear the entries of processes whose heartbeat stopped."""
         try:
-            now = time.time()
-            await self._r.zadd(self._procs, {self._proc: now})
-            marked = await self._r.set(self._marker, "1", ex=max(60, int(self._ttl * 4)), xx=True)
-            if self._resync or not marked:
-                await self._republish(publish)
-                await self._r.set(self._marker, "1", ex=max(60, int(self._ttl * 4)))
-                if self.degraded:
-                    log.warning("realtime: presence store reachable again; entries re-published")
-                self.degraded = self._resync = False
-            await self._clear_dead(publish, now)
+            await asyncio.wait_for(self._sweep(publish), REDIS_TIMEOUT * 5)
         except Exception as exc:  # noqa: BLE001 - try again at the next sweep
             self._failed(exc)
+
+    async def _sweep(self, publish: Publish) -> None:
+        now = time.time()
+        await self._r.zadd(self._procs, {self._proc: now})
+        marked = await self._r.set(self._marker, "1", ex=max(60, int(self._ttl * 4)), xx=True)
+        if self._resync or not marked:
+            await self._republish(publish)
+            await self._r.set(self._marker, "1", ex=max(60, int(self._ttl * 4)))
+            if self.degraded:
+                log.warning("realtime: presence store reachable again; entries re-published")
+            self.degraded = self._resync = False
+        await self._clear_dead(publish, now)
 
     async def _republish(self, publish: Publish) -> None:
         """Make Redis hold exactly our entries, and tell every process what changed."""
@@ -226,7 +230,7 @@ class RedisPresence:
     async def close(self) -> None:
         """Graceful stop: our own entries were removed with our sockets; drop our heartbeat."""
         try:
-            await self._r.zrem(self._procs, self._proc)
-            await self._r.delete(self._proc_topics(self._proc), self._marker)
-        except Exception:  # noqa: BLE001
+            await asyncio.wait_for(self._r.zrem(self._procs, self._proc), REDIS_TIMEOUT)
+            await asyncio.wait_for(self._r.delete(self._proc_topics(self._proc), self._marker), REDIS_TIMEOUT)
+        except Exception:  # noqa: BLE001 - Redis gone: the survivors' sweep expires our heartbeat
             pass
