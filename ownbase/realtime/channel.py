@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from ownbase.realtime import authz, errors
-from ownbase.realtime.changes import Binding, BindingError, ensure_trigger, parse_binding, publication_tables
+from ownbase.realtime.bindings import Binding, BindingError, parse_binding
+from ownbase.realtime.bus import Broadcast, PresenceDiff
+from ownbase.realtime.capture import ensure_trigger, publication_tables
 from ownbase.realtime.filters import FilterError
-from ownbase.realtime.hub import hub_key
 from ownbase.realtime.presence import as_state
 from ownbase.realtime.serializer import Frame
 from ownbase.realtime.tokens import Identity, TokenProblem, identify
+from ownbase.realtime.topics import hub_key
 
 if TYPE_CHECKING:
     from ownbase.realtime.socket import Connection
@@ -108,7 +110,7 @@ class ChannelSub:
         if old is not None:
             await hub.presence.remove(self.key, [old[1]["phx_ref"]])
         self.tracked = (self.presence_key, meta)
-        await hub.bus.publish({"k": "p", "t": self.key, "joins": joins, "leaves": leaves})
+        await hub.bus.publish(PresenceDiff(self.key, joins, leaves))
 
     async def untrack(self) -> None:
         old = self.tracked
@@ -118,7 +120,7 @@ class ChannelSub:
         hub = self.conn.hub
         try:
             await hub.presence.remove(self.key, [old[1]["phx_ref"]])
-            await hub.bus.publish({"k": "p", "t": self.key, "joins": {}, "leaves": {old[0]: {"metas": [old[1]]}}})
+            await hub.bus.publish(PresenceDiff(self.key, {}, {old[0]: {"metas": [old[1]]}}))
         except Exception as exc:  # noqa: BLE001 - a dropped socket must still be cleaned up locally
             log.warning("realtime: presence untrack failed: %s", exc)
 
@@ -244,7 +246,7 @@ async def _broadcast(conn: "Connection", sub: ChannelSub, frame: Frame, payload:
     message: dict[str, Any] = {"type": "broadcast", "event": event, "payload": payload.get("payload")}
     if isinstance(payload.get("meta"), dict):
         message["meta"] = payload["meta"]
-    await conn.hub.bus.publish({"k": "b", "t": sub.key, "payload": message, "from": sub.sender_id})
+    await conn.hub.bus.publish(Broadcast(sub.key, message, sub.sender_id))
     if sub.ack and frame.ref is not None:
         sub.reply(frame.ref, "ok", {})
 

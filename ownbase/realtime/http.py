@@ -10,9 +10,10 @@ from starlette.responses import JSONResponse, Response
 
 from ownbase.http.auth_context import CredentialError, resolve
 from ownbase.realtime import authz, errors
-from ownbase.realtime.hub import hub_key
+from ownbase.realtime.bus import Broadcast
 from ownbase.realtime.serializer import loads
 from ownbase.realtime.tokens import Identity
+from ownbase.realtime.topics import hub_key
 
 if TYPE_CHECKING:
     from ownbase.context import Context
@@ -37,7 +38,7 @@ async def _send(ctx: "Context", hub: "Hub", ident: Identity, topic: str, event: 
     message: dict[str, Any] = {"type": "broadcast", "event": event, "payload": payload}
     if meta:
         message["meta"] = meta
-    await hub.bus.publish({"k": "b", "t": hub_key("realtime:" + topic, private), "payload": message, "from": None})
+    await hub.bus.publish(Broadcast(hub_key("realtime:" + topic, private), message))
 
 
 def _limit(ctx: "Context", request: Request) -> int:

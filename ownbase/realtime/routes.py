@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from starlette.routing import Route, WebSocketRoute
 
 from ownbase.realtime.http import broadcast_batch, broadcast_single
+from ownbase.realtime.hub import Hub
 from ownbase.realtime.socket import websocket_endpoint
 from ownbase.service import Service
 
@@ -15,8 +16,6 @@ if TYPE_CHECKING:
 
 
 async def startup(ctx: "Context") -> None:
-    from ownbase.realtime.hub import Hub
-
     hub = Hub(ctx)
     await hub.start()
     ctx.state["realtime"] = hub

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from ownbase.realtime import filters
-from ownbase.realtime.changes import BindingError, parse_binding
+from ownbase.realtime.bindings import BindingError, parse_binding
+from ownbase.realtime.dispatch import trim_oversized
 from ownbase.realtime.serializer import V1, V2, Frame, decode, encode
 
 ROW = {"id": 3, "name": "Alice", "score": 9.5, "ok": True, "gone": None, "tags": ["a"]}
@@ -58,10 +59,22 @@ def test_v2_push_frame_decodes_and_broadcast_encodes_binary():
 
 
 def test_oversized_change_keeps_small_values_and_reports_413():
-    from ownbase.realtime.changes import trim_oversized
-
     data = {"type": "INSERT", "record": {"id": 1, "big": "x" * 5000, "name": "ok"}, "errors": None}
     assert trim_oversized(dict(data), 100_000) == data
     trimmed = trim_oversized(dict(data), 1000)
     assert trimmed["record"] == {"id": 1, "name": "ok"}
     assert trimmed["errors"] == ["Error 413: Payload Too Large"]
+
+
+def test_bus_messages_round_trip_in_the_wire_form():
+    from ownbase.realtime.bus import Broadcast, Change, Changes, PresenceDiff, decode_message, encode_message
+
+    change = Change(7, 16384, "public", "t", "DELETE", None, {"id": 1}, "2026-01-01T00:00:00.000Z")
+    for message in (Broadcast("pub:r", {"type": "broadcast", "event": "e", "payload": b"\x00\xff"}, "s"),
+                    PresenceDiff("priv:r", {"k": {"metas": [{"phx_ref": "1"}]}}, {}),
+                    Changes([change])):
+        assert decode_message(encode_message(message, "id-1")) == (message, "id-1")
+    assert change.row == {"id": 1}
+    # the wire keeps the one-letter kinds (processes of two versions may share one Redis)
+    assert json.loads(encode_message(PresenceDiff("pub:r", {}, {})))["k"] == "p"
+    assert decode_message(b'{"k": "z"}') == (None, None)
