@@ -262,6 +262,8 @@ async def generate_link(request: Request) -> Any:
         info = await otp.prepare(conn, ctx, user, LINK_TYPES[ltype], redirect_to=redirect_to, to=to,
                                  token_type=token_type)
         reply = await _reply(conn, user["id"])
+    # The link itself says type=email_change (what /verify takes, as GoTrue's links do); the reply
+    # names the type asked for, which is what supabase-js/-py validate.
     reply.update({"action_link": info["link"], "email_otp": info["code"], "hashed_token": info["token_hash"],
-                  "verification_type": LINK_TYPES[ltype], "redirect_to": info["redirect_to"]})
+                  "verification_type": ltype, "redirect_to": info["redirect_to"]})
     return reply
