@@ -79,24 +79,32 @@ async def create_user(request: Request) -> Any:
         return await _reply(conn, user["id"])
 
 
-def _int_param(request: Request, name: str, default: int) -> int:
+_UINT64_MAX = 2**64 - 1
+
+
+def _go_quote(raw: str) -> str:
+    return '"' + raw.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _page_param(request: Request, name: str, default: int) -> int:
+    """GoTrue parses page/per_page with strconv.ParseUint: ASCII digits only, at most 2**64-1."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise errors.validation(f"Bad Pagination Parameters: strconv.ParseUint: parsing \"{raw}\": invalid syntax") from None
-    if value < 0:
-        raise errors.validation(f"Bad Pagination Parameters: strconv.ParseUint: parsing \"{raw}\": invalid syntax")
-    return value
+    if not (raw.isascii() and raw.isdigit()):
+        reason = "invalid syntax"
+    elif len(raw.lstrip("0")) > 20 or int(raw) > _UINT64_MAX:  # length first: int() of huge text is slow
+        reason = "value out of range"
+    else:
+        return int(raw)
+    raise errors.validation(f"Bad Pagination Parameters: strconv.ParseUint: parsing {_go_quote(raw)}: {reason}")
 
 
 async def list_users(request: Request) -> Response:
     ctx = ctx_of(request)
     admin_caller(request)
-    page = max(1, _int_param(request, "page", 1))
-    per_page = _int_param(request, "per_page", 50) or 50
+    page = max(1, _page_param(request, "page", 1))
+    per_page = _page_param(request, "per_page", 50) or 50
     per_page = min(per_page, 1000)
     flt = request.query_params.get("filter", "")
     if "\x00" in flt:
@@ -105,11 +113,15 @@ async def list_users(request: Request) -> Response:
     if flt:
         where = (" where email ilike $1 or raw_user_meta_data->>'full_name' ilike $1")
         args.append("%" + flt.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    offset = (page - 1) * per_page
     async with ctx.db.owner.acquire() as conn:
         total = await conn.fetchval(f"select count(*) from auth.users{where}", *args)
-        rows = await conn.fetch(
-            f"select * from auth.users{where} order by created_at desc, id desc"
-            f" limit {per_page} offset {(page - 1) * per_page}", *args)
+        rows = []
+        if offset < total:  # past the end (even past bigint): an empty page, no query
+            n = len(args)
+            rows = await conn.fetch(
+                f"select * from auth.users{where} order by created_at desc, id desc"
+                f" limit ${n + 1} offset ${n + 2}", *args, per_page, offset)
     headers = {"x-total-count": str(total)}
     base = f"{ctx.settings.api_url}/auth/v1/admin/users"
     last = max(1, -(-total // per_page))

@@ -124,3 +124,15 @@ def test_generate_link_email_change_reports_the_type_asked_for(server: ServerHan
     done = py_client(server).auth.verify_otp({"email": addressed, "token": props.email_otp,
                                               "type": "email_change"})
     assert done.user is not None and done.user.email == new_email
+
+
+def test_admin_list_far_pages_are_empty_not_errors(server: ServerHandle) -> None:
+    headers = {"apikey": server.service_key, "Authorization": f"Bearer {server.service_key}", **NEW}
+    # Inside uint64 (GoTrue accepts it) but past any offset PostgreSQL can take: an empty page.
+    for query in ("page=18446744073709551615", "page=9223372036854775807&per_page=1000"):
+        r = httpx.get(server.url + "/auth/v1/admin/users?" + query, headers=headers)
+        assert r.status_code == 200 and r.json()["users"] == [], (query, r.text)
+    # Leading zeros are still a small number for strconv.ParseUint.
+    padded = httpx.get(server.url + "/auth/v1/admin/users?per_page=1&page=" + "0" * 30 + "1", headers=headers)
+    plain = httpx.get(server.url + "/auth/v1/admin/users?per_page=1&page=1", headers=headers)
+    assert padded.status_code == 200 and padded.json()["users"] == plain.json()["users"] != []
