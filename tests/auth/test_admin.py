@@ -133,6 +133,7 @@ def test_admin_list_far_pages_are_empty_not_errors(server: ServerHandle) -> None
         r = httpx.get(server.url + "/auth/v1/admin/users?" + query, headers=headers)
         assert r.status_code == 200 and r.json()["users"] == [], (query, r.text)
     # Leading zeros are still a small number for strconv.ParseUint.
+    py_client(server, server.service_key).auth.admin.create_user({"email": unique_email("far")})
     padded = httpx.get(server.url + "/auth/v1/admin/users?per_page=1&page=" + "0" * 30 + "1", headers=headers)
     plain = httpx.get(server.url + "/auth/v1/admin/users?per_page=1&page=1", headers=headers)
     assert padded.status_code == 200 and padded.json()["users"] == plain.json()["users"] != []
