@@ -40,16 +40,25 @@ def user_agent(request: Request) -> str:
     return request.headers.get("user-agent", "")
 
 
-async def pkce_flow(conn: asyncpg.Connection, data: dict[str, Any], user_id: Any, method: str) -> bool:
-    """Record PKCE flow state when the client sent a code challenge (supabase-py's default)."""
+def pkce_params(data: dict[str, Any]) -> tuple[str, str] | None:
+    """The client's (code challenge, method), validated; None when it sent no challenge."""
     challenge = data.get("code_challenge")
     if not isinstance(challenge, str) or not challenge:
-        return False
+        return None
     if not 43 <= len(challenge) <= 128:
         raise errors.validation("code challenge has to be between 43 and 128 characters")
     cmethod = str(data.get("code_challenge_method") or "plain").lower()
     if cmethod not in ("s256", "plain"):
         raise errors.validation("Code challenge method not supported")
+    return challenge, cmethod
+
+
+async def pkce_flow(conn: asyncpg.Connection, data: dict[str, Any], user_id: Any, method: str) -> bool:
+    """Record PKCE flow state when the client sent a code challenge (supabase-py's default)."""
+    params = pkce_params(data)
+    if params is None:
+        return False
+    challenge, cmethod = params
     await conn.execute("delete from auth.flow_state where user_id = $1 and authentication_method = $2",
                        user_id, method)
     await conn.execute(
