@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ownbase.auth import errors, otp, users
-from ownbase.auth.rules import check_password
+from ownbase.auth.rules import check_password, normalize_phone
 from ownbase.auth.passwords import hash_password
 from ownbase.auth.web import admin_caller, body, client_ip, ctx_of, obj, string
 
@@ -52,6 +52,7 @@ async def create_user(request: Request) -> Any:
     if not email and not phone:
         raise errors.validation("Cannot create a user without either an email or phone")
     if phone:
+        normalize_phone(phone)
         raise errors.phone_disabled("signups")
     if not users.valid_email(email):
         raise errors.validation("Unable to validate email address: invalid format")

@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 
 from ownbase.auth import errors, otp, users
-from ownbase.auth.rules import confirmed, normalize_email, pkce_flow, pkce_params
+from ownbase.auth.rules import confirmed, normalize_email, normalize_phone, pkce_flow, pkce_params
 from ownbase.auth.web import body, client_ip, ctx_of, limit, obj, string
 
 
@@ -17,8 +17,17 @@ async def otp_route(request: Request) -> Any:
     data = await body(request)
     await limit(request, "otp", s.auth_rate_limit_otp)
     email, phone = string(data, "email"), string(data, "phone")
-    if phone and not email:
-        raise errors.phone_disabled("logins")
+    if email and phone:
+        raise errors.validation("Only an email address or phone number should be provided")
+    if phone:
+        # GoTrue: with create_user false an unknown (E.164-checked) phone is otp_disabled; then
+        # the phone provider (never configured here) is off.
+        number = normalize_phone(phone)
+        if data.get("create_user", True) is False:
+            async with ctx.db.owner.acquire() as conn:
+                if await conn.fetchval("select 1 from auth.users where phone = $1", number) is None:
+                    raise errors.otp_disabled()
+        raise errors.phone_disabled("provider")
     if not email:
         raise errors.validation("An email address is required")
     email = normalize_email(email)

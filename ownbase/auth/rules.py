@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -25,6 +26,18 @@ def normalize_email(value: str) -> str:
     if not users.valid_email(value):
         raise errors.validation("Unable to validate email address: invalid format")
     return value.lower()
+
+
+_E164 = re.compile(r"[1-9][0-9]{1,14}")
+
+
+def normalize_phone(value: str) -> str:
+    """GoTrue's E.164 check: one leading + and all spaces dropped, then 2-15 digits."""
+    digits = value.replace(" ", "")
+    digits = digits[1:] if digits.startswith("+") else digits
+    if not _E164.fullmatch(digits):
+        raise errors.invalid_phone()
+    return digits
 
 
 def confirmed(user: asyncpg.Record) -> bool:
