@@ -53,6 +53,9 @@ async def signup(request: Request) -> Any:
                 if s.auth_autoconfirm:
                     raise errors.user_already_exists()
                 await users.audit(conn, "user_repeated_signup", existing, ip, "user")
+                # No mail goes out, but the attempt counts as one: repeating the sign-up of a new
+                # address ends in 429, so this one must too.
+                await otp.check_budget(conn, ctx, email, "confirmation", None)
                 return _fake_user(email)
             # Unconfirmed: send the confirmation again, reply as for a new sign-up.
             pkce = await pkce_flow(conn, data, existing["id"], "email/signup")

@@ -220,6 +220,13 @@ def test_mail_budget_does_not_tell_registered_from_unknown(server_factory: Calla
     for address in (known2, unknown2):
         got = [_ask(srv, "resend", {"type": "signup", "email": address}) for _ in range(4)]
         assert got == expected, address
+    # Signing up again: a confirmed account answers like a new (unconfirmed) address, 429 included.
+    known3, fresh = unique_email("known3"), unique_email("fresh")
+    py_client(srv, srv.service_key).auth.admin.create_user(
+        {"email": known3, "password": "secret123", "email_confirm": True})
+    for address in (known3, fresh):
+        got = [_ask(srv, "signup", {"email": address, "password": "secret123"})[0] for _ in range(4)]
+        assert got == [200, 200, 200, 429], address
     # A bad PKCE challenge is refused for both, too.
     bad = {"code_challenge": "short", "code_challenge_method": "s256"}
     assert _ask(srv, "recover", {"email": unique_email(), **bad}) == _ask(
