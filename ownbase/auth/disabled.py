@@ -8,6 +8,7 @@ first (the ``/user`` and ``/admin`` route groups), so does this module.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -142,7 +143,7 @@ async def _factor(request: Request, user_id: Any, param: str = "factor_id") -> a
     if not users.is_uuid(factor_id):
         raise errors.validation("factor_id must be an UUID", 404)
     row = await ctx_of(request).db.owner.fetchrow(
-        "select * from auth.mfa_factors where id = $1::uuid and user_id = $2", str(factor_id), user_id)
+        "select * from auth.mfa_factors where id = $1 and user_id = $2", uuid.UUID(factor_id), user_id)
     if row is None:
         raise errors.AuthError(404, "mfa_factor_not_found", "Factor not found")
     return row
