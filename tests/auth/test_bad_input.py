@@ -173,9 +173,9 @@ ALL_ROUTES: list[tuple[str, str, str]] = [
 QUERY_KEYS = ["page", "per_page", "filter", "redirect_to", "grant_type", "provider", "type", "token", "scope",
               "scopes", "code_challenge", "code_challenge_method", "state", "code", "skip_http_redirect"]
 # Path ids: UUIDs in the spellings uuid.UUID accepts (PostgreSQL does not take all), and junk.
-segments = st.uuids().map(str) | st.uuids().map(lambda u: f"urn:uuid:{u}") | \
-    st.uuids().map(lambda u: f"{{{u.hex}}}") | st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.~%", min_size=1,
-                                         max_size=40)
+segments = (st.uuids().map(str) | st.uuids().map(lambda u: f"urn:uuid:{u}")
+            | st.uuids().map(lambda u: f"{{{u.hex}}}")
+            | st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.~%", min_size=1, max_size=40))
 queries = st.dictionaries(st.sampled_from(QUERY_KEYS),
                           st.sampled_from(["password", "refresh_token", "pkce", "id_token", "web3", "-1", "0",
                                            "99999999999999999999", "github", "custom:x"]) | st.text(max_size=30),
