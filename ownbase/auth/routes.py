@@ -90,7 +90,7 @@ async def fallback(request: Request) -> Response:
     for route in SERVICE.routes:
         if not isinstance(route, Route) or route.endpoint is fallback:
             continue
-        match, _ = route.matches({"type": "http", "path": request.url.path, "method": "\0"})
+        match, _ = route.matches({**request.scope, "method": "\0"})  # path only: no method matches
         if match != Match.NONE:
             allowed.extend(m for m in sorted(route.methods or ()) if m != "HEAD" and m not in allowed)
     if allowed:
