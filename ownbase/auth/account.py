@@ -29,7 +29,11 @@ async def get_user(request: Request) -> Any:
     auth = user_caller(request)
     async with ctx.db.owner.acquire() as conn:
         user = await current_user(conn, auth.claims)
-        return users.user_json(user, await users.identities(conn, user["id"]))
+        out = users.user_json(user, await users.identities(conn, user["id"]))
+        found = await users.factors(conn, user["id"])
+        if found:  # GoTrue omits the key when there are none
+            out["factors"] = found
+        return out
 
 
 async def put_user(request: Request) -> Any:

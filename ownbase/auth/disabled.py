@@ -119,16 +119,6 @@ VERIFY_OFF = {"totp": ("mfa_totp_verify_not_enabled", "MFA verification is disab
               "webauthn": ("mfa_webauthn_enroll_not_enabled", "MFA verification is disabled for WebAuthn")}
 
 
-def factor_json(row: asyncpg.Record) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": str(row["id"]), "created_at": users.ts(row["created_at"]),
-                           "updated_at": users.ts(row["updated_at"]), "status": row["status"],
-                           "factor_type": row["factor_type"], "phone": row["phone"] or "",
-                           "last_challenged_at": users.ts(row["last_challenged_at"])}
-    if row["friendly_name"]:
-        out["friendly_name"] = row["friendly_name"]
-    return out
-
-
 async def enroll(request: Request) -> Any:
     await _signed_in(request, allow_anonymous=False)
     data = await body(request)
@@ -182,7 +172,7 @@ async def admin_factors(request: Request) -> Response:
     user_id = await _admin_user_id(request)
     rows = await ctx_of(request).db.owner.fetch(
         "select * from auth.mfa_factors where user_id = $1 order by created_at", user_id)
-    return JSONResponse([factor_json(r) for r in rows])
+    return JSONResponse([users.factor_json(r) for r in rows])
 
 
 async def admin_factor(request: Request) -> Any:
@@ -191,12 +181,12 @@ async def admin_factor(request: Request) -> Any:
     pool = ctx_of(request).db.owner
     if request.method == "DELETE":
         await pool.execute("delete from auth.mfa_factors where id = $1", factor["id"])
-        return factor_json(factor)
+        return users.factor_json(factor)
     data = await body(request)
     name = string(data, "friendly_name") or factor["friendly_name"]
     row = await pool.fetchrow("update auth.mfa_factors set friendly_name = $2, updated_at = now()"
                               " where id = $1 returning *", factor["id"], name)
-    return factor_json(row)
+    return users.factor_json(row)
 
 
 async def admin_passkeys(request: Request) -> Response:

@@ -226,6 +226,9 @@ def test_factors_copied_from_supabase(server: ServerHandle) -> None:
     assert {(f.id, f.status) for f in listed} == {(verified, "verified"), (pending, "unverified")}
     sb = py_client(server)
     sb.auth.sign_in_with_password({"email": email, "password": "secret123"})
+    sb.auth.get_user()  # list_factors reads the factors of the user object, as GoTrue sends them
+    mine = sb.auth.mfa.list_factors()
+    assert {f.id for f in mine.all} == {verified, pending} and [f.id for f in mine.totp] == [verified]
     with pytest.raises(AuthApiError) as exc:
         sb.auth.mfa.challenge({"factor_id": verified})
     assert (exc.value.code, exc.value.status) == ("mfa_totp_verify_not_enabled", 422)
