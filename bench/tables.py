@@ -32,13 +32,15 @@ import aiohttp
 import asyncpg
 
 from _load import Result, merge, run_load, start_server  # noqa: E402 - bench/ is on sys.path when run as a script
+from ownbase.tables.spec import SCHEMA_PREFIX
 
 DB = "benchdb"
+SCHEMA = SCHEMA_PREFIX + DB  # the PostgreSQL schema of database DB (see docs/rest.md)
 
 
 async def main(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ownbase-bench-tables-"))
-    proc, url, info = start_server(tmp, {"OWNBASE_DB_SCHEMAS": f"public,{DB}"})
+    proc, url, info = start_server(tmp, {"OWNBASE_DB_SCHEMAS": f"public,{SCHEMA}"})
     try:
         keys = info["keys"]
         sub = str(uuid.uuid4())
@@ -61,7 +63,7 @@ async def main(args: argparse.Namespace) -> None:
             for _ in range(50):
                 async with http.get(f"{url}/db/v1/{DB}/tables/items/rows/{ids[0]}") as r:
                     await r.read()
-                async with http.get(f"{url}/rest/v1/items?id=eq.{ids[0]}", headers={"Accept-Profile": DB}) as r:
+                async with http.get(f"{url}/rest/v1/items?id=eq.{ids[0]}", headers={"Accept-Profile": SCHEMA}) as r:
                     await r.read()
 
             async def db_get(i: int) -> bool:
@@ -71,13 +73,13 @@ async def main(args: argparse.Namespace) -> None:
 
             async def rest_get(i: int) -> bool:
                 async with http.get(f"{url}/rest/v1/items?id=eq.{ids[i % len(ids)]}",
-                                    headers={"Accept-Profile": DB, "Accept": "application/vnd.pgrst.object+json"}) as r:
+                                    headers={"Accept-Profile": SCHEMA, "Accept": "application/vnd.pgrst.object+json"}) as r:
                     await r.read()
                     return r.status == 200
 
             pool = await asyncpg.create_pool(info["db_url"], min_size=args.concurrency, max_size=args.concurrency)
             claims_json = json.dumps(claims)
-            select = (f'select to_jsonb(t) from "{DB}".items t where id = $1::uuid')
+            select = (f'select to_jsonb(t) from "{SCHEMA}".items t where id = $1::uuid')
 
             async def direct_get(i: int) -> bool:
                 async with pool.acquire() as conn:
@@ -94,7 +96,7 @@ async def main(args: argparse.Namespace) -> None:
 
             async def rest_post(i: int) -> bool:
                 async with http.post(f"{url}/rest/v1/items", json={"title": f"r{i}", "qty": i},
-                                     headers={"Content-Profile": DB, "Prefer": "return=representation"}) as r:
+                                     headers={"Content-Profile": SCHEMA, "Prefer": "return=representation"}) as r:
                     await r.read()
                     return r.status == 201
 
@@ -135,7 +137,7 @@ async def main(args: argparse.Namespace) -> None:
 
             async def rest_bulk(i: int) -> bool:
                 async with http.post(f"{url}/rest/v1/items", json=bulk,
-                                     headers={"Content-Profile": DB, "Prefer": "return=minimal"}) as r:
+                                     headers={"Content-Profile": SCHEMA, "Prefer": "return=minimal"}) as r:
                     await r.read()
                     return r.status == 201
 
@@ -146,7 +148,7 @@ async def main(args: argparse.Namespace) -> None:
                     async with conn.transaction():
                         await conn.execute("select set_config('role', 'authenticated', true), "
                                            "set_config('request.jwt.claims', $1, true)", claims_json)
-                        await conn.executemany(f'insert into "{DB}".items(title, qty, tags) values ($1, $2, $3)', records)
+                        await conn.executemany(f'insert into "{SCHEMA}".items(title, qty, tags) values ($1, $2, $3)', records)
                 return True
 
             bulks: dict[str, list[Result]] = {"direct": [], "rest": [], "dyn": []}

@@ -10,11 +10,11 @@ from starlette.responses import Response
 
 from ownbase.auth import errors, otp, sessions, users
 from ownbase.auth.passwords import hash_password, verify_password
-from ownbase.auth.rules import check_password, normalize_email
+from ownbase.auth.rules import check_password, normalize_email, normalize_phone
 from ownbase.auth.web import body, client_ip, ctx_of, limit, obj, string, user_caller
 
 
-async def _current(conn: asyncpg.Connection, claims: dict[str, Any], *, lock: bool = False) -> asyncpg.Record:
+async def current_user(conn: asyncpg.Connection, claims: dict[str, Any], *, lock: bool = False) -> asyncpg.Record:
     user = await users.by_id(conn, claims["sub"], lock=lock)
     if user is None:
         raise errors.user_not_found()
@@ -28,8 +28,12 @@ async def get_user(request: Request) -> Any:
     ctx = ctx_of(request)
     auth = user_caller(request)
     async with ctx.db.owner.acquire() as conn:
-        user = await _current(conn, auth.claims)
-        return users.user_json(user, await users.identities(conn, user["id"]))
+        user = await current_user(conn, auth.claims)
+        out = users.user_json(user, await users.identities(conn, user["id"]))
+        found = await users.factors(conn, user["id"])
+        if found:  # GoTrue omits the key when there are none
+            out["factors"] = found
+        return out
 
 
 async def put_user(request: Request) -> Any:
@@ -43,11 +47,12 @@ async def put_user(request: Request) -> Any:
     if data.get("app_metadata") is not None:
         raise errors.AuthError(403, "not_admin", "Updating app_metadata requires admin privileges")
     if string(data, "phone"):
+        normalize_phone(string(data, "phone"))
         raise errors.phone_disabled("logins")
     ip = client_ip(request)
     redirect_to = request.query_params.get("redirect_to")
     async with ctx.db.owner.acquire() as conn, conn.transaction():
-        user = await _current(conn, auth.claims, lock=True)
+        user = await current_user(conn, auth.claims, lock=True)
         if "data" in data:
             await users.merge_metadata(conn, user["id"], "raw_user_meta_data", obj(data, "data"))
         if password:
@@ -92,7 +97,7 @@ async def reauthenticate(request: Request) -> Any:
     auth = user_caller(request)
     await limit(request, "otp", ctx.settings.auth_rate_limit_otp)
     async with ctx.db.owner.acquire() as conn, conn.transaction():
-        user = await _current(conn, auth.claims, lock=True)
+        user = await current_user(conn, auth.claims, lock=True)
         if not user["email"]:
             raise errors.validation("Reauthentication requires the user to have an email or a phone number")
         await otp.send(conn, ctx, user, "reauthentication", redirect_to=None, budget=False)

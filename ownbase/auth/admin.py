@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ownbase.auth import errors, otp, users
-from ownbase.auth.rules import check_password
+from ownbase.auth.rules import check_password, normalize_phone
 from ownbase.auth.passwords import hash_password
 from ownbase.auth.web import admin_caller, body, client_ip, ctx_of, obj, string
 
@@ -52,6 +52,7 @@ async def create_user(request: Request) -> Any:
     if not email and not phone:
         raise errors.validation("Cannot create a user without either an email or phone")
     if phone:
+        normalize_phone(phone)
         raise errors.phone_disabled("signups")
     if not users.valid_email(email):
         raise errors.validation("Unable to validate email address: invalid format")
@@ -79,24 +80,32 @@ async def create_user(request: Request) -> Any:
         return await _reply(conn, user["id"])
 
 
-def _int_param(request: Request, name: str, default: int) -> int:
+_UINT64_MAX = 2**64 - 1
+
+
+def _go_quote(raw: str) -> str:
+    return '"' + raw.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _page_param(request: Request, name: str, default: int) -> int:
+    """GoTrue parses page/per_page with strconv.ParseUint: ASCII digits only, at most 2**64-1."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise errors.validation(f"Bad Pagination Parameters: strconv.ParseUint: parsing \"{raw}\": invalid syntax") from None
-    if value < 0:
-        raise errors.validation(f"Bad Pagination Parameters: strconv.ParseUint: parsing \"{raw}\": invalid syntax")
-    return value
+    if not (raw.isascii() and raw.isdigit()):
+        reason = "invalid syntax"
+    elif len(raw.lstrip("0")) > 20 or int(raw) > _UINT64_MAX:  # length first: int() of huge text is slow
+        reason = "value out of range"
+    else:
+        return int(raw)
+    raise errors.validation(f"Bad Pagination Parameters: strconv.ParseUint: parsing {_go_quote(raw)}: {reason}")
 
 
 async def list_users(request: Request) -> Response:
     ctx = ctx_of(request)
     admin_caller(request)
-    page = max(1, _int_param(request, "page", 1))
-    per_page = _int_param(request, "per_page", 50) or 50
+    page = max(1, _page_param(request, "page", 1))
+    per_page = _page_param(request, "per_page", 50) or 50
     per_page = min(per_page, 1000)
     flt = request.query_params.get("filter", "")
     if "\x00" in flt:
@@ -105,11 +114,15 @@ async def list_users(request: Request) -> Response:
     if flt:
         where = (" where email ilike $1 or raw_user_meta_data->>'full_name' ilike $1")
         args.append("%" + flt.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    offset = (page - 1) * per_page
     async with ctx.db.owner.acquire() as conn:
         total = await conn.fetchval(f"select count(*) from auth.users{where}", *args)
-        rows = await conn.fetch(
-            f"select * from auth.users{where} order by created_at desc, id desc"
-            f" limit {per_page} offset {(page - 1) * per_page}", *args)
+        rows = []
+        if offset < total:  # past the end (even past bigint): an empty page, no query
+            n = len(args)
+            rows = await conn.fetch(
+                f"select * from auth.users{where} order by created_at desc, id desc"
+                f" limit ${n + 1} offset ${n + 2}", *args, per_page, offset)
     headers = {"x-total-count": str(total)}
     base = f"{ctx.settings.api_url}/auth/v1/admin/users"
     last = max(1, -(-total // per_page))
@@ -262,6 +275,8 @@ async def generate_link(request: Request) -> Any:
         info = await otp.prepare(conn, ctx, user, LINK_TYPES[ltype], redirect_to=redirect_to, to=to,
                                  token_type=token_type)
         reply = await _reply(conn, user["id"])
+    # The link itself says type=email_change (what /verify takes, as GoTrue's links do); the reply
+    # names the type asked for, which is what supabase-js/-py validate.
     reply.update({"action_link": info["link"], "email_otp": info["code"], "hashed_token": info["token_hash"],
-                  "verification_type": LINK_TYPES[ltype], "redirect_to": info["redirect_to"]})
+                  "verification_type": ltype, "redirect_to": info["redirect_to"]})
     return reply

@@ -26,6 +26,19 @@ class AuthError(Exception):
         self.headers = headers or {}
 
 
+class OAuthError(Exception):
+    """GoTrue's OAuth-style error (id_token grant): always 400, ``{error, error_description}``,
+    the same in both API versions, with no error_code and no x-sb-error-code header."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"error": self.error, "error_description": self.description}, status_code=400)
+
+
 def render(request: Request, err: AuthError) -> JSONResponse:
     new_shape = request.headers.get("x-supabase-api-version", "") >= API_VERSION
     headers = dict(err.headers)
@@ -142,8 +155,16 @@ def anonymous_disabled() -> AuthError:
     return AuthError(422, "anonymous_provider_disabled", "Anonymous sign-ins are disabled")
 
 
-def phone_disabled(action: str = "signups") -> AuthError:
-    return AuthError(400, "phone_provider_disabled", f"Phone {action} are disabled")
+def phone_disabled(action: str = "signups", status: int = 400) -> AuthError:
+    """GoTrue's wording differs per route: /signup "Phone signups are disabled", /resend "Phone
+    logins are disabled", the password grant the same with 422, /otp "Unsupported phone provider"."""
+    if action == "provider":
+        return AuthError(status, "phone_provider_disabled", "Unsupported phone provider")
+    return AuthError(status, "phone_provider_disabled", f"Phone {action} are disabled")
+
+
+def invalid_phone() -> AuthError:
+    return validation("Invalid phone number format (E.164 required)")
 
 
 def same_password() -> AuthError:

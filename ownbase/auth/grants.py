@@ -1,4 +1,5 @@
-"""POST /token: password, refresh_token (rotation with reuse detection) and pkce grants."""
+"""POST /token: password, refresh_token (rotation with reuse detection) and pkce grants; id_token and
+web3 answer as GoTrue with those providers disabled (idtoken.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ownbase.auth import errors, sessions, users
+from ownbase.auth import errors, idtoken, sessions, users
 from ownbase.auth.passwords import verify_password
 from ownbase.auth.rules import banned, confirmed, user_agent
 from ownbase.auth.tokens import pkce_challenge_ok
@@ -22,6 +23,10 @@ async def token(request: Request) -> Any:
         return await _refresh_grant(request)
     if grant == "pkce":
         return await _pkce_grant(request)
+    if grant == "id_token":
+        return await idtoken.id_token_grant(request)
+    if grant == "web3":
+        return await idtoken.web3_grant(request)
     raise errors.AuthError(400, "invalid_credentials", "unsupported_grant_type")
 
 
@@ -34,7 +39,7 @@ async def _password_grant(request: Request) -> Any:
     if email and phone:
         raise errors.validation("Only an email address or phone number should be provided on login.")
     if phone:
-        raise errors.phone_disabled("logins")
+        raise errors.phone_disabled("logins", 422)
     if not email:
         raise errors.validation("missing email or phone")
     async with ctx.db.owner.acquire() as conn:

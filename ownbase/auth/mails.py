@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 
 from ownbase.auth import errors, otp, users
-from ownbase.auth.rules import confirmed, normalize_email, pkce_flow
+from ownbase.auth.rules import confirmed, normalize_email, normalize_phone, pkce_flow, pkce_params
 from ownbase.auth.web import body, client_ip, ctx_of, limit, obj, string
 
 
@@ -17,8 +17,17 @@ async def otp_route(request: Request) -> Any:
     data = await body(request)
     await limit(request, "otp", s.auth_rate_limit_otp)
     email, phone = string(data, "email"), string(data, "phone")
-    if phone and not email:
-        raise errors.phone_disabled("logins")
+    if email and phone:
+        raise errors.validation("Only an email address or phone number should be provided")
+    if phone:
+        # GoTrue: with create_user false an unknown (E.164-checked) phone is otp_disabled; then
+        # the phone provider (never configured here) is off.
+        number = normalize_phone(phone)
+        if data.get("create_user", True) is False:
+            async with ctx.db.owner.acquire() as conn:
+                if await conn.fetchval("select 1 from auth.users where phone = $1", number) is None:
+                    raise errors.otp_disabled()
+        raise errors.phone_disabled("provider")
     if not email:
         raise errors.validation("An email address is required")
     email = normalize_email(email)
@@ -52,13 +61,17 @@ async def recover(request: Request) -> Any:
     if not email:
         raise errors.validation("Password recovery requires an email")
     email = normalize_email(email)
+    pkce_params(data)  # a bad challenge is refused whether or not the address is known
     async with ctx.db.owner.acquire() as conn, conn.transaction():
         user = await users.by_email(conn, email, lock=True)
-        if user is not None:  # unknown addresses get the same empty reply: no enumeration
-            pkce = await pkce_flow(conn, data, user["id"], "recovery")
-            await otp.send(conn, ctx, user, "recovery", redirect_to=request.query_params.get("redirect_to"),
-                           pkce=pkce)
-            await users.audit(conn, "user_recovery_requested", user, client_ip(request), "user")
+        if user is None:
+            # Unknown addresses get the same reply, 429 included: their attempts count the same.
+            await otp.check_budget(conn, ctx, email, "recovery", None)
+            return {}
+        pkce = await pkce_flow(conn, data, user["id"], "recovery")
+        await otp.send(conn, ctx, user, "recovery", redirect_to=request.query_params.get("redirect_to"),
+                       pkce=pkce)
+        await users.audit(conn, "user_recovery_requested", user, client_ip(request), "user")
     return {}
 
 
@@ -80,6 +93,7 @@ async def resend(request: Request) -> Any:
             user = await users.by_email(conn, email, lock=True)
             if user is not None and not confirmed(user):
                 await otp.send(conn, ctx, user, "confirmation", redirect_to=redirect_to)
+                return {}
         else:
             user = await conn.fetchrow(
                 "select * from auth.users where lower(email_change) = $1 or lower(email) = $1"
@@ -87,4 +101,7 @@ async def resend(request: Request) -> Any:
             if user is not None and user["email_change"]:
                 await otp.send(conn, ctx, user, "email_change", redirect_to=redirect_to,
                                to=user["email_change"])
+                return {}
+        # Nothing to resend: count the attempt anyway, so a 429 tells nothing about the address.
+        await otp.check_budget(conn, ctx, email, "confirmation" if vtype == "signup" else "email_change", None)
     return {}

@@ -51,15 +51,24 @@ def mailer(ctx: Context) -> Mailer:
     return m
 
 
+def budget_key(ctx: Context, address: str) -> str:
+    """The budget table's key for an address: a keyed hash, so the table never names anyone (it
+    also counts attempts for addresses that have no account)."""
+    return stored_hash(_secret(ctx), "mail-budget:" + address.lower())
+
+
 async def check_budget(conn: asyncpg.Connection, ctx: Context, address: str, kind: str,
                        user: asyncpg.Record | None) -> None:
-    """Refuse with 429 when the address used up its hourly budget; otherwise record this send."""
+    """Refuse with 429 when the address used up its hourly budget; otherwise record this send.
+
+    Called for unknown addresses too (``user`` None, nothing is mailed), so that the 429 does not
+    tell registered addresses from unknown ones."""
     s = ctx.settings
-    address = address.lower()
-    await conn.execute("select pg_advisory_xact_lock(hashtext('ownbase-auth-mail:' || $1))", address)
+    key = budget_key(ctx, address)
+    await conn.execute("select pg_advisory_xact_lock(hashtext('ownbase-auth-mail:' || $1))", key)
     if s.auth_email_send_interval > 0:
         last = await conn.fetchval(
-            "select max(sent_at) from ownbase.auth_email_sends where address = $1", address)
+            "select max(sent_at) from ownbase.auth_email_sends where address = $1", key)
         if last is not None:
             wait = s.auth_email_send_interval - (datetime.now(timezone.utc) - last).total_seconds()
             if wait > 0:
@@ -67,13 +76,16 @@ async def check_budget(conn: asyncpg.Connection, ctx: Context, address: str, kin
     if s.auth_otp_max_per_hour > 0 and kind in BUDGETED:
         count = await conn.fetchval(
             "select count(*) from ownbase.auth_email_sends where address = $1"
-            " and sent_at > now() - interval '1 hour'", address)
+            " and sent_at > now() - interval '1 hour'", key)
         if count >= s.auth_otp_max_per_hour:
             raise errors.email_rate_limited()
-    await conn.execute("insert into ownbase.auth_email_sends (address, kind) values ($1, $2)", address, kind)
-    # Keep the table small: only the last hour (and the send interval) matter.
-    await conn.execute("delete from ownbase.auth_email_sends where address = $1"
-                       " and sent_at < now() - interval '1 day'", address)
+    await conn.execute("insert into ownbase.auth_email_sends (address, kind) values ($1, $2)", key, kind)
+    # Keep the table small: only the last hour (and the send interval) matter. Look at the 50
+    # oldest rows only, so the cleanup costs the same however large the table is.
+    await conn.execute(
+        """delete from ownbase.auth_email_sends where id in (
+             select id from (select id, sent_at from ownbase.auth_email_sends order by id limit 50) oldest
+              where sent_at < now() - interval '1 day')""")
 
 
 async def issue(conn: asyncpg.Connection, ctx: Context, user_id: Any, token_type: str,

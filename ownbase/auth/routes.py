@@ -6,11 +6,11 @@ import logging
 from typing import Any, Awaitable, Callable
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Match, Route
 
-from ownbase.auth import account, admin, grants, mails, signup, verify
-from ownbase.auth.errors import AuthError, render, unexpected
+from ownbase.auth import account, admin, disabled, grants, mails, signup, verify
+from ownbase.auth.errors import AuthError, OAuthError, render, unexpected
 from ownbase.auth.lifecycle import shutdown, startup
 from ownbase.service import Service
 
@@ -20,6 +20,9 @@ Handler = Callable[[Request], Awaitable[Any]]
 OAUTH_PROVIDERS = ("apple", "azure", "bitbucket", "discord", "facebook", "snapchat", "figma", "fly", "github",
                    "gitlab", "google", "keycloak", "kakao", "linkedin", "linkedin_oidc", "notion", "spotify",
                    "slack", "slack_oidc", "workos", "twitch", "twitter", "zoom")
+# Providers GoTrue knows but does not list in /settings.
+OTHER_PROVIDERS = ("x", "vercel_marketplace")
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
 
 
 def gotrue(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -28,6 +31,8 @@ def gotrue(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             result = await handler(request)
         except AuthError as err:
             return render(request, err)
+        except OAuthError as err:
+            return err.response()
         except Exception:  # noqa: BLE001 - GoTrue's 500 shape instead of a bare crash
             log.exception("auth request failed")
             return render(request, unexpected())
@@ -66,8 +71,35 @@ async def jwks(request: Request) -> Response:
 
 
 async def authorize(request: Request) -> Any:
-    # signInWithOAuth sends the browser here; ownbase has no OAuth providers (see docs/auth.md).
-    raise AuthError(400, "provider_disabled", "Unsupported provider: provider is not enabled")
+    # signInWithOAuth sends the browser here; ownbase has no OAuth providers (see docs/auth.md),
+    # so GoTrue's provider lookup fails the way it does for a disabled or unknown provider.
+    name = request.query_params.get("provider", "").lower()
+    if name in OAUTH_PROVIDERS or name in OTHER_PROVIDERS:
+        reason = "provider is not enabled"
+    elif name.startswith("custom:"):
+        reason = "custom OAuth providers are disabled"
+    else:
+        reason = f"Provider {name} could not be found"
+    raise AuthError(400, "validation_failed", "Unsupported provider: " + reason)
+
+
+async def fallback(request: Request) -> Response:
+    """GoTrue (chi) for paths it has no route for: a plain-text 404; for a known path with another
+    method: 405 with an empty body and one Allow header per method."""
+    allowed: list[str] = []
+    for route in SERVICE.routes:
+        if not isinstance(route, Route) or route.endpoint is fallback:
+            continue
+        match, _ = route.matches({**request.scope, "method": "\0"})  # path only: no method matches
+        if match != Match.NONE:
+            allowed.extend(m for m in sorted(route.methods or ()) if m != "HEAD" and m not in allowed)
+    if allowed:
+        response = Response(status_code=405)
+        for method in allowed:
+            response.headers.append("allow", method)
+        return response
+    return PlainTextResponse("404 page not found\n", status_code=404,
+                             headers={"x-content-type-options": "nosniff"})
 
 
 async def _verify(request: Request) -> Any:
@@ -115,7 +147,39 @@ SERVICE = Service(
         Route(f"{P}/admin/users", gotrue(_admin_users), methods=["GET", "POST"]),
         Route(f"{P}/admin/users/{{user_id}}", gotrue(_admin_user), methods=["GET", "PUT", "DELETE"]),
         Route(f"{P}/admin/generate_link", gotrue(admin.generate_link), methods=["POST"]),
+        # GoTrue features that are off or not built here: GoTrue's answers (disabled.py).
+        Route(f"{P}/callback", disabled.callback, methods=["GET", "POST"]),
+        Route(f"{P}/sso", gotrue(disabled.saml), methods=["POST"]),
+        Route(f"{P}/sso/saml/metadata", gotrue(disabled.saml), methods=["GET"]),
+        Route(f"{P}/sso/saml/acs", gotrue(disabled.saml), methods=["POST"]),
+        Route(f"{P}/user/identities/authorize", gotrue(disabled.identities), methods=["GET"]),
+        Route(f"{P}/user/identities/{{identity_id}}", gotrue(disabled.identities), methods=["DELETE"]),
+        Route(f"{P}/user/oauth/grants", gotrue(disabled.user_oauth_grants), methods=ALL_METHODS),
+        Route(f"{P}/factors", gotrue(disabled.enroll), methods=["POST"]),
+        Route(f"{P}/factors/{{factor_id}}/challenge", gotrue(disabled.challenge_or_verify), methods=["POST"]),
+        Route(f"{P}/factors/{{factor_id}}/verify", gotrue(disabled.challenge_or_verify), methods=["POST"]),
+        Route(f"{P}/factors/{{factor_id}}", gotrue(disabled.unenroll), methods=["DELETE"]),
+        Route(f"{P}/passkeys", gotrue(disabled.passkeys), methods=ALL_METHODS),
+        Route(f"{P}/passkeys/{{rest:path}}", gotrue(disabled.passkeys), methods=ALL_METHODS),
+        Route(f"{P}/oauth/{{rest:path}}", gotrue(disabled.oauth_server), methods=ALL_METHODS),
+        Route(f"{P}/.well-known/oauth-authorization-server", gotrue(disabled.oauth_server), methods=ALL_METHODS),
+        Route(f"{P}/scim/v2/{{rest:path}}", gotrue(disabled.scim), methods=ALL_METHODS),
+        Route(f"{P}/admin/oauth/{{rest:path}}", gotrue(disabled.admin_oauth_server), methods=ALL_METHODS),
+        Route(f"{P}/admin/custom-providers", gotrue(disabled.admin_custom_providers), methods=ALL_METHODS),
+        Route(f"{P}/admin/custom-providers/{{rest:path}}", gotrue(disabled.admin_custom_providers),
+              methods=ALL_METHODS),
+        Route(f"{P}/admin/sso/providers", gotrue(disabled.admin_sso_providers), methods=["GET", "POST"]),
+        Route(f"{P}/admin/sso/providers/{{idp_id}}", gotrue(disabled.admin_sso_provider),
+              methods=["GET", "PUT", "DELETE"]),
+        Route(f"{P}/admin/users/{{user_id}}/factors", gotrue(disabled.admin_factors), methods=["GET"]),
+        Route(f"{P}/admin/users/{{user_id}}/factors/{{factor_id}}", gotrue(disabled.admin_factor),
+              methods=["PUT", "DELETE"]),
+        Route(f"{P}/admin/users/{{user_id}}/passkeys", gotrue(disabled.admin_passkeys), methods=["GET"]),
+        Route(f"{P}/admin/users/{{user_id}}/passkeys/{{passkey_id}}", gotrue(disabled.admin_passkey),
+              methods=["DELETE"]),
     ],
     startup=startup,
     shutdown=shutdown,
 )
+# Last, so every route above is tried first (Starlette takes the first full match).
+SERVICE.routes += [Route(P, fallback, methods=ALL_METHODS), Route(f"{P}/{{rest:path}}", fallback, methods=ALL_METHODS)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -27,6 +28,18 @@ def normalize_email(value: str) -> str:
     return value.lower()
 
 
+_E164 = re.compile(r"[1-9][0-9]{1,14}")
+
+
+def normalize_phone(value: str) -> str:
+    """GoTrue's E.164 check: one leading + and all spaces dropped, then 2-15 digits."""
+    digits = value.replace(" ", "")
+    digits = digits[1:] if digits.startswith("+") else digits
+    if not _E164.fullmatch(digits):
+        raise errors.invalid_phone()
+    return digits
+
+
 def confirmed(user: asyncpg.Record) -> bool:
     return user["email_confirmed_at"] is not None
 
@@ -40,16 +53,25 @@ def user_agent(request: Request) -> str:
     return request.headers.get("user-agent", "")
 
 
-async def pkce_flow(conn: asyncpg.Connection, data: dict[str, Any], user_id: Any, method: str) -> bool:
-    """Record PKCE flow state when the client sent a code challenge (supabase-py's default)."""
+def pkce_params(data: dict[str, Any]) -> tuple[str, str] | None:
+    """The client's (code challenge, method), validated; None when it sent no challenge."""
     challenge = data.get("code_challenge")
     if not isinstance(challenge, str) or not challenge:
-        return False
+        return None
     if not 43 <= len(challenge) <= 128:
         raise errors.validation("code challenge has to be between 43 and 128 characters")
     cmethod = str(data.get("code_challenge_method") or "plain").lower()
     if cmethod not in ("s256", "plain"):
         raise errors.validation("Code challenge method not supported")
+    return challenge, cmethod
+
+
+async def pkce_flow(conn: asyncpg.Connection, data: dict[str, Any], user_id: Any, method: str) -> bool:
+    """Record PKCE flow state when the client sent a code challenge (supabase-py's default)."""
+    params = pkce_params(data)
+    if params is None:
+        return False
+    challenge, cmethod = params
     await conn.execute("delete from auth.flow_state where user_id = $1 and authentication_method = $2",
                        user_id, method)
     await conn.execute(

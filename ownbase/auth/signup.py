@@ -33,15 +33,16 @@ async def signup(request: Request) -> Any:
             return await sessions.create(conn, ctx, user, "anonymous", ip=ip, user_agent=user_agent(request))
     if s.auth_disable_signup:
         raise errors.signup_disabled()
+    await limit(request, "signup", s.auth_rate_limit_signup)
+    # GoTrue's order: password, strength, one address only, then the provider, then the address.
+    if not password:
+        raise errors.validation("Signup requires a valid password")
+    check_password(ctx, password)
     if email and phone:
         raise errors.validation("Only an email address or phone number should be provided on signup.")
     if phone:
         raise errors.phone_disabled("signups")
-    await limit(request, "signup", s.auth_rate_limit_signup)
     email = normalize_email(email)
-    if not password:
-        raise errors.validation("Signup requires a valid password")
-    check_password(ctx, password)
     # Hash before looking the address up, so known and unknown addresses cost the same time.
     hashed = await hash_password(password, s.auth_bcrypt_cost)
     redirect_to = request.query_params.get("redirect_to")
@@ -52,6 +53,9 @@ async def signup(request: Request) -> Any:
                 if s.auth_autoconfirm:
                     raise errors.user_already_exists()
                 await users.audit(conn, "user_repeated_signup", existing, ip, "user")
+                # No mail goes out, but the attempt counts as one: repeating the sign-up of a new
+                # address ends in 429, so this one must too.
+                await otp.check_budget(conn, ctx, email, "confirmation", None)
                 return _fake_user(email)
             # Unconfirmed: send the confirmation again, reply as for a new sign-up.
             pkce = await pkce_flow(conn, data, existing["id"], "email/signup")

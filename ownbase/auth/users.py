@@ -57,6 +57,22 @@ def identity_json(row: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
+def factor_json(row: asyncpg.Record) -> dict[str, Any]:
+    """GoTrue's MFA factor object (factors exist here only when copied from Supabase)."""
+    out: dict[str, Any] = {"id": str(row["id"]), "created_at": ts(row["created_at"]),
+                           "updated_at": ts(row["updated_at"]), "status": row["status"],
+                           "factor_type": row["factor_type"], "phone": row["phone"] or "",
+                           "last_challenged_at": ts(row["last_challenged_at"])}
+    if row["friendly_name"]:
+        out["friendly_name"] = row["friendly_name"]
+    return out
+
+
+async def factors(conn: asyncpg.Connection, user_id: Any) -> list[dict[str, Any]]:
+    rows = await conn.fetch("select * from auth.mfa_factors where user_id = $1 order by created_at", _u(user_id))
+    return [factor_json(r) for r in rows]
+
+
 def user_json(row: asyncpg.Record, identities: list[asyncpg.Record] | None) -> dict[str, Any]:
     """GoTrue's user object, keys in GoTrue's order; starred keys omitted when empty."""
     out: dict[str, Any] = {

@@ -55,6 +55,12 @@ async def owner_of(conn: asyncpg.Connection | asyncpg.Pool, database_id: str) ->
     return (row is not None, row["owner_id"] if row else None)
 
 
+async def schema_of(conn: asyncpg.Connection | asyncpg.Pool, database_id: str) -> str | None:
+    """The PostgreSQL schema holding a registered database's tables."""
+    value = await conn.fetchval("select schema_name from ownbase.dynamic_databases where id = $1", database_id)
+    return str(value) if value is not None else None
+
+
 async def schema_exists(conn: asyncpg.Connection, name: str) -> bool:
     return bool(await conn.fetchval("select exists(select 1 from pg_namespace where nspname = $1)", name))
 
@@ -64,10 +70,10 @@ async def count_databases(conn: asyncpg.Connection, caller: Caller) -> int:
                                    caller.user_id))
 
 
-async def register_database(conn: asyncpg.Connection, database_id: str, caller: Caller) -> None:
+async def register_database(conn: asyncpg.Connection, database_id: str, schema: str, caller: Caller) -> None:
     owner = None if caller.is_service else caller.user_id
-    await conn.execute("insert into ownbase.dynamic_databases(id, owner_id) values ($1, $2::uuid)",
-                       database_id, owner)
+    await conn.execute("insert into ownbase.dynamic_databases(id, owner_id, schema_name) values ($1, $2::uuid, $3)",
+                       database_id, owner, schema)
 
 
 async def check_access(conn: asyncpg.Connection | asyncpg.Pool, database_id: str, caller: Caller) -> None:
@@ -89,19 +95,20 @@ SPEC_TTL_SECONDS = 2.0
 SPEC_CACHE_MAX = 10_000
 
 
-async def table_spec(ctx: Any, database_id: str, table: str, caller: Caller, *, fresh: bool = False) -> tuple[TableSpec, bool]:
-    """Access check and spec of one table; returns (spec, came_from_cache)."""
-    cache: dict[tuple[str, str], tuple[float, Any, Any]] = \
+async def table_spec(ctx: Any, database_id: str, table: str, caller: Caller, *,
+                     fresh: bool = False) -> tuple[TableSpec, bool, str]:
+    """Access check and spec of one table; returns (spec, came_from_cache, schema)."""
+    cache: dict[tuple[str, str], tuple[float, Any, Any, str]] = \
         ctx.state.setdefault("tables", {}).setdefault("specs", {})
     key = (database_id, table)
     now = time.monotonic()
     hit = None if fresh else cache.get(key)
     if hit is not None and hit[0] > now:
-        _, owner, columns = hit
+        _, owner, columns, schema = hit
         cached = True
     else:
         row = await ctx.db.owner.fetchrow(
-            """select d.owner_id, t.columns
+            """select d.owner_id, d.schema_name, t.columns
                  from ownbase.dynamic_databases d
                  left join ownbase.dynamic_tables t on t.database_id = d.id and t.name = $2
                 where d.id = $1""",
@@ -109,17 +116,17 @@ async def table_spec(ctx: Any, database_id: str, table: str, caller: Caller, *, 
         )
         if row is None:
             raise errors.database_not_found(database_id)
-        owner, columns = row["owner_id"], row["columns"]
+        owner, columns, schema = row["owner_id"], row["columns"], row["schema_name"]
         cached = False
         if columns is not None:  # only found tables are cached: a new table is seen at once
             if len(cache) >= SPEC_CACHE_MAX:
                 cache.clear()
-            cache[key] = (now + SPEC_TTL_SECONDS, owner, columns)
+            cache[key] = (now + SPEC_TTL_SECONDS, owner, columns, schema)
     if not caller.may_use(owner):
         raise errors.not_owner(database_id)
     if columns is None:
         raise errors.table_not_found(database_id, table)
-    return _spec(table, columns), cached
+    return _spec(table, columns), cached, schema
 
 
 def forget_cached(ctx: Any, database_id: str, table: str) -> None:
@@ -155,7 +162,8 @@ async def forget_table(conn: asyncpg.Connection, database_id: str, table: str) -
 async def list_databases(pool: asyncpg.Pool, caller: Caller) -> list[asyncpg.Record]:
     if caller.is_service:
         return list(await pool.fetch(
-            "select id, owner_id, created_at from ownbase.dynamic_databases order by id"))
+            "select id, owner_id, schema_name, created_at from ownbase.dynamic_databases order by id"))
     return list(await pool.fetch(
-        "select id, owner_id, created_at from ownbase.dynamic_databases where owner_id = $1::uuid order by id",
+        "select id, owner_id, schema_name, created_at from ownbase.dynamic_databases where owner_id = $1::uuid"
+        " order by id",
         caller.user_id))

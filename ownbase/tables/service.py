@@ -4,7 +4,7 @@ Table DDL never runs as the caller: the request roles cannot create anything. It
 owner connection after ownership checks and spec validation, in one transaction together with
 the registry rows, so a failure leaves neither a half-created table nor a stale registry entry.
 Row requests are validated against the stored spec and then handed to the same engine that
-serves /rest/v1 (``schema=<database_id>``), inside the request scope, so RLS decides.
+serves /rest/v1 (``schema=ownbase_db_<database_id>``), inside the request scope, so RLS decides.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ownbase.http.auth_context import AuthContext
 from ownbase.tables import ddl, errors, registry
 from ownbase.tables.registry import Caller
 from ownbase.tables.rows import check_insert, check_update
-from ownbase.tables.spec import TableSpec, check_database_id, check_identifier, describe, parse_table
+from ownbase.tables.spec import TableSpec, check_database_id, check_identifier, describe, parse_table, schema_for
 
 log = logging.getLogger("ownbase.tables")
 
@@ -74,7 +74,7 @@ def _pg_to_error(exc: asyncpg.PostgresError, database_id: str, table: str) -> er
 async def list_databases(ctx: Context, caller: Caller) -> list[dict[str, Any]]:
     rows = await registry.list_databases(ctx.db.owner, caller)
     return [{"id": r["id"], "owner_id": str(r["owner_id"]) if r["owner_id"] else None,
-             "created_at": r["created_at"].isoformat()} for r in rows]
+             "schema": r["schema_name"], "created_at": r["created_at"].isoformat()} for r in rows]
 
 
 async def create_table(ctx: Context, caller: Caller, database_id: str, body: Any) -> dict[str, Any]:
@@ -86,15 +86,18 @@ async def create_table(ctx: Context, caller: Caller, database_id: str, body: Any
             found, owner = await registry.owner_of(conn, database_id)
             limits = ctx.settings
             if not found:
-                if await registry.schema_exists(conn, database_id):
-                    raise errors.not_dynamic(database_id)
+                schema = schema_for(database_id)
+                if await registry.schema_exists(conn, schema):
+                    raise errors.not_dynamic(database_id)  # made by hand in our namespace: not ours
                 cap = limits.tables_max_databases_per_user
                 if cap and not caller.is_service and await registry.count_databases(conn, caller) >= cap:
                     raise errors.quota(f"you already own {cap} databases (OWNBASE_TABLES_MAX_DATABASES_PER_USER)")
-                await ddl.create_schema(conn, database_id)
-                await registry.register_database(conn, database_id, caller)
+                await ddl.create_schema(conn, schema)
+                await registry.register_database(conn, database_id, schema, caller)
             elif not caller.may_use(owner):
                 raise errors.not_owner(database_id)
+            else:
+                schema = await registry.schema_of(conn, database_id) or schema_for(database_id)
             if await registry.get_table(conn, database_id, table.name) is not None:
                 raise errors.table_exists(database_id, table.name)
             names = {r["name"] for r in await registry.list_tables(conn, database_id)}
@@ -110,7 +113,7 @@ async def create_table(ctx: Context, caller: Caller, database_id: str, body: Any
                         f"database '{database_id}'", f"columns.{col.name}.references")
             try:
                 async with conn.transaction():  # savepoint: map PostgreSQL's verdict to a 4xx
-                    await ddl.create_table(conn, database_id, table)
+                    await ddl.create_table(conn, schema, table)
             except asyncpg.PostgresError as exc:
                 raise _pg_to_error(exc, database_id, table.name) from None
             record = await registry.save_table(conn, database_id, table, caller)
@@ -145,9 +148,10 @@ async def drop_table(ctx: Context, caller: Caller, database_id: str, table: str)
             await registry.check_access(conn, database_id, caller)
             if await registry.get_table(conn, database_id, table) is None:
                 raise errors.table_not_found(database_id, table)
+            schema = await registry.schema_of(conn, database_id) or schema_for(database_id)
             try:
                 async with conn.transaction():
-                    await ddl.drop_table(conn, database_id, table)
+                    await ddl.drop_table(conn, schema, table)
             except asyncpg.PostgresError as exc:
                 raise _pg_to_error(exc, database_id, table) from None
             await registry.forget_table(conn, database_id, table)
@@ -210,7 +214,7 @@ async def rows(
             row_id = str(uuid.UUID(row_id))
         except ValueError:
             raise errors.invalid_row_id(row_id) from None
-    spec, cached = await registry.table_spec(ctx, database_id, table, caller)
+    spec, cached, schema = await registry.table_spec(ctx, database_id, table, caller)
 
     out_headers = {k.lower(): v for k, v in headers.items() if k.lower() not in _DROP_HEADERS}
     out_query = [(k, v) for k, v in query if k != "apikey"]
@@ -227,7 +231,7 @@ async def rows(
                 raise
             # The cached spec may predate a drop-and-recreate in another process: decide on the
             # stored one before answering 400.
-            spec, _ = await registry.table_spec(ctx, database_id, table, caller, fresh=True)
+            spec, _, schema = await registry.table_spec(ctx, database_id, table, caller, fresh=True)
             check(spec, data, is_service=caller.is_service)
         if method == "POST":
             if isinstance(data, list) and not any(k == "columns" for k, _ in out_query):
@@ -251,16 +255,16 @@ async def rows(
     except ImportError:
         raise errors.unavailable("The row endpoints need the /rest/v1 engine, which is not installed.") from None
     response = await engine.handle(
-        ctx, method=method, schema=database_id, relation=table, query=out_query, headers=out_headers,
+        ctx, method=method, schema=schema, relation=table, query=out_query, headers=out_headers,
         body=body, auth=auth, extra_schema=True,
     )
-    if _stale_cache(ctx, database_id, response):
+    if _stale_cache(ctx, schema, response):
         # The registry knows the table, so this process's schema cache predates its DDL (made by
         # another process; the NOTIFY is on its way). Planning failed before any SQL ran, so a
         # retry after a reload is safe even for writes.
         await _reload_engine(ctx)
         response = await engine.handle(
-            ctx, method=method, schema=database_id, relation=table, query=out_query, headers=out_headers,
+            ctx, method=method, schema=schema, relation=table, query=out_query, headers=out_headers,
             body=body, auth=auth, extra_schema=True,
         )
     if row_id is not None and _matched_nothing(method, response):

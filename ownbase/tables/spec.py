@@ -74,6 +74,11 @@ RESERVED_SCHEMAS = frozenset({
     "net", "cron", "topology", "tiger",
 })
 
+# Every database is the schema SCHEMA_PREFIX + id: a namespace only this API creates names in, so
+# an id can never take a schema the app or an extension needs (`billing`, `pgsodium`, ...).
+SCHEMA_PREFIX = "ownbase_db_"
+MAX_DATABASE_ID = 63 - len(SCHEMA_PREFIX)  # PostgreSQL names are at most 63 bytes
+
 MAX_COLUMNS = 200
 SPEC_KEYS = frozenset({"name", "type", "nullable", "default", "unique", "references"})
 
@@ -144,6 +149,18 @@ def check_database_id(value: str) -> str:
     if value in RESERVED_SCHEMAS or value.startswith(("pg_", "_")):
         raise errors.invalid_spec(f"invalid database_id '{value}': this name is reserved", "database_id")
     return value
+
+
+def schema_for(database_id: str) -> str:
+    """The PostgreSQL schema of a new database (existing ones: see the registry's schema_name).
+
+    Only new ids are held to the shorter length: a longer one made before the namespace existed
+    keeps its old schema and stays reachable."""
+    check_database_id(database_id)
+    if len(database_id) > MAX_DATABASE_ID:
+        raise errors.invalid_spec(f"invalid database_id '{database_id}': at most {MAX_DATABASE_ID} characters",
+                                  "database_id")
+    return SCHEMA_PREFIX + database_id
 
 
 def normalise_type(value: Any, field: str) -> str:

@@ -108,3 +108,32 @@ def test_generate_link_and_invite(server: ServerHandle) -> None:
     with pytest.raises(AuthApiError) as exc:
         adm.invite_user_by_email(email)
     assert exc.value.code == "email_exists"
+
+
+@pytest.mark.parametrize("ltype", ["email_change_current", "email_change_new"])
+def test_generate_link_email_change_reports_the_type_asked_for(server: ServerHandle, ltype: str) -> None:
+    adm = py_client(server, server.service_key).auth.admin
+    email, new_email = unique_email("chg"), unique_email("chgnew")
+    adm.create_user({"email": email, "password": "secret123", "email_confirm": True})
+    # supabase-py validates verification_type against its GenerateLinkType: "email_change" fails there.
+    res = adm.generate_link({"type": ltype, "email": email, "new_email": new_email})  # type: ignore[typeddict-item]
+    props = res.properties
+    assert props.verification_type == ltype
+    assert "type=email_change&" in props.action_link  # the link still verifies as an email change
+    addressed = email if ltype == "email_change_current" else new_email
+    done = py_client(server).auth.verify_otp({"email": addressed, "token": props.email_otp,
+                                              "type": "email_change"})
+    assert done.user is not None and done.user.email == new_email
+
+
+def test_admin_list_far_pages_are_empty_not_errors(server: ServerHandle) -> None:
+    headers = {"apikey": server.service_key, "Authorization": f"Bearer {server.service_key}", **NEW}
+    # Inside uint64 (GoTrue accepts it) but past any offset PostgreSQL can take: an empty page.
+    for query in ("page=18446744073709551615", "page=9223372036854775807&per_page=1000"):
+        r = httpx.get(server.url + "/auth/v1/admin/users?" + query, headers=headers)
+        assert r.status_code == 200 and r.json()["users"] == [], (query, r.text)
+    # Leading zeros are still a small number for strconv.ParseUint.
+    py_client(server, server.service_key).auth.admin.create_user({"email": unique_email("far")})
+    padded = httpx.get(server.url + "/auth/v1/admin/users?per_page=1&page=" + "0" * 30 + "1", headers=headers)
+    plain = httpx.get(server.url + "/auth/v1/admin/users?per_page=1&page=1", headers=headers)
+    assert padded.status_code == 200 and padded.json()["users"] == plain.json()["users"] != []

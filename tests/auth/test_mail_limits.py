@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from supabase_auth.errors import AuthApiError
 
 from ownbase.embedded import free_port
 from tests.auth.conftest import last_mail, py_client, unique_email
@@ -192,3 +193,45 @@ def test_per_ip_limit_in_memory(server_factory: Callable[..., ServerHandle]) -> 
     r = httpx.post(srv.url + "/auth/v1/verify", json={"type": "email", "email": "a@b.co", "token": "123456"},
                    headers={"apikey": srv.anon_key, **NEW})
     assert r.status_code == 429
+
+
+def _ask(srv: ServerHandle, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    r = httpx.post(srv.url + "/auth/v1/" + path, json=body, headers={"apikey": srv.anon_key, **NEW})
+    return r.status_code, r.json()
+
+
+def test_mail_budget_does_not_tell_registered_from_unknown(server_factory: Callable[..., ServerHandle]) -> None:
+    srv = server_factory()  # the shipped budget: 3 mails per address per hour
+    known, unknown = unique_email("known"), unique_email("unknown")
+    py_client(srv, srv.service_key).auth.admin.create_user(
+        {"email": known, "password": "secret123", "email_confirm": True})
+    limited = (429, {"code": "over_email_send_rate_limit", "message": "email rate limit exceeded"})
+    expected = [(200, {})] * 3 + [limited]
+    for address in (known, unknown):
+        assert [_ask(srv, "recover", {"email": address}) for _ in range(4)] == expected, address
+    # supabase-py surfaces the same error for the unknown address.
+    with pytest.raises(AuthApiError) as exc:
+        py_client(srv).auth.reset_password_for_email(unknown)
+    assert exc.value.code == "over_email_send_rate_limit" and exc.value.status == 429
+    # /resend when there is nothing to resend (confirmed or unknown address) counts the same way.
+    known2, unknown2 = unique_email("known2"), unique_email("unknown2")
+    py_client(srv, srv.service_key).auth.admin.create_user(
+        {"email": known2, "password": "secret123", "email_confirm": True})
+    for address in (known2, unknown2):
+        got = [_ask(srv, "resend", {"type": "signup", "email": address}) for _ in range(4)]
+        assert got == expected, address
+    # Signing up again: a confirmed account answers like a new (unconfirmed) address, 429 included.
+    known3, fresh = unique_email("known3"), unique_email("fresh")
+    py_client(srv, srv.service_key).auth.admin.create_user(
+        {"email": known3, "password": "secret123", "email_confirm": True})
+    for address in (known3, fresh):
+        got = [_ask(srv, "signup", {"email": address, "password": "secret123"})[0] for _ in range(4)]
+        assert got == [200, 200, 200, 429], address
+    # A bad PKCE challenge is refused for both, too.
+    bad = {"code_challenge": "short", "code_challenge_method": "s256"}
+    assert _ask(srv, "recover", {"email": unique_email(), **bad}) == _ask(
+        srv, "recover", {"email": known2, **bad})
+    # The budget table never names an address.
+    from tests.conftest import sql
+
+    assert sql(srv, "select count(*) as n from ownbase.auth_email_sends where address like '%@%'")[0]["n"] == 0

@@ -161,3 +161,28 @@ test('PKCE: the link redirects with ?code= and exchangeCodeForSession signs in',
   assert.equal(data.user.email, email);
   assert.ok(data.session.access_token);
 });
+
+test('features ownbase does not build report GoTrue codes (AuthApiError), not unknown errors', async () => {
+  const email = uniqueEmail('js-off');
+  const { data: created } = await admin().auth.admin.createUser({ email, password: 'secret123', email_confirm: true });
+  const sb = client();
+  await sb.auth.signInWithPassword({ email, password: 'secret123' });
+  const expect = async (promise, code, status) => {
+    const { error } = await promise;
+    assert.equal(error?.name, 'AuthApiError', `${code}: ${error}`);
+    assert.equal(error.code, code);
+    assert.equal(error.status, status);
+  };
+  await expect(sb.auth.signInWithSSO({ domain: 'acme.test' }), 'saml_provider_disabled', 404);
+  await expect(sb.auth.linkIdentity({ provider: 'github', options: { skipBrowserRedirect: true } }),
+    'manual_linking_disabled', 404);
+  await expect(sb.auth.mfa.enroll({ factorType: 'totp' }), 'mfa_totp_enroll_not_enabled', 422);
+  await expect(sb.auth.mfa.challenge({ factorId: '00000000-0000-4000-8000-000000000001' }), 'mfa_factor_not_found', 404);
+  await expect(client().auth.signInWithIdToken({ provider: 'google', token: 'x.y.z' }), 'provider_disabled', 400);
+  await expect(client().auth.signInWithOtp({ phone: '+15555550100' }), 'phone_provider_disabled', 400);
+  await expect(client().auth.signInWithPassword({ phone: '+15555550100', password: 'secret123' }),
+    'phone_provider_disabled', 422);
+  const factors = await admin().auth.admin.mfa.listFactors({ userId: created.user.id });
+  assert.equal(factors.error, null);
+  assert.deepEqual(factors.data.factors, []);
+});

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ownbase.tables.spec import SCHEMA_PREFIX
 from tests.conftest import ServerHandle, sql
 from tests.tables.conftest import Api
 
@@ -64,7 +65,7 @@ def test_random_table_specs_never_500(server: ServerHandle, fuzz_db: tuple[Api, 
         # Whatever was accepted really exists with exactly the declared columns.
         created = resp.json()
         cols = sql(server, "select column_name from information_schema.columns where table_schema = $1 and table_name = $2",
-                   db, created["name"])
+                   SCHEMA_PREFIX + db, created["name"])
         assert {c["column_name"] for c in cols} == {c["name"] for c in created["columns"]}
         assert api.delete(f"/{db}/tables/{created['name']}").status_code == 204
 

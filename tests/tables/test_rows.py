@@ -14,6 +14,7 @@ import pytest
 from postgrest import SyncPostgrestClient
 from postgrest.exceptions import APIError
 
+from ownbase.tables.spec import SCHEMA_PREFIX
 from tests.conftest import ServerHandle, sql
 from tests.tables.conftest import Api
 
@@ -230,7 +231,7 @@ def test_rls_matrix(server: ServerHandle, shop: tuple[str, Api, str], bob: tuple
     # The service role sees and changes everything.
     assert sorted(r["title"] for r in service.get(f"/{db}/tables/items/rows").json()) == ["alice's", "bob's", "service's"]
     assert service.patch(f"/{db}/tables/items/rows/{gift_id}", json={"qty": 3}).json()["qty"] == 3
-    stored = sql(server, f'select qty, owner_id::text as o from "{db}".items where id = $1::uuid', gift_id)
+    stored = sql(server, f'select qty, owner_id::text as o from "{SCHEMA_PREFIX}{db}".items where id = $1::uuid', gift_id)
     assert stored[0]["qty"] == 3 and stored[0]["o"] == bob_id
     # The policies themselves (not just the API) keep users apart: run SQL as bob directly.
     assert titles_as(server, db, bob_id) == ["bob's"]
@@ -245,7 +246,7 @@ def titles_as(server: ServerHandle, db: str, sub: str) -> list[str]:
                 await conn.execute("set local role authenticated")
                 await conn.execute("select set_config('request.jwt.claims', $1, true)",
                                    json.dumps({"sub": sub, "role": "authenticated"}))
-                return [r["title"] for r in await conn.fetch(f'select title from "{db}".items order by title')]
+                return [r["title"] for r in await conn.fetch(f'select title from "{SCHEMA_PREFIX}{db}".items order by title')]
         finally:
             await conn.close()
 

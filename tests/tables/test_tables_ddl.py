@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from typing import Any
 
 import pytest
 
+from ownbase.tables.spec import SCHEMA_PREFIX
 from tests.conftest import ServerHandle, sql
 from tests.tables.conftest import Api
 
@@ -56,27 +58,27 @@ def test_create_table_builds_columns_keys_defaults_and_rls(server: ServerHandle,
 
     cols = {r["column_name"]: r for r in sql(server, """
         select column_name, data_type, is_nullable, column_default from information_schema.columns
-         where table_schema = $1 and table_name = 'items'""", dbname)}
+         where table_schema = $1 and table_name = 'items'""", SCHEMA_PREFIX + dbname)}
     assert cols["id"]["data_type"] == "uuid" and cols["id"]["is_nullable"] == "NO"
     assert cols["owner_id"]["column_default"] == "auth.uid()"
     assert cols["title"]["is_nullable"] == "NO"
     assert cols["tags"]["data_type"] == "ARRAY"
     # Defaults are values of the column type: evaluate them in PostgreSQL.
-    row = sql(server, f'insert into "{dbname}".items(title) values ($1) returning *', "t")[0]
+    row = sql(server, f'insert into "{SCHEMA_PREFIX}{dbname}".items(title) values ($1) returning *', "t")[0]
     assert row["qty"] == 3 and str(row["price"]) == "9.50" and row["done"] is False
     assert row["tags"] == ["a", "it's"] and json.loads(row["meta"]) == {"x": [1, 2]}
     assert row["due"] is not None and row["id"] is not None and row["owner_id"] is None
 
-    rls = sql(server, "select relrowsecurity from pg_class where oid = $1::regclass", f'"{dbname}".items')
+    rls = sql(server, "select relrowsecurity from pg_class where oid = $1::regclass", f'"{SCHEMA_PREFIX}{dbname}".items')
     assert rls[0]["relrowsecurity"] is True
-    policies = {r["policyname"]: r for r in sql(server, "select * from pg_policies where schemaname = $1 and tablename = 'items'", dbname)}
+    policies = {r["policyname"]: r for r in sql(server, "select * from pg_policies where schemaname = $1 and tablename = 'items'", SCHEMA_PREFIX + dbname)}
     assert set(policies) == {"owner_all", "service_role_all"}
     assert "auth.uid()" in policies["owner_all"]["qual"] and policies["owner_all"]["roles"] == ["authenticated"]
     fks = sql(server, """select confrelid::regclass::text as target from pg_constraint
-                          where conrelid = $1::regclass and contype = 'f'""", f'"{dbname}".items')
-    assert fks[0]["target"] == f"{dbname}.categories"
+                          where conrelid = $1::regclass and contype = 'f'""", f'"{SCHEMA_PREFIX}{dbname}".items')
+    assert fks[0]["target"] == f"{SCHEMA_PREFIX}{dbname}.categories"
     uniques = sql(server, "select count(*) as n from pg_constraint where conrelid = $1::regclass and contype = 'u'",
-                  f'"{dbname}".items')
+                  f'"{SCHEMA_PREFIX}{dbname}".items')
     assert uniques[0]["n"] == 1
     owner = sql(server, "select owner_id::text as o from ownbase.dynamic_databases where id = $1", dbname)
     assert owner[0]["o"] == sub
@@ -135,10 +137,42 @@ def test_bad_credentials_are_rejected(server: ServerHandle, mint: Any, dbname: s
 
 
 def test_existing_schema_not_created_by_the_api_is_forbidden(server: ServerHandle, alice: tuple[str, Api], dbname: str) -> None:
-    sql(server, f'create schema "{dbname}"; create table "{dbname}".secrets(x int);')
+    # Only a schema someone made by hand inside the API's own namespace can block a database id.
+    sql(server, f'create schema "{SCHEMA_PREFIX}{dbname}"; create table "{SCHEMA_PREFIX}{dbname}".secrets(x int);')
     r = create(alice[1], dbname, {"name": "x", "columns": []})
     assert r.status_code == 403 and "does not manage" in r.json()["details"]
     assert alice[1].get(f"/{dbname}/tables").status_code == 404
+
+
+@pytest.mark.parametrize("name", ["billing", "pgsodium", "app_schema"])
+def test_database_ids_never_create_or_touch_app_schemas(server: ServerHandle, alice: tuple[str, Api],
+                                                        service: Api, name: str) -> None:
+    existed = sql(server, "select count(*) as n from pg_namespace where nspname = $1", name)[0]["n"]
+    if name == "app_schema" and not existed:  # an app schema that already exists stays the app's
+        sql(server, "create schema app_schema; create table app_schema.orders(x int);")
+    for api in (alice[1], service):
+        r = create(api, name, {"name": f"t_{uuid.uuid4().hex[:6]}", "columns": []})
+        assert r.status_code in (201, 403), r.text  # the second caller is not the owner (or is service)
+    if name != "app_schema":
+        # The name stays free for a later migration of the app (or `create extension pgsodium`).
+        assert sql(server, "select count(*) as n from pg_namespace where nspname = $1", name)[0]["n"] == 0
+    else:
+        tables = {r["t"] for r in sql(server, "select tablename as t from pg_tables where schemaname = 'app_schema'")}
+        assert tables == {"orders"}
+    assert sql(server, "select count(*) as n from pg_namespace where nspname = $1", SCHEMA_PREFIX + name)[0]["n"] == 1
+    listed = {d["id"]: d["schema"] for d in service.get("/").json()}
+    assert listed[name] == SCHEMA_PREFIX + name
+    # Rows work through the namespaced schema.
+    table = [t["name"] for t in service.get(f"/{name}/tables").json()][0]
+    assert service.post(f"/{name}/tables/{table}/rows", json={}).status_code == 201
+    assert len(service.get(f"/{name}/tables/{table}/rows").json()) == 1
+
+
+def test_database_id_length_leaves_room_for_the_prefix(alice: tuple[str, Api]) -> None:
+    r = create(alice[1], "d" * (64 - len(SCHEMA_PREFIX)), {"name": "t", "columns": []})
+    assert r.status_code == 400 and "at most" in r.json()["message"]
+    longest = "d" + uuid.uuid4().hex + "d" * (62 - len(SCHEMA_PREFIX) - 32)
+    assert create(alice[1], longest, {"name": "t", "columns": []}).status_code == 201
 
 
 @pytest.mark.parametrize("spec,field,needle", [
@@ -188,7 +222,7 @@ def test_user_text_never_becomes_sql(server: ServerHandle, alice: tuple[str, Api
         {"name": "meta", "type": "jsonb", "default": {"k": evil}},
     ]})
     assert r.status_code == 201, r.text
-    row = sql(server, f'insert into "{dbname}".notes default values returning body, tags, meta')[0]
+    row = sql(server, f'insert into "{SCHEMA_PREFIX}{dbname}".notes default values returning body, tags, meta')[0]
     assert row["body"] == evil and row["tags"] == [evil, "$$", "\\"] and json.loads(row["meta"]) == {"k": evil}
     assert sql(server, "select count(*) as n from ownbase.dynamic_tables")[0]["n"] >= 1
 
@@ -203,7 +237,7 @@ def test_duplicate_and_drop(server: ServerHandle, alice: tuple[str, Api], dbname
     assert api.delete(f"/{dbname}/tables/items").status_code == 204
     assert api.get(f"/{dbname}/tables/items").status_code == 404
     assert api.delete(f"/{dbname}/tables/items").status_code == 404
-    assert sql(server, "select to_regclass($1) as r", f'"{dbname}".items')[0]["r"] is None
+    assert sql(server, "select to_regclass($1) as r", f'"{SCHEMA_PREFIX}{dbname}".items')[0]["r"] is None
     assert api.delete(f"/{dbname}/tables/categories").status_code == 204
     assert api.get(f"/{dbname}/tables").json() == []
 
@@ -240,3 +274,32 @@ def test_quotas_per_user_and_database(server_factory: Any, mint: Any) -> None:
     assert create(service_api, dbs[0], {"name": "c", "columns": []}).status_code == 201
     assert user.delete(f"/{dbs[1]}/tables/a").status_code == 204
     assert create(user, dbs[1], {"name": "z", "columns": []}).status_code == 201
+
+
+def test_upgrade_moves_existing_databases_into_the_namespace(server: ServerHandle, service: Api) -> None:
+    """Migration 0251 on databases made before it: schemas move to ownbase_db_<id> and keep working."""
+    from pathlib import Path
+
+    import ownbase.db
+
+    migration = (Path(ownbase.db.__file__).parent / "migrations" / "0251_dynamic_namespace.sql").read_text()
+    old, too_long = "legacy_" + uuid.uuid4().hex[:8], "l" + uuid.uuid4().hex + "x" * 30  # 63 characters
+    spec = [{"name": "title", "type": "text"}]
+    sql(server, f"""
+        alter table ownbase.dynamic_databases alter column schema_name drop not null;
+        create schema "{old}"; create table "{old}".notes(id uuid primary key default gen_random_uuid(),
+            owner_id uuid, created_at timestamptz not null default now(),
+            updated_at timestamptz not null default now(), title text);
+        grant usage on schema "{old}" to authenticated, service_role;
+        grant all on "{old}".notes to service_role;
+        create schema "{too_long}";
+        insert into ownbase.dynamic_databases(id) values ('{old}'), ('{too_long}');
+        insert into ownbase.dynamic_tables(database_id, name, columns) values ('{old}', 'notes', '{json.dumps(spec)}');
+        insert into "{old}".notes(title) values ('kept');""")
+    sql(server, migration)
+    got = {r["id"]: r["s"] for r in sql(server, "select id, schema_name as s from ownbase.dynamic_databases"
+                                                " where id = any($1::text[])", [old, too_long])}
+    assert got == {old: SCHEMA_PREFIX + old, too_long: too_long}
+    assert sql(server, "select count(*) as n from pg_namespace where nspname = $1", old)[0]["n"] == 0
+    assert [r["title"] for r in service.get(f"/{old}/tables/notes/rows").json()] == ["kept"]
+    assert service.get(f"/{too_long}/tables").status_code == 200  # kept its name, still reachable
