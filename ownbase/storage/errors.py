@@ -109,3 +109,8 @@ def internal(message: str = "Internal server error") -> StorageError:
 
 def route_not_found(method: str, url: str) -> StorageError:
     return StorageError(404, "InvalidRequest", "Not Found", f"Route {method}:{url} not found", http_status=404)
+
+
+def key_too_long() -> StorageError:
+    return StorageError(400, "InvalidKey", "KeyTooLong",
+                        "The object name is too long for the storage backend's key limit")
