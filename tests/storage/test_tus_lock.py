@@ -121,3 +121,56 @@ def test_lock_is_released_after_each_patch(target: StorageTarget, bucket: str) -
     assert httpx.patch(url, content=b"c" * 10, headers={**headers, "Upload-Offset": "20"}).status_code == 204
     r = httpx.get(f"{target.url}/storage/v1/object/{bucket}/steps.bin", headers=headers)
     assert r.content == b"a" * 10 + b"b" * 10 + b"c" * 10
+
+
+def test_patch_of_a_killed_process_holds_the_upload_until_its_lease_lapses(
+        target: StorageTarget, admin, bucket: str, server_factory: Callable[..., ServerHandle]) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    victim = server_factory(s3_env(target.s3)) if target.s3 else server_factory()
+    data = os.urandom(4 * 1024 * 1024)
+    key = target.server.service_key
+    headers = {"apikey": key, "Authorization": f"Bearer {key}", **TUS, **OFFSET_TYPE}
+    upload_id = _create(target.url, headers, bucket, "killed.bin", len(data))
+    release = threading.Event()
+
+    def stuck() -> Iterator[bytes]:
+        yield data[:2 * 1024 * 1024]
+        release.wait(60)
+
+    def send() -> None:
+        try:
+            httpx.patch(f"{victim.url}/storage/v1/upload/resumable/{upload_id}", content=stuck(), timeout=90,
+                        headers={**headers, "Upload-Offset": "0"})
+        except httpx.HTTPError:
+            pass  # the server is killed under it
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    _wait_locked(target.server, upload_id)
+    victim.stop(signal.SIGKILL)
+    release.set()
+    thread.join(30)
+    url = f"{target.url}/storage/v1/upload/resumable/{upload_id}"
+    assert httpx.head(url, headers=headers).headers["upload-offset"] == "0"  # nothing acknowledged, nothing kept
+    # The dead PATCH's lease still holds the upload (tus clients retry 409 with a back-off) ...
+    assert httpx.patch(url, content=data, headers={**headers, "Upload-Offset": "0"}).status_code == 409
+    # ... until it lapses (LEASE_SECONDS; made to pass here), then the client resumes.
+    sql(target.server, "update ownbase.storage_tus_uploads set locked_until = now() - interval '1 second' "
+        "where id = $1", upload_id)
+    r = httpx.patch(url, content=data, headers={**headers, "Upload-Offset": "0"}, timeout=60)
+    assert r.status_code == 204, r.text
+    assert admin.storage.from_(bucket).download("killed.bin") == data
+    # The killed PATCH's part was registered before its first byte: the sweep clears it.
+    assert sql(target.server, "select 1 from ownbase.storage_pending_blobs where bucket_id = $1 "
+               "and name like '.tus/%'", bucket)
+    out = subprocess.run([sys.executable, "-m", "ownbase", "storage", "sweep", "--stale-seconds", "0",
+                          "--bucket", bucket, "--data-dir", str(target.server.data_dir)],
+                         env=target.server.env, capture_output=True, text=True, timeout=120,
+                         cwd=str(target.server.data_dir.parent))
+    assert out.returncode == 0, out.stderr
+    assert not sql(target.server, "select 1 from ownbase.storage_pending_blobs where bucket_id = $1 "
+                   "and name like '.tus/%'", bucket)
+    assert [k for k in target.blob_keys(bucket) if k.startswith(".tus/")] == []
