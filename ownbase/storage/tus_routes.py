@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from typing import Any
@@ -25,6 +26,7 @@ from ownbase.storage.tus import NewUpload, Tus, TusError, Upload, offset_conflic
 P = "/storage/v1/upload/resumable"
 TUS_HEADERS = {"Tus-Resumable": "1.0.0"}
 OFFSET_TYPE = "application/offset+octet-stream"
+HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
 
 
 def _text(status: int, message: str, extra: dict[str, str] | None = None) -> Response:
@@ -69,7 +71,27 @@ def parse_metadata(header: str) -> dict[str, str]:
             out[key] = base64.b64decode(value.strip()).decode() if value.strip() else ""
         except (binascii.Error, UnicodeDecodeError):
             raise errors.invalid_request("Upload-Metadata is not valid base64") from None
+        if "\x00" in out[key]:
+            raise errors.invalid_request("Upload-Metadata values must not contain NUL")
     return out
+
+
+def _count(value: str | None) -> int | None:
+    """A TUS byte count header (ASCII digits only: ``isdigit`` also accepts ``²``)."""
+    if value is None or not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
+
+
+def _user_metadata(raw: str) -> tuple[bool, Any]:
+    """(ok, value) of the ``metadata`` entry: JSON that PostgreSQL's jsonb can store."""
+    try:
+        value = json.loads(raw)
+        stored = json.dumps(value, ensure_ascii=False)
+        stored.encode()  # lone surrogates cannot be stored
+    except (ValueError, RecursionError, UnicodeEncodeError):
+        return False, None
+    return "\\u0000" not in stored and "\x00" not in stored, value
 
 
 def _expires_header(when: datetime) -> str:
@@ -103,20 +125,23 @@ def _new_upload(request: Request, meta: dict[str, str], token: dict[str, Any] | 
     bucket_id, name = meta.get("bucketName", ""), meta.get("objectName", "")
     if not bucket_id or not name:
         return _text(400, "bucketName and objectName are required in Upload-Metadata")
-    length = request.headers.get("upload-length")
-    if length is None or not length.isdigit():
+    length = _count(request.headers.get("upload-length"))
+    if length is None:
         return _text(400, "Upload-Length is required")
+    # Both come back as response headers on download: printable ASCII only.
+    for field in ("contentType", "cacheControl"):
+        if not HEADER_SAFE.fullmatch(meta.get(field, "")):
+            return _text(400, f"{field} must be printable ASCII")
     user_metadata = None
     if meta.get("metadata"):
-        try:
-            user_metadata = json.loads(meta["metadata"])
-        except ValueError:
+        ok, user_metadata = _user_metadata(meta["metadata"])
+        if not ok:
             return _text(400, "metadata must be valid JSON")
     if token is not None:
         upsert, owner = bool(token.get("upsert")), token.get("owner")
     else:
         upsert, owner = request.headers.get("x-upsert", "").lower() == "true", caller.auth.user_id
-    return NewUpload(bucket_id=bucket_id, name=name, length=int(length),
+    return NewUpload(bucket_id=bucket_id, name=name, length=length,
                      content_type=meta.get("contentType") or "application/octet-stream",
                      cache_control=cache_control_from_field(meta.get("cacheControl")),
                      user_metadata=user_metadata, upsert=upsert, owner=owner, check_write=token is None)
@@ -166,11 +191,11 @@ async def patch(request: Request) -> Response:
         return _text(415, "Content-Type must be application/offset+octet-stream")
     if upload is None or caller is None:
         return _text(404, "Upload not found")
-    offset = request.headers.get("upload-offset", "")
-    if not offset.isdigit():
+    offset = _count(request.headers.get("upload-offset"))
+    if offset is None:
         return _refusal(offset_conflict())
     try:
-        new_offset = await _tus(request).append(caller, upload, int(offset), request.stream())
+        new_offset = await _tus(request).append(caller, upload, offset, request.stream())
     except (TusError, errors.StorageError) as exc:
         return _refusal(exc)
     except ClientDisconnect:
