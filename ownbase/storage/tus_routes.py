@@ -6,7 +6,6 @@ with the real status, as Supabase does; auth failures before TUS are Storage's J
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from datetime import datetime, timezone
@@ -69,7 +68,7 @@ def parse_metadata(header: str) -> dict[str, str]:
         key, _, value = item.partition(" ")
         try:
             out[key] = base64.b64decode(value.strip()).decode() if value.strip() else ""
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII input
             raise errors.invalid_request("Upload-Metadata is not valid base64") from None
         if "\x00" in out[key]:
             raise errors.invalid_request("Upload-Metadata values must not contain NUL")
