@@ -26,6 +26,7 @@ P = "/storage/v1/upload/resumable"
 TUS_HEADERS = {"Tus-Resumable": "1.0.0"}
 OFFSET_TYPE = "application/offset+octet-stream"
 HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
+UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,4096}")
 
 
 def _text(status: int, message: str, extra: dict[str, str] | None = None) -> Response:
@@ -99,7 +100,9 @@ def _expires_header(when: datetime) -> str:
 
 async def _resolve(request: Request) -> tuple[Caller | None, Upload | None]:
     """The caller and the upload (None when unknown, expired or someone else's)."""
-    upload = await _tus(request).get(request.path_params["upload_id"])
+    upload_id = request.path_params["upload_id"]
+    # Ids are base64url (of bucket/name/version): anything else names no upload.
+    upload = await _tus(request).get(upload_id) if UPLOAD_ID.fullmatch(upload_id) else None
     if _signed(request):
         if upload is None:
             return None, None

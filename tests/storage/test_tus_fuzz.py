@@ -101,3 +101,15 @@ def test_tus_bad_creation_headers(server: ServerHandle, fuzz_bucket: str, case: 
                    headers={k: v.encode("latin-1") for k, v in headers.items()})
     assert r.status_code == status, r.text
     assert mentions in r.text
+
+
+@pytest.mark.parametrize("upload_id", ["%00", "a%00b", "x" * 5000, "..%2F..", "%F0%9F%98%80"])
+def test_tus_unknown_upload_ids_are_404(server: ServerHandle, upload_id: str) -> None:
+    key = server.service_key
+    headers = {"apikey": key, "Authorization": f"Bearer {key}", "Tus-Resumable": "1.0.0"}
+    url = f"{server.url}/storage/v1/upload/resumable/{upload_id}"
+    assert httpx.head(url, headers=headers).status_code == 404
+    r = httpx.patch(url, content=b"x", headers={**headers, "Upload-Offset": "0",
+                                                "Content-Type": "application/offset+octet-stream"})
+    assert r.status_code == 404, r.text
+    assert httpx.delete(url, headers=headers).status_code == 404

@@ -174,8 +174,8 @@ class S3Backend:
                         except self.client.exceptions.NoSuchUpload:
                             continue  # finished or aborted meanwhile
                         aborted += 1
-            except Exception:  # noqa: BLE001 - one unreachable S3 bucket must not stop the others
-                log.warning("could not sweep incomplete multipart uploads of %s", s3_bucket, exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - one unreachable S3 bucket must not stop the others
+                log.warning("could not sweep incomplete multipart uploads of %s: %s", s3_bucket, exc)
         return aborted
 
     async def read(self, bucket: str, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
