@@ -250,8 +250,8 @@ def metadata_json(value: Any) -> Any:
 
 # --- TUS resumable uploads (owner pool) --------------------------------------------------------
 
-TUS_COLUMNS = ("id, bucket_id, name, version, upload_length, upload_offset, part_keys, content_type, cache_control, "
-               "user_metadata, upsert, role, claims, expires_at")
+TUS_COLUMNS = ("id, bucket_id, name, version, upload_length, upload_offset, part_offsets, part_keys, content_type, "
+               "cache_control, user_metadata, upsert, role, claims, expires_at")
 
 
 async def tus_insert(conn: asyncpg.Connection, upload_id: str, bucket_id: str, name: str, version: str, length: int,

@@ -82,7 +82,7 @@ class Upload:
     def from_row(cls, row: asyncpg.Record) -> "Upload":
         return cls(id=row["id"], bucket_id=row["bucket_id"], name=row["name"], version=row["version"],
                    length=int(row["upload_length"]), offset=int(row["upload_offset"]),
-                   part_keys=list(row["part_keys"]), content_type=row["content_type"],
+                   part_keys=_part_keys(row), content_type=row["content_type"],
                    cache_control=row["cache_control"], user_metadata=row["user_metadata"], upsert=row["upsert"],
                    role=row["role"], claims=row["claims"] or {}, expires_at=row["expires_at"])
 
@@ -92,6 +92,16 @@ class Upload:
 
     def belongs_to(self, caller: Caller) -> bool:
         return caller.auth.role == self.role and caller.auth.claims.get("sub") == self.claims.get("sub")
+
+
+def _part_keys(row: asyncpg.Record) -> list[str]:
+    keys = list(row["part_keys"])
+    if len(keys) == len(row["part_offsets"]):
+        return keys
+    # Some parts were recorded by a process of the previous release (rolling upgrade): those
+    # have only an offset, and the key that release derived from it.
+    by_offset = {int(k.rsplit("/", 1)[1].split(".", 1)[0]): k for k in keys}
+    return [by_offset.get(o, f".tus/{row['id']}/{o}") for o in sorted(row["part_offsets"])]
 
 
 def upload_id_for(bucket_id: str, name: str, version: str) -> str:
