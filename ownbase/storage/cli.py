@@ -1,5 +1,5 @@
-"""`ownbase storage sweep`: remove orphaned blobs and expired TUS uploads now (the server also
-does it every minute)."""
+"""`ownbase storage sweep`: remove orphaned blobs, expired TUS uploads and killed writers'
+leftovers now (the server also does it every minute), and say how many of each."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ import asyncio
 import sys
 from typing import Any, Optional
 
+import asyncpg
 import typer
 
+from ownbase.storage.backends import build_backend
+from ownbase.storage.sweeper import SweepReport, sweep_all
 
-async def run_sweep(stale_seconds: int, bucket: str | None, data_dir: str | None) -> int:
-    import asyncpg
 
+async def run_sweep(stale_seconds: int, bucket: str | None, data_dir: str | None) -> SweepReport:
+    # Imported here: ownbase.cli imports this module while it registers commands.
     from ownbase.cli import _db_url, _settings
-    from ownbase.storage.backends import build_backend
-    from ownbase.storage.service import sweep
 
     overrides: dict[str, Any] = {"data_dir": data_dir} if data_dir else {}
     settings = _settings(**overrides)
@@ -23,10 +24,7 @@ async def run_sweep(stale_seconds: int, bucket: str | None, data_dir: str | None
     await backend.start()
     pool = await asyncpg.create_pool(_db_url(settings), min_size=1, max_size=2)
     try:
-        from ownbase.storage import tus
-
-        expired = await tus.expire(pool, backend)
-        return expired + await sweep(pool, backend, stale_seconds, bucket)
+        return await sweep_all(pool, backend, stale_seconds, bucket)
     finally:
         await pool.close()
         await backend.close()
@@ -40,10 +38,12 @@ def register(app: typer.Typer, db_app: typer.Typer, gen_app: typer.Typer, mail_a
     @storage_app.command("sweep")
     def sweep_cmd(
         stale_seconds: int = typer.Option(24 * 3600, "--stale-seconds", min=0,
-                                          help="Uploads registered longer ago than this without a row are dead."),
+                                          help="Uploads, temp files and multipart uploads older than this "
+                                          "without a row are dead."),
         bucket: Optional[str] = typer.Option(None, "--bucket", help="Only this storage bucket."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="ownbase data directory."),
     ) -> None:
-        """Delete blobs that no object row references, and expired resumable uploads."""
-        removed = asyncio.run(run_sweep(stale_seconds, bucket, data_dir))
-        sys.stdout.write(f"removed {removed} orphaned blob(s) / expired upload(s)\n")
+        """Delete blobs no object row references, expired resumable uploads, and stale temp files /
+        incomplete S3 multipart uploads of killed writers."""
+        report = asyncio.run(run_sweep(stale_seconds, bucket, data_dir))
+        sys.stdout.write(report.describe() + "\n")

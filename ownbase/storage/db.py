@@ -278,3 +278,71 @@ def metadata_json(value: Any) -> Any:
     if isinstance(value, str):
         return json.loads(value)
     return value
+
+
+# --- TUS resumable uploads (owner pool) --------------------------------------------------------
+
+TUS_COLUMNS = ("id, bucket_id, name, version, upload_length, upload_offset, part_offsets, part_keys, content_type, "
+               "cache_control, user_metadata, upsert, role, claims, expires_at")
+
+
+async def tus_insert(conn: asyncpg.Connection, upload_id: str, bucket_id: str, name: str, version: str, length: int,
+                     content_type: str, cache_control: str, user_metadata: Any, upsert: bool, role: str,
+                     claims: dict[str, Any], expires_at: datetime) -> None:
+    await conn.execute(
+        "insert into ownbase.storage_tus_uploads (id, bucket_id, name, version, upload_length, content_type, "
+        "cache_control, user_metadata, upsert, role, claims, expires_at) "
+        "values ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11::jsonb, $12)",
+        upload_id, bucket_id, name, version, length, content_type, cache_control, user_metadata, upsert, role,
+        claims, expires_at)
+
+
+async def tus_get(conn: asyncpg.Connection, upload_id: str, *, live: bool = True) -> asyncpg.Record | None:
+    """The upload; with ``live`` only while it has not expired."""
+    alive = " and expires_at > now()" if live else ""
+    return await conn.fetchrow(f"select {TUS_COLUMNS} from ownbase.storage_tus_uploads where id = $1{alive}",
+                               upload_id)
+
+
+async def tus_lock(conn: asyncpg.Connection, upload_id: str, token: str, offset: int, lease_seconds: float) -> bool:
+    """Take the upload's lease for one PATCH at ``offset``; False when someone else holds it
+    (or the offset moved on, or the upload is gone)."""
+    row = await conn.fetchrow(
+        "update ownbase.storage_tus_uploads set lock_token = $2, locked_until = now() + make_interval(secs => $4) "
+        "where id = $1 and upload_offset = $3 and expires_at > now() "
+        "and (lock_token is null or locked_until < now()) returning id", upload_id, token, offset, lease_seconds)
+    return row is not None
+
+
+async def tus_renew(conn: asyncpg.Connection, upload_id: str, token: str, lease_seconds: float) -> bool:
+    row = await conn.fetchrow(
+        "update ownbase.storage_tus_uploads set locked_until = now() + make_interval(secs => $3) "
+        "where id = $1 and lock_token = $2 returning id", upload_id, token, lease_seconds)
+    return row is not None
+
+
+async def tus_unlock(conn: asyncpg.Connection, upload_id: str, token: str) -> None:
+    await conn.execute(
+        "update ownbase.storage_tus_uploads set lock_token = null, locked_until = null "
+        "where id = $1 and lock_token = $2", upload_id, token)
+
+
+async def tus_append(conn: asyncpg.Connection, upload_id: str, token: str, offset: int, new_offset: int,
+                     part_key: str) -> bool:
+    """Record a written part, only for the lease holder at the offset it started from."""
+    row = await conn.fetchrow(
+        "update ownbase.storage_tus_uploads set upload_offset = $4, part_offsets = part_offsets || $3::bigint, "
+        "part_keys = part_keys || $5::text where id = $1 and lock_token = $2 and upload_offset = $3 returning id",
+        upload_id, token, offset, new_offset, part_key)
+    return row is not None
+
+
+async def tus_delete(conn: asyncpg.Connection, upload_id: str) -> None:
+    await conn.execute("delete from ownbase.storage_tus_uploads where id = $1", upload_id)
+
+
+async def tus_expired(conn: asyncpg.Connection, limit: int = 1000) -> list[asyncpg.Record]:
+    """Uploads past Upload-Expires that no PATCH holds right now."""
+    return await conn.fetch(
+        f"select {TUS_COLUMNS} from ownbase.storage_tus_uploads where expires_at <= now() "
+        "and (lock_token is null or locked_until < now()) limit $1", limit)

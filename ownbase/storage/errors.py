@@ -120,3 +120,8 @@ def database_unavailable() -> StorageError:
 def key_conflict(key: str) -> StorageError:
     return StorageError(400, "InvalidKey", "InvalidKey",
                         f"Invalid key: {key} (its path runs through the stored data of another object)")
+
+
+def key_too_long() -> StorageError:
+    return StorageError(400, "InvalidKey", "KeyTooLong",
+                        "The object name is too long for the storage backend's key limit")

@@ -12,33 +12,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from ownbase.context import Context
 from ownbase.db.pool import database_unreachable
-from ownbase.http.auth_context import CredentialError, resolve
 from ownbase.service import Service
-from ownbase.storage import errors, tus
+from ownbase.storage import errors, tus_routes
 from ownbase.storage.body import parse_upload
+from ownbase.storage.callers import caller_of, storage_of
+from ownbase.storage.lifecycle import shutdown, startup
 from ownbase.storage.responses import BlobGone, content_disposition, safe_type_headers, serve_object
-from ownbase.storage.service import SERVICE_AUTH, Caller, Storage, _url_path, info_json, object_json
+from ownbase.storage.service import SERVICE_AUTH, Caller, Storage, _url_path, blob_key, info_json, object_json
 from ownbase.storage.images import read_limited
-from ownbase.storage.transform import negotiate, parse_token_transform, parse_transform, render, sniff
+from ownbase.storage.transform import MAX_INPUT_BYTES, negotiate, parse_token_transform, parse_transform, render, sniff
 
 P = "/storage/v1"
 log = logging.getLogger("ownbase.storage")
-
-
-def storage_of(request: Request) -> Storage:
-    ctx: Context = request.app.state.ctx
-    return ctx.state["storage"]  # type: ignore[no-any-return]
-
-
-def caller_of(request: Request) -> Caller:
-    ctx: Context = request.app.state.ctx
-    try:
-        auth = resolve(ctx.keys, request.headers, request.query_params.get("apikey"))
-    except CredentialError as exc:
-        raise errors.access_denied(exc.message) from None
-    return Caller(auth=auth, method=request.method, path=request.url.path, headers=dict(request.headers))
 
 
 def handler(fn: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
@@ -350,18 +336,6 @@ async def not_found(request: Request) -> Response:
     raise errors.route_not_found(request.method, request.url.path)
 
 
-async def startup(ctx: Context) -> None:
-    storage = Storage(ctx)
-    await storage.start()
-    ctx.state["storage"] = storage
-
-
-async def shutdown(ctx: Context) -> None:
-    storage: Storage | None = ctx.state.pop("storage", None)
-    if storage is not None:
-        await storage.close()
-
-
 class StorageRoute(Route):
     """A route whose every response says ``X-Content-Type-Options: nosniff``: browsers must not
     guess an active type (HTML, script) from the bytes of a stored object or an error body."""
@@ -401,7 +375,7 @@ ROUTES = [
     Route(f"{P}/object/{{bucket}}", delete_many, methods=["DELETE"]),
     Route(f"{P}/object/{{bucket}}/{{path:path}}", object_route, methods=["GET", "HEAD", "POST", "PUT", "DELETE"]),
     Route(f"{P}/render/image/{{mode}}/{{bucket}}/{{path:path}}", render_image, methods=["GET"]),
-    *tus.ROUTES,
+    *tus_routes.ROUTES,
     Route(f"{P}/{{rest:path}}", not_found, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
 ]
 ROUTES = [_nosniff(r) for r in ROUTES]

@@ -33,13 +33,11 @@ from ownbase.storage.body import UploadBody
 from ownbase.storage.paths import check_bucket_name, check_key, mime_allowed, parse_size, version_like_splits
 from ownbase.storage.signing import Signer
 from ownbase.storage.streams import readahead
-from ownbase.tasks import cancel_and_wait
 
 log = logging.getLogger("ownbase.storage")
 
 SERVICE_AUTH = AuthContext(role="service_role", claims={"role": "service_role"})
 STALE_UPLOAD_SECONDS = 24 * 3600  # an upload registered this long ago whose row never came is dead
-SWEEP_INTERVAL = 60.0
 READAHEAD_BYTES = 4 * 1024 * 1024  # per transfer: body/backend bytes buffered ahead of the consumer
 
 
@@ -97,6 +95,9 @@ def object_metadata(size: int, etag: str, mimetype: str, cache_control: str, whe
             "lastModified": db.iso(when), "contentLength": size, "httpStatusCode": 200}
 
 
+VERSION_SHAPE = str(uuid.UUID(int=0))  # as long as every version (a uuid4)
+
+
 def blob_key(name: str, version: str) -> str:
     return f"{name}/{version}"
 
@@ -135,29 +136,13 @@ class Storage:
         self.settings = ctx.settings
         self.backend = backend or build_backend(ctx.settings)
         self.signer = Signer(ctx.keys)
-        self._sweeper: asyncio.Task[None] | None = None
 
-    # --- lifecycle ------------------------------------------------------------------------
+    # --- lifecycle (the periodic sweeper is started by lifecycle.py) ------------------------
     async def start(self) -> None:
         await self.backend.start()
-        self._sweeper = asyncio.create_task(self._sweep_loop())
 
     async def close(self) -> None:
-        await cancel_and_wait(self._sweeper)
         await self.backend.close()
-
-    async def _sweep_loop(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-                from ownbase.storage import tus
-
-                await tus.expire(self.ctx.db.owner, self.backend)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the sweeper must survive a bad round
-                log.exception("storage sweep failed")
-            await asyncio.sleep(SWEEP_INTERVAL)
 
     async def sweep(self, stale_upload_seconds: int = STALE_UPLOAD_SECONDS, bucket_id: str | None = None) -> int:
         return await sweep(self.ctx.db.owner, self.backend, stale_upload_seconds, bucket_id)
@@ -266,7 +251,13 @@ class Storage:
             limit = min(limit, int(bucket["file_size_limit"]))
         return limit
 
-    async def _test_write(self, caller: Caller, bucket_id: str, name: str, owner: str | None, upsert: bool,
+    def check_key_fits(self, bucket_id: str, name: str) -> None:
+        """A name within ownbase's limit can still make the backend's key too long (S3: 1,024 bytes
+        once prefix, bucket and version are added): refuse it before any byte moves."""
+        if not self.backend.key_fits(bucket_id, blob_key(name, VERSION_SHAPE)):
+            raise errors.key_too_long()
+
+    async def check_write(self, caller: Caller, bucket_id: str, name: str, owner: str | None, upsert: bool,
                           user_metadata: Any, mime: str) -> None:
         """Run the row write under RLS and roll it back: refusal happens before any byte moves."""
         probe = object_metadata(0, "", mime, "no-cache", datetime.now(timezone.utc))
@@ -292,6 +283,7 @@ class Storage:
         check_key(name)
         bucket = await self.bucket_as_owner(bucket_id)
         await self.check_name_free(bucket_id, name)
+        self.check_key_fits(bucket_id, name)
         limit = self.size_limit(bucket)
         if body.content_length is not None and body.content_length > limit:
             raise errors.entity_too_large()
@@ -299,7 +291,7 @@ class Storage:
             raise errors.invalid_mime_type(body.content_type.split(";")[0])
         owner = owner if owner is not None else caller.auth.user_id
         if check:
-            await self._test_write(caller, bucket_id, name, owner, upsert, body.user_metadata, body.content_type)
+            await self.check_write(caller, bucket_id, name, owner, upsert, body.user_metadata, body.content_type)
         return await self.store(caller, bucket_id, name, body.chunks, content_type=body.content_type,
                                 cache_control=body.cache_control, user_metadata=body.user_metadata,
                                 upsert=upsert, owner=owner, limit=limit)
@@ -452,6 +444,7 @@ class Storage:
         await self.bucket_as_owner(bucket_id)
         target = await self.bucket_as_owner(dst_bucket)
         await self.check_name_free(dst_bucket, dst)
+        self.check_key_fits(dst_bucket, dst)
         async with self.as_caller(caller, read_only=True) as conn:
             source = await db.find_object(conn, bucket_id, src)
         if source is None:
@@ -530,7 +523,7 @@ class Storage:
         check_key(name)
         await self.bucket_as_owner(bucket_id)
         await self.check_name_free(bucket_id, name)
-        await self._test_write(caller, bucket_id, name, caller.auth.user_id, upsert, None, "application/octet-stream")
+        await self.check_write(caller, bucket_id, name, caller.auth.user_id, upsert, None, "application/octet-stream")
         return self.signer.sign_upload(f"{bucket_id}/{name}", caller.auth.user_id, upsert)
 
 

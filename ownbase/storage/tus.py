@@ -1,330 +1,261 @@
-"""TUS 1.0 resumable uploads at /storage/v1/upload/resumable (creation, termination, expiration).
+"""TUS 1.0 resumable uploads: the protocol's state and steps, called with typed arguments (the
+HTTP glue, headers and plain-text answers, is ``tus_routes.py``).
 
-State lives in ``ownbase.storage_tus_uploads`` so any process can take the next request; each
-PATCH body is streamed into its own part blob (``.tus/<id>/<offset>`` in the target bucket), and
-the final PATCH streams the parts, in order, into a normal object upload (RLS checked again at
-commit). An interrupted PATCH keeps nothing of its partial body: the client resumes from the
-offset HEAD reports. Errors inside TUS are plain text with the real status, as Supabase does.
+State lives in ``ownbase.storage_tus_uploads`` so any process can take the next request. A PATCH
+first takes the upload's lease (``db.tus_lock``: one writer at a time across processes, renewed
+while the body streams, lapsing on its own if the process dies), then streams its body into a part
+blob of its own (``.tus/<version>/<offset>.<lease>``), then records the part. The final PATCH
+streams the parts, in order, into a normal object upload (RLS checked again at commit). An
+interrupted PATCH keeps nothing of its partial body: the client resumes from the offset HEAD
+reports.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import binascii
-import json
+import contextlib
+import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import Any, AsyncIterator
 
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
-from starlette.routing import Route
+import asyncpg
 
-from ownbase.http.auth_context import CredentialError, resolve
-from ownbase.storage import errors
-from ownbase.storage.body import cache_control_from_field
+from ownbase.storage import db, errors
+from ownbase.storage.backends.base import Backend
 from ownbase.storage.paths import check_key, mime_allowed
+from ownbase.storage.service import Caller, Storage, blob_key
+from ownbase.tasks import cancel_and_wait
 
-if TYPE_CHECKING:
-    from ownbase.storage.service import Caller, Storage
+log = logging.getLogger("ownbase.storage")
 
-P = "/storage/v1/upload/resumable"
-TUS_HEADERS = {"Tus-Resumable": "1.0.0"}
-COLUMNS = ("id, bucket_id, name, version, upload_length, upload_offset, part_offsets, content_type, cache_control, "
-           "user_metadata, upsert, role, claims, expires_at")
-
-
-def _text(status: int, message: str, extra: dict[str, str] | None = None) -> Response:
-    return Response(message, status_code=status, media_type="text/plain",
-                    headers={**TUS_HEADERS, **(extra or {})})
+LEASE_SECONDS = 20.0  # a PATCH's hold on its upload; a killed process's hold lapses after this
+RENEW_SECONDS = 5.0  # how often a streaming PATCH extends its lease
 
 
-def _storage(request: Request) -> "Storage":
-    return request.app.state.ctx.state["storage"]  # type: ignore[no-any-return]
+class TusError(Exception):
+    """A refusal TUS answers in plain text with its real status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
-def _signed(request: Request) -> bool:
-    return request.url.path.rstrip("/").startswith(P + "/sign")
+def offset_conflict() -> TusError:
+    return TusError(409, "Upload-Offset conflict")
 
 
-def _signed_caller(request: Request, bucket_id: str, name: str) -> tuple["Caller", dict[str, Any]]:
-    """``/upload/resumable/sign``: the ``x-signature`` upload token (from createSignedUploadUrl)
-    is the grant; the upload then runs as service_role with the token's owner."""
-    from ownbase.storage.service import SERVICE_AUTH, Caller
-
-    token = request.headers.get("x-signature")
-    if not token:
-        raise errors.invalid_request("x-signature header is required")
-    claims = _storage(request).signer.verify(token, f"{bucket_id}/{name}", "upload")
-    return Caller(auth=SERVICE_AUTH, method=request.method, path=request.url.path), claims
-
-
-def _caller(request: Request) -> "Caller":
-    from ownbase.storage.service import Caller
-
-    ctx = request.app.state.ctx
-    try:
-        auth = resolve(ctx.keys, request.headers, request.query_params.get("apikey"))
-    except CredentialError as exc:
-        raise errors.access_denied(exc.message) from None
-    return Caller(auth=auth, method=request.method, path=request.url.path, headers=dict(request.headers))
+@dataclass(frozen=True)
+class NewUpload:
+    bucket_id: str
+    name: str
+    length: int
+    content_type: str
+    cache_control: str
+    user_metadata: Any
+    upsert: bool
+    owner: str | None
+    check_write: bool  # False when a signed upload token is the grant
 
 
-def parse_metadata(header: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in header.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        key, _, value = item.partition(" ")
-        try:
-            out[key] = base64.b64decode(value.strip()).decode() if value.strip() else ""
-        except (binascii.Error, UnicodeDecodeError):
-            raise errors.invalid_request("Upload-Metadata is not valid base64") from None
-    return out
+@dataclass(frozen=True)
+class Upload:
+    id: str
+    bucket_id: str
+    name: str
+    version: str
+    length: int
+    offset: int
+    part_keys: list[str]
+    content_type: str
+    cache_control: str
+    user_metadata: Any
+    upsert: bool
+    role: str
+    claims: dict[str, Any]
+    expires_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> "Upload":
+        return cls(id=row["id"], bucket_id=row["bucket_id"], name=row["name"], version=row["version"],
+                   length=int(row["upload_length"]), offset=int(row["upload_offset"]),
+                   part_keys=_part_keys(row), content_type=row["content_type"],
+                   cache_control=row["cache_control"], user_metadata=row["user_metadata"], upsert=row["upsert"],
+                   role=row["role"], claims=row["claims"] or {}, expires_at=row["expires_at"])
+
+    @property
+    def owner(self) -> str | None:
+        return self.claims.get("ownbase_owner")
+
+    def belongs_to(self, caller: Caller) -> bool:
+        return caller.auth.role == self.role and caller.auth.claims.get("sub") == self.claims.get("sub")
 
 
-def _expires_header(when: datetime) -> str:
-    return format_datetime(when.astimezone(timezone.utc), usegmt=True)
+def _part_keys(row: asyncpg.Record) -> list[str]:
+    keys = list(row["part_keys"])
+    if len(keys) == len(row["part_offsets"]):
+        return keys
+    # Some parts were recorded by a process of the previous release (rolling upgrade): those
+    # have only an offset, and the key that release derived from it.
+    by_offset = {int(k.rsplit("/", 1)[1].split(".", 1)[0]): k for k in keys}
+    return [by_offset.get(o, f".tus/{row['id']}/{o}") for o in sorted(row["part_offsets"])]
 
 
-async def _load(st: "Storage", upload_id: str) -> Any:
-    row = await st.ctx.db.owner.fetchrow(
-        f"select {COLUMNS} from ownbase.storage_tus_uploads where id = $1 and expires_at > now()", upload_id)
-    return row
+def upload_id_for(bucket_id: str, name: str, version: str) -> str:
+    return base64.urlsafe_b64encode(f"{bucket_id}/{name}/{version}".encode()).decode().rstrip("=")
 
 
-async def _resolve(request: Request) -> tuple["Caller | None", Any]:
-    """The caller and the upload row (None when unknown, expired or someone else's)."""
-    st = _storage(request)
-    row = await _load(st, request.path_params["upload_id"])
-    if _signed(request):
-        if row is None:
-            return None, None
-        caller, _ = _signed_caller(request, row["bucket_id"], row["name"])
-    else:
-        caller = _caller(request)
-    if row is None or not _same_user(caller, row):
-        return caller, None
-    return caller, row
+class _Lease:
+    lost = False
 
 
-def _same_user(caller: "Caller", row: Any) -> bool:
-    claims = row["claims"] or {}
-    return caller.auth.role == row["role"] and caller.auth.claims.get("sub") == claims.get("sub")
+@contextlib.asynccontextmanager
+async def _leased(pool: asyncpg.Pool, upload_id: str, token: str) -> AsyncIterator[_Lease]:
+    """Keep the lease taken with ``token`` alive while the block runs; release it after."""
+    lease = _Lease()
 
-
-async def options(request: Request) -> Response:
-    st = _storage(request)
-    return Response(status_code=204, headers={
-        **TUS_HEADERS, "Tus-Version": "1.0.0", "Tus-Extension": "creation,termination,expiration",
-        "Tus-Max-Size": str(st.settings.storage_max_file_size)})
-
-
-async def create(request: Request) -> Response:
-    st = _storage(request)
-    signed = _signed(request)
-    try:
-        meta = parse_metadata(request.headers.get("upload-metadata", ""))
-        bucket_id, name = meta.get("bucketName", ""), meta.get("objectName", "")
-        if signed:
-            caller, token = _signed_caller(request, bucket_id, name)
-        else:
-            caller, token = _caller(request), {}
-    except errors.StorageError as exc:
-        return exc.response()  # auth failures before TUS: JSON, as Supabase
-    try:
-        if not bucket_id or not name:
-            return _text(400, "bucketName and objectName are required in Upload-Metadata")
-        check_key(name)
-        bucket = await st.bucket_as_owner(bucket_id)
-        length_header = request.headers.get("upload-length")
-        if length_header is None or not length_header.isdigit():
-            return _text(400, "Upload-Length is required")
-        length = int(length_header)
-        if length > st.size_limit(bucket):
-            return _text(413, "The object exceeded the maximum allowed size")
-        content_type = meta.get("contentType") or "application/octet-stream"
-        if not mime_allowed(content_type, bucket["allowed_mime_types"]):
-            return _text(415, f"mime type {content_type} is not supported")
-        user_metadata = None
-        if meta.get("metadata"):
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
             try:
-                user_metadata = json.loads(meta["metadata"])
-            except ValueError:
-                return _text(400, "metadata must be valid JSON")
-        if signed:
-            upsert, owner = bool(token.get("upsert")), token.get("owner")
-        else:
-            upsert = request.headers.get("x-upsert", "").lower() == "true"
-            owner = caller.auth.user_id
-            await st._test_write(caller, bucket_id, name, owner, upsert, user_metadata, content_type)
-        if not upsert:
-            from ownbase.storage import db
+                if not await db.tus_renew(pool, upload_id, token, LEASE_SECONDS):
+                    lease.lost = True  # lapsed and taken over, or the upload is gone
+                    return
+            except Exception:  # noqa: BLE001 - a database hiccup: try again before the lease lapses
+                log.warning("could not renew a TUS upload lease", exc_info=True)
 
-            if await db.find_object(st.ctx.db.owner, bucket_id, name) is not None:
-                return _text(409, "The resource already exists")
-        version = str(uuid.uuid4())
-        upload_id = base64.urlsafe_b64encode(f"{bucket_id}/{name}/{version}".encode()).decode().rstrip("=")
-        expires = datetime.now(timezone.utc) + timedelta(seconds=st.settings.storage_tus_expiry)
-        await st.ctx.db.owner.execute(
-            "insert into ownbase.storage_tus_uploads (id, bucket_id, name, version, upload_length, content_type, "
-            "cache_control, user_metadata, upsert, role, claims, expires_at) "
-            "values ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11::jsonb, $12)",
-            upload_id, bucket_id, name, version, length, content_type,
-            cache_control_from_field(meta.get("cacheControl")), user_metadata, upsert, caller.auth.role,
-            {**caller.auth.claims, "ownbase_owner": owner}, expires)
-    except errors.StorageError as exc:
-        return _text(exc.status if exc.status < 500 else 500, exc.message)
-    location = f"{str(request.url).split('?')[0].rstrip('/')}/{upload_id}"
-    if request.headers.get("x-forwarded-proto"):
-        location = request.headers["x-forwarded-proto"] + location[location.index(":"):]
-    return Response(status_code=201, headers={**TUS_HEADERS, "Location": location,
-                                              "Upload-Expires": _expires_header(expires)})
-
-
-async def head(request: Request) -> Response:
+    task = asyncio.create_task(renew(), name="tus-lease")
     try:
-        _caller_, row = await _resolve(request)
-    except errors.StorageError as exc:
-        return exc.response()
-    if row is None:
-        return Response(status_code=404, headers=TUS_HEADERS)
-    return Response(status_code=200, headers={
-        **TUS_HEADERS, "Upload-Offset": str(row["upload_offset"]), "Upload-Length": str(row["upload_length"]),
-        "Cache-Control": "no-store", "Upload-Expires": _expires_header(row["expires_at"])})
-
-
-def _part_key(upload_id: str, offset: int) -> str:
-    return f".tus/{upload_id}/{offset}"
-
-
-async def patch(request: Request) -> Response:
-    st = _storage(request)
-    upload_id = request.path_params["upload_id"]
-    try:
-        caller, row = await _resolve(request)
-    except errors.StorageError as exc:
-        return exc.response()
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/offset+octet-stream":
-        return _text(415, "Content-Type must be application/offset+octet-stream")
-    if row is None or caller is None:
-        return _text(404, "Upload not found")
-    offset_header = request.headers.get("upload-offset", "")
-    if not offset_header.isdigit() or int(offset_header) != row["upload_offset"]:
-        return _text(409, "Upload-Offset conflict")
-    offset = int(offset_header)
-    length = int(row["upload_length"])
-    received = 0
-
-    async def body() -> AsyncIterator[bytes]:
-        nonlocal received
-        async for chunk in request.stream():
-            received += len(chunk)
-            if offset + received > length:
-                raise errors.entity_too_large()
-            yield chunk
-
-    key = _part_key(upload_id, offset)
-    try:
-        await st.backend.write(row["bucket_id"], key, body(), "application/octet-stream")
-    except errors.StorageError as exc:
-        return _text(exc.status, exc.message)
-    except ClientDisconnect:
-        return _text(400, "Client disconnected")
-    new_offset = offset + received
-    if received:
-        updated = await st.ctx.db.owner.fetchval(
-            "update ownbase.storage_tus_uploads set upload_offset = $2, part_offsets = part_offsets || $3::bigint "
-            "where id = $1 and upload_offset = $3 returning upload_offset", upload_id, new_offset, offset)
-        if updated is None:
-            await st.backend.delete(row["bucket_id"], [key])
-            return _text(409, "Upload-Offset conflict")
-    else:
-        await st.backend.delete(row["bucket_id"], [key])
-    headers = {**TUS_HEADERS, "Upload-Offset": str(new_offset), "Upload-Expires": _expires_header(row["expires_at"])}
-    if new_offset == length:
+        yield lease
+    finally:
+        await cancel_and_wait(task)
         try:
-            await _finish(st, caller, upload_id)
-        except errors.StorageError as exc:
-            return _text(exc.status if exc.status < 500 else 500, exc.message)
-    return Response(status_code=204, headers=headers)
+            await asyncio.shield(db.tus_unlock(pool, upload_id, token))
+        except Exception:  # noqa: BLE001 - the lease lapses by itself
+            log.warning("could not release a TUS upload lease", exc_info=True)
 
 
-async def _finish(st: "Storage", caller: "Caller", upload_id: str) -> None:
-    row = await st.ctx.db.owner.fetchrow(f"select {COLUMNS} from ownbase.storage_tus_uploads where id = $1", upload_id)
-    bucket_id = row["bucket_id"]
-    offsets = sorted(row["part_offsets"])
-    keys = [_part_key(upload_id, o) for o in offsets]
+class Tus:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.pool: asyncpg.Pool = storage.ctx.db.owner
 
-    async def parts() -> AsyncIterator[bytes]:
-        for key in keys:
-            async for chunk in st.backend.read(bucket_id, key):
+    async def create(self, caller: Caller, new: NewUpload) -> tuple[str, datetime]:
+        """Register an upload after the checks an upload gets (key, bucket, size, type, RLS)."""
+        st = self.storage
+        check_key(new.name)
+        bucket = await st.bucket_as_owner(new.bucket_id)
+        st.check_key_fits(new.bucket_id, new.name)
+        if new.length > st.size_limit(bucket):
+            raise TusError(413, "The object exceeded the maximum allowed size")
+        if not mime_allowed(new.content_type, bucket["allowed_mime_types"]):
+            raise TusError(415, f"mime type {new.content_type} is not supported")
+        if new.check_write:
+            await st.check_write(caller, new.bucket_id, new.name, new.owner, new.upsert, new.user_metadata,
+                                 new.content_type)
+        if not new.upsert and await db.find_object(self.pool, new.bucket_id, new.name) is not None:
+            raise TusError(409, "The resource already exists")
+        version = str(uuid.uuid4())
+        upload_id = upload_id_for(new.bucket_id, new.name, version)
+        expires = datetime.now(timezone.utc) + timedelta(seconds=st.settings.storage_tus_expiry)
+        await db.tus_insert(self.pool, upload_id, new.bucket_id, new.name, version, new.length, new.content_type,
+                            new.cache_control, new.user_metadata, new.upsert, caller.auth.role,
+                            {**caller.auth.claims, "ownbase_owner": new.owner}, expires)
+        return upload_id, expires
+
+    async def get(self, upload_id: str) -> Upload | None:
+        """A live (not expired) upload, whoever it belongs to."""
+        row = await db.tus_get(self.pool, upload_id)
+        return Upload.from_row(row) if row is not None else None
+
+    async def append(self, caller: Caller, upload: Upload, offset: int, chunks: AsyncIterator[bytes]) -> int:
+        """Write one PATCH body at ``offset``; returns the new offset. The upload is finished (made
+        an object) when it reaches its length. A concurrent PATCH of the same upload gets 409."""
+        if offset != upload.offset:
+            raise offset_conflict()
+        token = uuid.uuid4().hex
+        if not await db.tus_lock(self.pool, upload.id, token, offset, LEASE_SECONDS):
+            raise offset_conflict()
+        async with _leased(self.pool, upload.id, token) as lease:
+            new_offset = await self._write_part(upload, token, offset, chunks, lease)
+            if new_offset == upload.length:
+                await self._finish(caller, upload.id)
+        return new_offset
+
+    async def _write_part(self, upload: Upload, token: str, offset: int, chunks: AsyncIterator[bytes],
+                          lease: _Lease) -> int:
+        st = self.storage
+        # Registered like any blob being written: if this process dies mid-write, the sweeper
+        # removes the bytes once they are stale.
+        part_name, part_version = f".tus/{upload.version}", f"{offset}.{token[:12]}"
+        key = blob_key(part_name, part_version)
+        received = 0
+
+        async def body() -> AsyncIterator[bytes]:
+            nonlocal received
+            async for chunk in chunks:
+                if lease.lost:
+                    raise offset_conflict()
+                received += len(chunk)
+                if offset + received > upload.length:
+                    raise errors.entity_too_large()
                 yield chunk
 
-    bucket = await st.bucket_as_owner(bucket_id)
-    owner = (row["claims"] or {}).get("ownbase_owner")
-    try:
-        await st.store(caller, bucket_id, row["name"], parts(), content_type=row["content_type"],
-                       cache_control=row["cache_control"], user_metadata=row["user_metadata"], upsert=row["upsert"],
-                       owner=owner, limit=st.size_limit(bucket))
-    finally:
-        await st.backend.delete(bucket_id, keys)
-        await st.ctx.db.owner.execute("delete from ownbase.storage_tus_uploads where id = $1", upload_id)
+        await db.pending_add(self.pool, upload.bucket_id, part_name, part_version)
+        try:
+            await st.backend.write(upload.bucket_id, key, body(), "application/octet-stream")
+        except BaseException:
+            await asyncio.shield(db.pending_drop(self.pool, upload.bucket_id, part_name, part_version))
+            raise
+        recorded = False
+        if received:
+            async with self.pool.acquire() as conn, conn.transaction():
+                recorded = await db.tus_append(conn, upload.id, token, offset, offset + received, key)
+                if recorded:
+                    await db.pending_drop(conn, upload.bucket_id, part_name, part_version)
+        if not recorded:
+            # Empty body, or the lease was lost: the part is this PATCH's own, nobody else's.
+            await st.backend.delete(upload.bucket_id, [key])
+            await db.pending_drop(self.pool, upload.bucket_id, part_name, part_version)
+            if received:
+                raise offset_conflict()
+        return offset + received
+
+    async def _finish(self, caller: Caller, upload_id: str) -> None:
+        st = self.storage
+        row = await db.tus_get(self.pool, upload_id, live=False)
+        if row is None:
+            raise TusError(404, "Upload not found")  # terminated while the last PATCH ran
+        upload = Upload.from_row(row)
+
+        async def parts() -> AsyncIterator[bytes]:
+            for key in upload.part_keys:
+                async for chunk in st.backend.read(upload.bucket_id, key):
+                    yield chunk
+
+        bucket = await st.bucket_as_owner(upload.bucket_id)
+        try:
+            await st.store(caller, upload.bucket_id, upload.name, parts(), content_type=upload.content_type,
+                           cache_control=upload.cache_control, user_metadata=upload.user_metadata,
+                           upsert=upload.upsert, owner=upload.owner, limit=st.size_limit(bucket))
+        finally:
+            await drop_upload(self.pool, st.backend, upload)
+
+    async def terminate(self, upload: Upload) -> None:
+        await drop_upload(self.pool, self.storage.backend, upload)
 
 
-async def terminate(request: Request) -> Response:
-    st = _storage(request)
-    try:
-        _caller_, row = await _resolve(request)
-    except errors.StorageError as exc:
-        return exc.response()
-    if row is None:
-        return _text(404, "Upload not found")
-    await _drop(st, row)
-    return Response(status_code=204, headers=TUS_HEADERS)
+async def drop_upload(pool: asyncpg.Pool, backend: Backend, upload: Upload) -> None:
+    await backend.delete(upload.bucket_id, upload.part_keys)
+    await db.tus_delete(pool, upload.id)
 
 
-async def _drop(st: "Storage", row: Any) -> None:
-    await drop_upload(st.ctx.db.owner, st.backend, row)
-
-
-async def drop_upload(pool: Any, backend: Any, row: Any) -> None:
-    await backend.delete(row["bucket_id"], [_part_key(row["id"], o) for o in row["part_offsets"]])
-    await pool.execute("delete from ownbase.storage_tus_uploads where id = $1", row["id"])
-
-
-async def expire(pool: Any, backend: Any) -> int:
-    """Remove abandoned uploads (past Upload-Expires) and their parts."""
-    rows = await pool.fetch(f"select {COLUMNS} from ownbase.storage_tus_uploads where expires_at <= now() limit 1000")
+async def expire(pool: asyncpg.Pool, backend: Backend) -> int:
+    """Remove abandoned uploads (past Upload-Expires, no PATCH running) and their parts."""
+    rows = await db.tus_expired(pool)
     for row in rows:
-        await drop_upload(pool, backend, row)
+        await drop_upload(pool, backend, Upload.from_row(row))
     return len(rows)
-
-
-async def upload_route(request: Request) -> Response:
-    if request.method == "OPTIONS":
-        return await options(request)
-    return await create(request)
-
-
-async def upload_id_route(request: Request) -> Response:
-    method = request.method
-    if method == "HEAD":
-        return await head(request)
-    if method == "PATCH":
-        return await patch(request)
-    if method == "DELETE":
-        return await terminate(request)
-    return await options(request)
-
-
-ROUTES = [
-    Route(P + "/sign", upload_route, methods=["POST", "OPTIONS"]),
-    Route(P + "/sign/", upload_route, methods=["POST", "OPTIONS"]),
-    Route(P + "/sign/{upload_id}", upload_id_route, methods=["HEAD", "PATCH", "DELETE", "OPTIONS"]),
-    Route(P, upload_route, methods=["POST", "OPTIONS"]),
-    Route(P + "/", upload_route, methods=["POST", "OPTIONS"]),
-    Route(P + "/{upload_id}", upload_id_route, methods=["HEAD", "PATCH", "DELETE", "OPTIONS"]),
-]

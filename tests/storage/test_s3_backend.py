@@ -43,3 +43,36 @@ def test_large_copy_goes_part_by_part(s3_server: S3Server, monkeypatch: pytest.M
             await backend.close()
 
     assert asyncio.run(go()) == data
+
+
+def test_sweep_aborts_only_stale_multipart_uploads_under_the_prefix(s3_server: S3Server,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other writers of a shared S3 bucket keep their multipart uploads; so do younger ones."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+    settings = Settings(storage_backend="s3", storage_s3_bucket=S3_BUCKET, storage_s3_endpoint_url=s3_server.endpoint,
+                        storage_s3_force_path_style=True, storage_s3_prefix="sweepunit")
+    client = s3_server.client()
+    ours = client.create_multipart_upload(Bucket=S3_BUCKET, Key="sweepunit/b1/dead.bin/v1")["UploadId"]
+    foreign = client.create_multipart_upload(Bucket=S3_BUCKET, Key="sweepunit-other/b1/x/v1")["UploadId"]
+
+    def uploads(prefix: str) -> set[str]:
+        return {u["UploadId"] for u in client.list_multipart_uploads(Bucket=S3_BUCKET, Prefix=prefix)
+                .get("Uploads", [])}
+
+    async def go(older_than: float) -> int:
+        backend = s3mod.S3Backend(settings)
+        await backend.start()
+        try:
+            return await backend.sweep_leftovers(older_than)
+        finally:
+            await backend.close()
+
+    try:
+        assert asyncio.run(go(3600)) == 0  # younger than the threshold
+        assert ours in uploads("sweepunit/")
+        assert asyncio.run(go(0)) == 1
+        assert uploads("sweepunit/") == set()
+        assert foreign in uploads("sweepunit-other/")
+    finally:
+        client.abort_multipart_upload(Bucket=S3_BUCKET, Key="sweepunit-other/b1/x/v1", UploadId=foreign)

@@ -17,6 +17,7 @@ class BlobNotFound(Exception):
 
 class Backend(Protocol):
     name: str
+    leftover_kind: str  # what sweep_leftovers removes, as the sweep report names it
 
     async def start(self) -> None: ...
 
@@ -42,3 +43,10 @@ class Backend(Protocol):
     async def download_url(self, bucket: str, key: str, expires: int, disposition: str | None,
                            content_type: str) -> str | None:
         """A URL the client may be redirected to, or None when downloads are served by ownbase."""
+
+    async def sweep_leftovers(self, older_than: float, bucket: str | None = None) -> int:
+        """Remove what writers killed mid-write left behind (temp files, incomplete multipart
+        uploads) older than ``older_than`` seconds, never a write in flight; returns how many."""
+
+    def key_fits(self, bucket: str, key: str) -> bool:
+        """Whether the store accepts this blob key once prefixes are added (S3: 1,024 bytes)."""

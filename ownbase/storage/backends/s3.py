@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator
 
 from ownbase.settings import Settings
 from ownbase.storage.backends.base import BlobNotFound
 
+log = logging.getLogger("ownbase.storage")
+
 PART_SIZE = 8 * 1024 * 1024
+MAX_KEY_BYTES = 1024  # S3's limit on an object key (UTF-8)
 COPY_OBJECT_MAX = 5 * 1000**3  # S3's single CopyObject limit
 COPY_PART_SIZE = 512 * 1024 * 1024
 
 
 class S3Backend:
     name = "s3"
+    leftover_kind = "stale incomplete multipart upload(s)"
 
     def __init__(self, settings: Settings) -> None:
         if not settings.storage_s3_bucket:
@@ -35,6 +41,7 @@ class S3Backend:
                 self.bucket_map[src.strip()] = dst.strip()
         self._stack = contextlib.AsyncExitStack()
         self.client: Any = None
+        self._inflight: set[str] = set()  # multipart uploads this process is writing
 
     async def start(self) -> None:
         from aiobotocore.config import AioConfig
@@ -96,6 +103,7 @@ class S3Backend:
                 resp = await self.client.create_multipart_upload(
                     Bucket=s3_bucket, Key=s3_key, ContentType=content_type, **self._sse())
                 upload_id = resp["UploadId"]
+                self._inflight.add(upload_id)
             if inflight is not None:
                 await inflight
                 inflight = None
@@ -131,6 +139,44 @@ class S3Backend:
                 with contextlib.suppress(Exception):
                     await self.client.abort_multipart_upload(Bucket=s3_bucket, Key=s3_key, UploadId=upload_id)
             raise
+        finally:
+            self._inflight.discard(upload_id or "")
+
+    def key_fits(self, bucket: str, key: str) -> bool:
+        return len(self.locate(bucket, key)[1].encode()) <= MAX_KEY_BYTES
+
+    def _areas(self, bucket: str | None) -> list[tuple[str, str]]:
+        """(S3 bucket, key prefix) pairs holding ownbase's blobs (of one storage bucket)."""
+        if bucket is not None:
+            return [self.locate(bucket, "")]
+        own = f"{self.prefix}/" if self.prefix else ""
+        areas = [(self.default_bucket, own)]
+        areas += [(b, own) for b in sorted(set(self.bucket_map.values())) if b != self.default_bucket]
+        return areas
+
+    async def sweep_leftovers(self, older_than: float, bucket: str | None = None) -> int:
+        """Abort multipart uploads under ownbase's prefix started more than ``older_than`` seconds
+        ago (their writer was killed: a live write aborts its own on failure), never one this
+        process is writing. The bucket lifecycle rule AbortIncompleteMultipartUpload is the
+        second line (docs/storage.md)."""
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than)
+        aborted = 0
+        for s3_bucket, prefix in self._areas(bucket):
+            try:
+                paginator = self.client.get_paginator("list_multipart_uploads")
+                async for page in paginator.paginate(Bucket=s3_bucket, Prefix=prefix):
+                    for upload in page.get("Uploads", []):
+                        if upload["Initiated"] > cutoff or upload["UploadId"] in self._inflight:
+                            continue
+                        try:
+                            await self.client.abort_multipart_upload(
+                                Bucket=s3_bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                        except self.client.exceptions.NoSuchUpload:
+                            continue  # finished or aborted meanwhile
+                        aborted += 1
+            except Exception as exc:  # noqa: BLE001 - one unreachable S3 bucket must not stop the others
+                log.warning("could not sweep incomplete multipart uploads of %s: %s", s3_bucket, exc)
+        return aborted
 
     async def read(self, bucket: str, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         s3_bucket, s3_key = self.locate(bucket, key)
@@ -173,6 +219,7 @@ class S3Backend:
             return
         # CopyObject stops at 5 GB: copy larger objects part by part, server side.
         upload_id = (await self.client.create_multipart_upload(Bucket=db, Key=dk, **self._sse()))["UploadId"]
+        self._inflight.add(upload_id)
         try:
             parts = []
             for n, start in enumerate(range(0, size, COPY_PART_SIZE), start=1):
@@ -187,6 +234,8 @@ class S3Backend:
             with contextlib.suppress(Exception):
                 await self.client.abort_multipart_upload(Bucket=db, Key=dk, UploadId=upload_id)
             raise
+        finally:
+            self._inflight.discard(upload_id)
 
     async def exists(self, bucket: str, key: str) -> bool:
         b, k = self.locate(bucket, key)
