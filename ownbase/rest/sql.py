@@ -139,7 +139,8 @@ def filter_sql(alias: str, rf: ResolvedFilter, params: Params) -> str:
     elif op == "in":
         sql = f"{expr} = ANY({_array_param(f.value, t, params)})"
     elif op in ("cs", "cd", "ov", "sl", "sr", "nxl", "nxr", "adj"):
-        sym = {"cs": "@>", "cd": "<@", "ov": "&&", "sl": "<<", "sr": ">>", "nxl": "&<", "nxr": "&>",
+        # nxr "does not extend to the right of" is &<, nxl "… to the left of" is &> (PostgREST's names)
+        sym = {"cs": "@>", "cd": "<@", "ov": "&&", "sl": "<<", "sr": ">>", "nxl": "&>", "nxr": "&<",
                "adj": "-|-"}[op]
         value = str(f.value)
         if op == "ov" and value.startswith("(") and value.endswith(")") and t.endswith("[]"):
