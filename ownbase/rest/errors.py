@@ -278,7 +278,7 @@ def from_postgres(exc: Any, role: str) -> ApiError:
             return ApiError(int(meta.get("status", 400)), str(custom.get("code", "")),
                             str(custom.get("message", "")), custom.get("details"), custom.get("hint"),
                             {str(k): str(v) for k, v in pairs})
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError, RecursionError):
             return ApiError(500, "PGRST121", 'Could not parse JSON in the "RAISE SQLSTATE \'PGRST\'" error',
                             f"Invalid JSON value for MESSAGE: '{message}'")
     status = sqlstate_status(code, message, role)

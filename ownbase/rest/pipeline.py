@@ -14,8 +14,9 @@ from starlette.responses import Response
 
 from ownbase.db.scope import RequestScope, request_scope, scoped_read
 from ownbase.rest import errors, response, sql
+from ownbase.rest.body import check_json_type, dumps, one_object, parse_json, payload
 from ownbase.rest.plan import Planner, ReadNode, check_options
-from ownbase.rest.request import ApiRequest, negotiate, parse_csv_body, parse_query
+from ownbase.rest.request import ApiRequest, negotiate, parse_query
 from ownbase.rest.schema_cache import Column, Function, SchemaCache, Table
 
 if TYPE_CHECKING:
@@ -86,59 +87,12 @@ def _media(call: Call) -> str:
     return negotiate(call.headers.get("accept"))
 
 
-def _parse_json(body: bytes) -> Any:
-    if not body.strip():
-        raise errors.bad_body()
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise errors.bad_body() from None
-
-
-def _content_type(call: Call) -> str:
-    return (call.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
-
-
-def _check_content_type(call: Call) -> None:
-    ctype = _content_type(call)
-    if ctype not in ("application/json", "application/vnd.pgrst.object+json", "application/vnd.pgrst.object",
-                     "*/*", ""):
-        raise errors.bad_body(f"Content-Type not acceptable: {ctype}")
-
-
-_CSV_INLINE_BYTES = 64 * 1024  # bigger CSV bodies are parsed in a worker thread, off the event loop
-
-
-def _csv_payload(body: bytes) -> tuple[list[dict[str, str | None]], str]:
-    rows = parse_csv_body(body)
-    return rows, json.dumps(rows)
-
-
 async def _payload(call: Call) -> tuple[Any, str]:
-    """The body of a write as (parsed value, JSON text for the statement): JSON, or ``text/csv``
-    (header line + rows) turned into an array of objects whose values are strings or null, so
-    PostgreSQL converts them to the column types exactly as for a JSON body."""
-    if _content_type(call) == "text/csv":
-        if len(call.body) > _CSV_INLINE_BYTES:
-            return await asyncio.to_thread(_csv_payload, call.body)
-        return _csv_payload(call.body)
-    _check_content_type(call)
-    payload = _parse_json(call.body)
-    try:
-        raw = call.body.decode()
-    except UnicodeDecodeError:  # valid JSON in another Unicode encoding
-        raw = json.dumps(payload)
-    return payload, raw
+    return await payload(call.body, call.headers.get("content-type"))
 
 
-def _one_object(call: Call, payload: Any) -> Any:
-    """PATCH/PUT take one object; a CSV body must hold exactly one row for them."""
-    if _content_type(call) == "text/csv":
-        if len(payload) != 1:
-            raise errors.bad_body(f"Invalid CSV: a {call.method} body must have exactly one row after the "
-                                  f"header, got {len(payload)}")
-        return payload[0]
-    return payload
+def _one_object(call: Call, value: Any) -> Any:
+    return one_object(value, call.headers.get("content-type"), call.method)
 
 
 # --- tables and views ----------------------------------------------------------------------------
@@ -377,7 +331,7 @@ async def _update(call: Call, planner: Planner, table: Table, req: ApiRequest, m
         ret_mode = req.prefs.return_ or "minimal"
         return response.build(200 if ret_mode == "representation" else 204,
                               "[]" if ret_mode == "representation" else None, mode, content_range_="*/*")
-    raw = json.dumps(payload)
+    raw = dumps(payload)
 
     def render(returning: bool) -> tuple[str, sql.Params]:
         params = sql.Params()
@@ -435,7 +389,7 @@ async def _put(call: Call, planner: Planner, table: Table, req: ApiRequest, mode
     req.on_conflict_applied = True
     # the filters only name the row; the representation is the plain select list
     _root, ret = _returning_root(planner, table, ApiRequest(req.select, {}, req.prefs))
-    raw = json.dumps(obj)
+    raw = dumps(obj)
     params = sql.Params()
     dml = sql.insert_sql(table, ret.alias, cols, params, f"{params.text(raw)}::json", missing_default=False,
                          on_conflict=pk, resolution="merge-duplicates", returning=True)
@@ -467,8 +421,8 @@ async def _rpc(call: Call, query: Sequence[tuple[str, str]]) -> Response:
     single_object = req.prefs.params == "single-object"
     if call.method == "POST":
         if call.body.strip():
-            _check_content_type(call)
-            args_obj = _parse_json(call.body)
+            check_json_type(call.headers.get("content-type"))
+            args_obj = parse_json(call.body)
         else:
             args_obj = {}
         if isinstance(args_obj, list):

@@ -136,7 +136,7 @@ def parse_gucs(headers: str | None, status: str | None) -> Gucs:
     if headers:
         try:
             items = json.loads(headers)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise gucs_headers_error() from None
         if not isinstance(items, list):
             raise gucs_headers_error()
