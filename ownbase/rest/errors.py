@@ -136,7 +136,8 @@ def no_relationship(parent: str, child: str, schema: str, hint_used: str | None,
 
 
 def ambiguous_embed(parent: str, child: str, details: list[dict[str, str]], hints: list[str]) -> ApiError:
-    listed = ", ".join(f"'{child}!{h}'" for h in hints)
+    """``hints``: ``table!constraint`` (``table!junction`` for many-to-many), as PostgREST lists them."""
+    listed = ", ".join(f"'{h}'" for h in hints)
     return ApiError(
         300, "PGRST201",
         f"Could not embed because more than one relationship was found for '{parent}' and '{child}'",

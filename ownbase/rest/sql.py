@@ -353,13 +353,13 @@ def _aggregate_expr(c: OutColumn, arg: str) -> str:
 def _join_condition(parent: ReadNode, e: EmbedNode) -> tuple[str, list[str]]:
     """(extra FROM for m2m, conditions) tying the child rows to the parent row."""
     child = e.node
-    fk = e.rel.fk
     pa, ca = quote_ident(parent.alias), quote_ident(child.alias)
-    if e.rel.kind == "m2o":
-        return "", [f"{ca}.{quote_ident(r)} = {pa}.{quote_ident(c)}" for c, r in zip(fk.columns, fk.ref_columns)]
-    if e.rel.kind in ("o2m", "o2o"):
-        return "", [f"{ca}.{quote_ident(c)} = {pa}.{quote_ident(r)}" for c, r in zip(fk.columns, fk.ref_columns)]
+    if e.rel.kind == "computed":
+        return "", []  # the function's rows are the parent row's related rows
+    if e.rel.kind != "m2m":
+        return "", [f"{ca}.{quote_ident(c)} = {pa}.{quote_ident(p)}" for p, c in e.rel.pairs()]
     # m2m: parent <- junction -> child
+    fk = e.rel.fk
     assert e.rel.junction is not None and e.rel.junction_fk_child is not None
     ja = quote_ident(child.alias + "_j")
     b = e.rel.junction_fk_child
@@ -368,14 +368,23 @@ def _join_condition(parent: ReadNode, e: EmbedNode) -> tuple[str, list[str]]:
     return extra, [f"{ja}.{quote_ident(c)} = {pa}.{quote_ident(r)}" for c, r in zip(fk.columns, fk.ref_columns)]
 
 
+def _embed_source(parent: ReadNode, e: EmbedNode) -> str:
+    """What the embedded rows are selected from: the related table, or for a computed relationship
+    the function called with the parent's row."""
+    if e.rel.computed is not None:
+        return f"{e.rel.computed.function}({quote_ident(parent.alias)})"
+    return qualified(e.node.table)
+
+
 def render_embed(parent: ReadNode, e: EmbedNode, params: Params) -> str:
     child = e.node
     extra, cond = _join_condition(parent, e)
-    r = render_node(child, params, qualified(child.table), join_cond=cond, extra_from=extra)
+    source = _embed_source(parent, e)
+    r = render_node(child, params, source, join_cond=cond, extra_from=extra)
     names = _output_names(child)
     parts = [r.select] if r.select else []
     if child.count_only:
-        base = f"SELECT count(*) AS count FROM {qualified(child.table)} AS {quote_ident(child.alias)}{r.joins}"
+        base = f"SELECT count(*) AS count FROM {source} AS {quote_ident(child.alias)}{r.joins}"
         if r.where:
             base += " WHERE " + " AND ".join(r.where)
         if e.spread:
@@ -392,7 +401,7 @@ def render_embed(parent: ReadNode, e: EmbedNode, params: Params) -> str:
         parts += [f"{quote_ident(child.alias)}.{quote_ident(n)} AS {quote_ident('pgrst_o_' + n)}"
                   for n in order_names]
     select = ", ".join(parts)
-    base = f"SELECT {select} FROM {qualified(child.table)} AS {quote_ident(child.alias)}{r.joins}"
+    base = f"SELECT {select} FROM {source} AS {quote_ident(child.alias)}{r.joins}"
     if r.where:
         base += " WHERE " + " AND ".join(r.where)
     if r.group:
