@@ -1,8 +1,12 @@
-"""One request through the chain: parse → plan → render → run under the caller's role → respond."""
+"""One request through the chain: parse → plan → render → run under the caller's role → respond.
+
+This module only dispatches: ``request`` and ``body`` parse, ``plan``/``plan_write``/``plan_call``
+decide, ``sql`` renders, ``execute`` runs (``db.scope.scoped_read`` for a plain read), ``response``
+shapes the answer.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,12 +16,14 @@ from urllib.parse import urlencode
 import asyncpg
 from starlette.responses import Response
 
-from ownbase.db.scope import RequestScope, request_scope, scoped_read
-from ownbase.rest import errors, response, sql
-from ownbase.rest.body import check_json_type, dumps, one_object, parse_json, payload
-from ownbase.rest.plan import Planner, ReadNode, check_options
-from ownbase.rest.request import ApiRequest, negotiate, parse_query
-from ownbase.rest.schema_cache import Column, Function, SchemaCache, Table
+from ownbase.db.scope import RequestScope, scoped_read
+from ownbase.rest import errors, plan_call, plan_write, response, sql
+from ownbase.rest.body import check_json_type, content_type, dumps, one_object, parse_json, payload
+from ownbase.rest.execute import Fetch, Outcome, Statement, execute
+from ownbase.rest.plan import Planner, ReadNode, check_options, filters_only
+from ownbase.rest.plan_write import Op, Return, WritePlan
+from ownbase.rest.request import ApiRequest, PlanMedia, negotiate, parse_query, plan_media
+from ownbase.rest.schema_cache import SchemaCache, Table
 
 if TYPE_CHECKING:
     from ownbase.context import Context
@@ -38,6 +44,7 @@ class Call:
     auth: AuthContext
     profile: str | None
     location: str = ""  # Content-Location of reads: the path and query string as received
+    explain: PlanMedia | None = None  # Accept: application/vnd.pgrst.plan (OWNBASE_DB_PLAN_ENABLED)
 
 
 async def run(ctx: Context, cache: SchemaCache, *, method: str, schema: str, relation: str,
@@ -54,8 +61,9 @@ async def run(ctx: Context, cache: SchemaCache, *, method: str, schema: str, rel
     profile = schema if len(ctx.settings.db_schemas) > 1 or headers.get("accept-profile") \
         or headers.get("content-profile") else None
     prefix = "/rpc/" if rpc else "/"
+    explain = plan_media(headers.get("accept")) if ctx.settings.db_plan_enabled else None
     call = Call(ctx, cache, method, schema, relation, headers, body, auth, profile,
-                prefix + relation + ("?" + urlencode(list(query)) if query else ""))
+                prefix + relation + ("?" + urlencode(list(query)) if query else ""), explain)
     try:
         if rpc:
             return await _rpc(call, query)
@@ -68,6 +76,8 @@ async def run(ctx: Context, cache: SchemaCache, *, method: str, schema: str, rel
         raise errors.db_unreachable(str(exc)) from None
 
 
+# --- shared steps --------------------------------------------------------------------------------
+
 def _scope(call: Call) -> RequestScope:
     # A role's own statement_timeout (ALTER ROLE … SET) wins over OWNBASE_DB_STATEMENT_TIMEOUT_MS,
     # because SET ROLE alone would not apply it.
@@ -76,98 +86,136 @@ def _scope(call: Call) -> RequestScope:
                         {k: v for k, v in call.headers.items()}, timeout)
 
 
-async def _response_gucs(conn: Any) -> response.Gucs:
-    """``response.headers`` / ``response.status`` as the request's statement left them: read in the
-    same transaction before COMMIT; a malformed value raises here and so rolls the transaction back."""
-    row = await conn.fetchrow(response.GUC_QUERY)
-    return response.parse_gucs(row[0], row[1])
+def _mode(call: Call) -> str:
+    """The response's shape: the ``for`` media of an EXPLAIN, else the negotiated Accept."""
+    accept = call.explain.for_media if call.explain is not None else call.headers.get("accept")
+    return response.mode_for(negotiate(accept, geo=call.cache.postgis is not None))
 
 
-def _media(call: Call) -> str:
-    return negotiate(call.headers.get("accept"))
+def _tx(call: Call, req: ApiRequest) -> tuple[bool, str | None]:
+    """(roll back at the end, the ``tx`` preference that applied) from OWNBASE_DB_TX_END, which
+    honours ``Prefer: tx=`` only in its ``-allow-override`` forms, as PostgREST's db-tx-end."""
+    end = call.ctx.settings.db_tx_end
+    rollback = end.startswith("rollback")
+    if end.endswith("allow-override") and req.prefs.tx:
+        return req.prefs.tx == "rollback", req.prefs.tx
+    return rollback, None
 
 
-async def _payload(call: Call) -> tuple[Any, str]:
-    return await payload(call.body, call.headers.get("content-type"))
+async def _run(call: Call, req: ApiRequest, stmt: Statement, *, fetch: Fetch = Fetch.ROW, read_only: bool = False,
+               guard: bool = False, check: Any = None, after: Any = None, gucs: bool = True) -> Outcome:
+    rollback, _ = _tx(call, req)
+    return await execute(call.ctx.db, _scope(call), stmt, fetch=fetch, read_only=read_only, guard=guard,
+                         timezone=req.prefs.timezone, check=check, after=after, gucs=gucs, rollback=rollback)
 
 
-def _one_object(call: Call, value: Any) -> Any:
-    return one_object(value, call.headers.get("content-type"), call.method)
+async def _explain(call: Call, req: ApiRequest, stmt: Statement, *, read_only: bool, guard: bool = False) -> Response:
+    """The statement's EXPLAIN, as PostgREST's ``application/vnd.pgrst.plan``; always rolled back
+    (with ``options=analyze`` the statement really runs)."""
+    media = call.explain
+    assert media is not None
+    opts = [f"FORMAT {media.format.upper()}"] + [o.upper() for o in media.options]
+    out = await execute(call.ctx.db, _scope(call), Statement(f"EXPLAIN ({', '.join(opts)}) {stmt.text}", stmt.values),
+                        fetch=Fetch.ALL, read_only=read_only, guard=guard, timezone=req.prefs.timezone,
+                        gucs=False, rollback=True)
+    if media.format == "json":
+        first = out.rows[0][0] if out.rows else "[]"
+        body = first if isinstance(first, str) else json.dumps(first)
+    else:
+        body = "\n".join(str(r[0]) for r in out.rows)
+    ctype = f'application/vnd.pgrst.plan+{media.format}; for="{media.for_media}"; charset=utf-8'
+    return Response(body.encode(), status_code=200, headers={"Content-Type": ctype})
+
+
+def _paging(call: Call, req: ApiRequest, limit: int | None, offset: int | None) -> tuple[int | None, int]:
+    """The rows to return: ``limit``/``offset`` and the Range header, capped by OWNBASE_DB_MAX_ROWS."""
+    start = offset if offset is not None else req.range_offset
+    limits = [x for x in (limit, req.range_limit) if x is not None]
+    max_rows = call.ctx.settings.db_max_rows
+    return (min([*limits, max_rows])), start
+
+
+def _read_response(call: Call, req: ApiRequest, mode: str, body: str | None, rows: int, total: int | None,
+                   offset: int, *, count: bool = True, timezone: str | None = None, **extra: Any) -> Response:
+    if response.singular_mode(mode) and rows != 1:
+        raise errors.singular(rows)
+    status = response.read_status(offset, rows, total)
+    pref = response.applied(req.prefs, count=count, tx=_tx(call, req)[1], timezone=timezone, **extra)
+    return response.build(status, body if body is not None else "[]", mode,
+                          content_range_=response.content_range(offset, rows, total),
+                          pref_applied=pref, head=call.method == "HEAD",
+                          profile=call.profile, extra={"Content-Location": call.location})
 
 
 # --- tables and views ----------------------------------------------------------------------------
 
 async def _relation(call: Call, query: Sequence[tuple[str, str]]) -> Response:
-    media = _media(call)
-    mode = response.mode_for(media)
+    mode = _mode(call)
     planner = Planner(call.cache, call.schema)
     table = planner.table(call.relation)
     req = parse_query(query, call.headers, method=call.method,
                       aggregates=call.ctx.settings.db_aggregates_enabled)
     if call.method in ("GET", "HEAD"):
         return await _read(call, planner, table, req, mode)
-    if call.method == "POST":
-        return await _insert(call, planner, table, req, mode)
-    if call.method == "PATCH":
-        return await _update(call, planner, table, req, mode)
+    if mode == "geojson":
+        raise errors.not_acceptable(["application/geo+json"])
     if call.method == "DELETE":
-        return await _delete(call, planner, table, req, mode)
-    return await _put(call, planner, table, req, mode)
+        return await _write(call, req, plan_write.delete(planner, table, req), mode)
+    if call.method == "PUT":
+        eqs = plan_write.put_filters(table, req)
+        value = one_object((await _body(call))[0], call.headers.get("content-type"), call.method)
+        return await _write(call, req, plan_write.put(planner, table, req, value, eqs, dumps), mode)
+    value, text = await _body(call)
+    if call.method == "POST":
+        return await _write(call, req, plan_write.insert(planner, table, req, value, text), mode)
+    value = one_object(value, call.headers.get("content-type"), call.method)
+    return await _write(call, req, plan_write.update(planner, table, req, value, dumps(value)), mode)
 
 
-def _paging(call: Call, req: ApiRequest, root: ReadNode) -> tuple[int | None, int]:
-    offset = root.offset if root.offset is not None else req.range_offset
-    limits = [x for x in (root.limit, req.range_limit) if x is not None]
-    limit = min(limits) if limits else None
-    max_rows = call.ctx.settings.db_max_rows
-    limit = max_rows if limit is None else min(limit, max_rows)
-    return limit, offset
+async def _body(call: Call) -> tuple[Any, str]:
+    return await payload(call.body, call.headers.get("content-type"))
 
 
-async def _read(call: Call, planner: Planner, table: Table, req: ApiRequest, mode: str,
-                source: str | None = None) -> Response:
+async def _read(call: Call, planner: Planner, table: Table, req: ApiRequest, mode: str) -> Response:
     root = planner.read(table, req.select, req.options)
     check_options(planner, req.options)
-    limit, offset = _paging(call, req, root)
-    src = source or sql.qualified(table)
+    limit, offset = _paging(call, req, root.limit, root.offset)
+    source = sql.qualified(table)
     count = req.prefs.count
     if root.aggregated and count in ("planned", "estimated"):
         count = "exact"  # the groups are counted; a plan's row estimate would be of the table's rows
+    max_rows = call.ctx.settings.db_max_rows
+    geo = call.cache.postgis
     # the common case is one statement in one round trip (ownbase.scoped_read, its values packed
-    # into one text[]); a timezone or a planned/estimated count needs the explicit transaction
-    one_trip = not req.prefs.timezone and count not in ("planned", "estimated")
+    # into one text[]); a timezone, a planned/estimated count, a rollback or an EXPLAIN needs the
+    # explicit transaction
+    one_trip = not req.prefs.timezone and count not in ("planned", "estimated") and not _tx(call, req)[0] \
+        and call.explain is None
     params = sql.PackedParams() if one_trip else sql.Params()
-    stmt = sql.read_statement(root, params, source=src, limit=limit, offset=offset, count=count,
-                              mode=mode, max_rows=call.ctx.settings.db_max_rows)
+    text = sql.read_statement(root, params, source=source, limit=limit, offset=offset, count=count,
+                              mode=mode, max_rows=max_rows, geo=geo)
+    if call.explain is not None:
+        return await _explain(call, req, Statement(text, params.values), read_only=True)
     if one_trip:
-        row = await scoped_read(call.ctx.db, _scope(call), stmt, params.values)
+        row = await scoped_read(call.ctx.db, _scope(call), text, params.values)
         gucs = response.parse_gucs(row["response_headers"], row["response_status"])
         return response.apply_gucs(_read_response(call, req, mode, row["body"], int(row["page_total"]),
                                                   row["total"], offset), gucs)
-    async with request_scope(call.ctx.db, _scope(call), read_only=True) as conn:
-        await _timezone(conn, req)
-        row = await conn.fetchrow(stmt, *params.values)
-        total = row["total"]
-        if count in ("planned", "estimated"):
-            total = await _estimate(conn, root, src, count, total, call.ctx.settings.db_max_rows)
-    return _read_response(call, req, mode, row["body"], int(row["page_total"]), total, offset)
 
+    async def estimate(conn: Any, out: Outcome) -> int | None:
+        if count not in ("planned", "estimated"):
+            return out.row["total"]
+        return await _estimate(conn, root, source, count, out.row["total"], max_rows)
 
-def _read_response(call: Call, req: ApiRequest, mode: str, body: str | None, rows: int, total: int | None,
-                   offset: int) -> Response:
-    if response.singular_mode(mode) and rows != 1:
-        raise errors.singular(rows)
-    status = response.read_status(offset, rows, total)
-    return response.build(status, body if body is not None else "[]", mode,
-                          content_range_=response.content_range(offset, rows, total),
-                          pref_applied=response.applied(req.prefs), head=call.method == "HEAD",
-                          profile=call.profile, extra={"Content-Location": call.location})
+    out = await _run(call, req, Statement(text, params.values), read_only=True, after=estimate)
+    return response.apply_gucs(_read_response(call, req, mode, out.row["body"], int(out.row["page_total"]),
+                                              out.extra, offset, timezone=out.timezone), out.gucs)
 
 
 async def _estimate(conn: Any, root: ReadNode, source: str, how: str, exact: int | None,
                     max_rows: int) -> int | None:
     params = sql.Params()
-    stmt = sql.count_source(_strip_select(root), params, source=source)
+    stmt = sql.count_source(filters_only(root), params, source=source)
     plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {stmt}", *params.values)
     if isinstance(plan, str):
         plan = json.loads(plan)
@@ -179,231 +227,90 @@ async def _estimate(conn: Any, root: ReadNode, source: str, how: str, exact: int
     return max(int(exact or 0), planned)
 
 
-def _uses_aggregates(node: ReadNode) -> bool:
-    return node.aggregated or any(_uses_aggregates(e.node) for e in node.embeds)
+# --- writes --------------------------------------------------------------------------------------
 
-
-def _strip_select(root: ReadNode) -> ReadNode:
-    return ReadNode(root.table, root.alias, [], root.embeds, root.conditions, [], None, None, [])
-
-
-async def _timezone(conn: Any, req: ApiRequest) -> None:
-    if req.prefs.timezone:
-        ok = await conn.fetchval("select exists(select 1 from pg_timezone_names where name = $1)",
-                                 req.prefs.timezone)
-        if ok:
-            await conn.execute("select set_config('timezone', $1, true)", req.prefs.timezone)
-        else:
-            req.prefs.timezone = None
-
-
-# --- mutations -----------------------------------------------------------------------------------
-
-def _columns(table: Table, names: Sequence[str]) -> list[Column]:
-    cols = []
-    for n in names:
-        c = table.columns.get(n)
-        if c is None:
-            raise errors.no_column(n, table.name)
-        cols.append(c)
-    return cols
-
-
-def _where(root: ReadNode, params: sql.Params) -> tuple[list[str], str]:
-    r = sql.render_node(_strip_select(root), params, sql.qualified(root.table))
-    return r.where, r.order
-
-
-def _returning_root(planner: Planner, table: Table, req: ApiRequest) -> tuple[ReadNode, ReadNode]:
-    """(node for filters/order of the DML, node for the returned representation)."""
-    root = planner.read(table, req.select, req.options)
-    check_options(planner, req.options)
-    if _uses_aggregates(root):
-        raise errors.not_implemented("aggregate functions in the select of an insert, update or delete")
-    ret = ReadNode(table, root.alias, root.columns, root.embeds, [], [], None, None, root.layout)
-    return root, ret
-
-
-async def _mutate(call: Call, req: ApiRequest, mode: str, table: Table, ret: ReadNode, dml_returning: str,
-                  dml_minimal: str, params: sql.Params, params_min: sql.Params, *, kind: str) -> Response:
+def _max_affected(req: ApiRequest, rows: int) -> None:
     prefs = req.prefs
-    ret_mode = prefs.return_ or "minimal"
-    if mode == "csv" and ret_mode != "representation":
+    if prefs.max_affected is not None and prefs.handling == "strict" and rows > prefs.max_affected:
+        raise errors.ApiError(400, "PGRST124", "Query result exceeds max-affected preference constraint",
+                              f"The query affects {rows} rows")  # rolls the transaction back
+
+
+async def _write(call: Call, req: ApiRequest, plan: WritePlan, mode: str) -> Response:
+    if plan.nothing:
+        return _nothing_written(plan, mode)
+    if mode == "csv" and (plan.ret is not Return.REPRESENTATION or plan.op is Op.PUT):
         mode = "json"
-    async with request_scope(call.ctx.db, _scope(call)) as conn:
-        await _timezone(conn, req)
-        if ret_mode == "minimal" and not response.singular_mode(mode):
-            status_tag = await conn.execute(dml_minimal, *params_min.values)
-            rows = int(status_tag.split()[-1]) if status_tag.split()[-1].isdigit() else 0
-            body = None
-            inserted = None
-            loc = None
-        else:
-            stmt = sql.mutation_statement(dml_returning, ret, params, mode, inserted=kind == "insert"
-                                          and table.kind in ("r", "p"), pk=table.pk)
-            row = await conn.fetchrow(stmt, *params.values)
-            rows = int(row["page_total"])
-            body = row["body"]
-            inserted = row["inserted"]
-            loc = row["location"]
-            if response.singular_mode(mode) and rows != 1:
-                raise errors.singular(rows)  # rolls the transaction back
-        if prefs.max_affected is not None and prefs.handling == "strict" and kind != "insert" \
-                and rows > prefs.max_affected:
-            raise errors.ApiError(400, "PGRST124", "Query result exceeds max-affected preference constraint",
-                                  f"The query affects {rows} rows")  # rolls the transaction back
-        gucs = await _response_gucs(conn)
-    total = rows if prefs.count in ("exact", "estimated") else None
-    extra: dict[str, str] = {}
-    if kind == "insert":
-        status = 201
-        if prefs.resolution == "merge-duplicates" and inserted is not None and (rows == 0 or inserted == 0) \
-                and req.on_conflict_applied:
-            status = 200
-        crange = f"*/{total if total is not None else '*'}"
-        if ret_mode == "headers-only" and loc:
-            pks = json.loads(loc)
-            if len(pks) == 1 and table.pk:
-                extra["Location"] = response.location(call.relation, table.pk, pks[0])
-    else:
-        status = 200 if ret_mode == "representation" else 204
-        # PostgREST: a minimal DELETE reports no range (`*/*`), a PATCH the rows it touched
-        crange = f"*/{total if total is not None else '*'}" if kind == "delete" and ret_mode != "representation" \
-            else response.content_range(0, rows, total)
-    pref = response.applied(prefs, resolution=kind == "insert" and bool(req.on_conflict_applied),
-                            missing=kind in ("insert", "update"), ret=True)
-    if ret_mode != "representation":
-        return response.apply_gucs(response.build(status, None, mode, content_range_=crange, pref_applied=pref,
-                                                  extra=extra, profile=call.profile), gucs)
-    return response.apply_gucs(response.build(status, body if body is not None else "[]", mode,
-                                              content_range_=crange, pref_applied=pref, extra=extra,
-                                              profile=call.profile), gucs)
+    # return=minimal needs no result rows (and works without a SELECT policy); a PUT always
+    # reads back whether it inserted
+    bare = plan.op is not Op.PUT and plan.ret is Return.MINIMAL and not response.singular_mode(mode)
+    params = sql.Params()
+    stmt = Statement(sql.write_statement(plan, params, returning=not bare, mode=mode), params.values)
+    if call.explain is not None:
+        return await _explain(call, req, stmt, read_only=False)
+
+    def check(out: Outcome) -> None:
+        if plan.op is Op.PUT:
+            return
+        rows = out.affected if bare else int(out.row["page_total"])
+        if not bare and response.singular_mode(mode) and rows != 1:
+            raise errors.singular(rows)  # rolls the transaction back
+        if plan.op is not Op.INSERT:
+            _max_affected(req, rows)
+
+    out = await _run(call, req, stmt, fetch=Fetch.STATUS if bare else Fetch.ROW, check=check)
+    return response.apply_gucs(_written(call, req, plan, mode, out, bare), out.gucs)
 
 
-async def _insert(call: Call, planner: Planner, table: Table, req: ApiRequest, mode: str) -> Response:
-    payload, raw = await _payload(call)
-    objs = payload if isinstance(payload, list) else [payload]
-    if not all(isinstance(o, dict) for o in objs):
-        raise errors.bad_body()
-    if req.columns is not None:
-        names = req.columns
-    else:
-        names = list(objs[0].keys()) if objs else []
-        keyset = set(names)
-        if any(set(o.keys()) != keyset for o in objs[1:]):
-            raise errors.bad_body("All object keys must match")
-    cols = _columns(table, names)
-    on_conflict = req.on_conflict or (list(table.pk) if table.pk else None)
-    resolution = req.prefs.resolution if on_conflict else None
-    if on_conflict:
-        _columns(table, on_conflict)
-    req.on_conflict_applied = bool(resolution)
-    _root, ret = _returning_root(planner, table, req)
-    missing_default = req.prefs.missing == "default"
-    if not objs:
-        # Nothing to insert: answer like PostgREST without touching the table.
-        ret_mode = req.prefs.return_ or "minimal"
-        body = "[]" if ret_mode == "representation" else None
+def _nothing_written(plan: WritePlan, mode: str) -> Response:
+    """An empty insert or patch: answered like PostgREST without touching the table."""
+    representation = plan.ret is Return.REPRESENTATION
+    if plan.op is Op.INSERT:
         if response.singular_mode(mode):
             raise errors.singular(0)
-        return response.build(201, body, mode, content_range_="*/*",
-                              pref_applied=response.applied(req.prefs, ret=True))
-    params = sql.Params()
-    bp = f"{params.text(raw)}::json"
-    dml = sql.insert_sql(table, ret.alias, cols, params, bp, missing_default=missing_default,
-                         on_conflict=on_conflict, resolution=resolution, returning=True)
-    pmin = sql.Params()
-    bpm = f"{pmin.text(raw)}::json"
-    dml_min = sql.insert_sql(table, ret.alias, cols, pmin, bpm, missing_default=missing_default,
-                             on_conflict=on_conflict, resolution=resolution, returning=False)
-    return await _mutate(call, req, mode, table, ret, dml, dml_min, params, pmin, kind="insert")
+        return response.build(201, "[]" if representation else None, mode, content_range_="*/*",
+                              pref_applied=response.applied(plan.prefs, ret=True))
+    return response.build(200 if representation else 204, "[]" if representation else None, mode,
+                          content_range_="*/*")
 
 
-async def _update(call: Call, planner: Planner, table: Table, req: ApiRequest, mode: str) -> Response:
-    payload = _one_object(call, (await _payload(call))[0])
-    if not isinstance(payload, dict):
-        raise errors.bad_body()
-    cols = _columns(table, list(payload.keys()))
-    root, ret = _returning_root(planner, table, req)
-    req.on_conflict_applied = False
-    if not cols:
-        # An empty patch changes nothing: PostgREST answers without running an UPDATE.
-        ret_mode = req.prefs.return_ or "minimal"
-        return response.build(200 if ret_mode == "representation" else 204,
-                              "[]" if ret_mode == "representation" else None, mode, content_range_="*/*")
-    raw = dumps(payload)
-
-    def render(returning: bool) -> tuple[str, sql.Params]:
-        params = sql.Params()
-        where, order = _where(root, params)
-        where = sql.limited(table, root, where, order, root.limit, root.offset)
-        bp = f"{params.text(raw)}::json"
-        return sql.update_sql(table, root, cols, params, bp, where, returning), params
-
-    dml, params = render(True)
-    dml_min, pmin = render(False)
-    return await _mutate(call, req, mode, table, ret, dml, dml_min, params, pmin, kind="update")
-
-
-async def _delete(call: Call, planner: Planner, table: Table, req: ApiRequest, mode: str) -> Response:
-    root, ret = _returning_root(planner, table, req)
-    req.on_conflict_applied = False
-
-    def render(returning: bool) -> tuple[str, sql.Params]:
-        params = sql.Params()
-        where, order = _where(root, params)
-        where = sql.limited(table, root, where, order, root.limit, root.offset)
-        return sql.delete_sql(table, root, where, returning), params
-
-    dml, params = render(True)
-    dml_min, pmin = render(False)
-    return await _mutate(call, req, mode, table, ret, dml, dml_min, params, pmin, kind="delete")
-
-
-async def _put(call: Call, planner: Planner, table: Table, req: ApiRequest, mode: str) -> Response:
-    """PUT /t?pk=eq.v with one full row: insert or replace that row."""
-    from ownbase.rest.request import Filter
-
-    opts = req.options.get(())
-    if opts is not None and (opts.limit is not None or opts.offset is not None):
-        raise errors.put_limit()
-    conds = opts.conditions if opts else []
-    pk = list(table.pk)
-    eqs: dict[str, str] = {}
-    for c in conds:
-        if not isinstance(c, Filter) or c.op != "eq" or c.negate or c.field.json_path:
-            raise errors.put_filters()
-        eqs[c.field.name] = str(c.value)
-    if not pk or sorted(eqs) != sorted(pk):
-        raise errors.put_filters()
-    payload = _one_object(call, (await _payload(call))[0])
-    obj = payload[0] if isinstance(payload, list) and len(payload) == 1 else payload
-    if not isinstance(obj, dict):
-        raise errors.bad_body()
-    for k in pk:
-        if k not in obj or str(obj[k]) != eqs[k]:
-            raise errors.put_mismatch()
-    cols = _columns(table, list(obj.keys()))
-    req.prefs.resolution = "merge-duplicates"
-    req.on_conflict = pk
-    req.on_conflict_applied = True
-    # the filters only name the row; the representation is the plain select list
-    _root, ret = _returning_root(planner, table, ApiRequest(req.select, {}, req.prefs))
-    raw = dumps(obj)
-    params = sql.Params()
-    dml = sql.insert_sql(table, ret.alias, cols, params, f"{params.text(raw)}::json", missing_default=False,
-                         on_conflict=pk, resolution="merge-duplicates", returning=True)
-    stmt = sql.mutation_statement(dml, ret, params, mode if mode != "csv" else "json",
-                                  inserted=table.kind in ("r", "p"), pk=table.pk)
-    async with request_scope(call.ctx.db, _scope(call)) as conn:
-        row = await conn.fetchrow(stmt, *params.values)
-        gucs = await _response_gucs(conn)
-    ret_mode = req.prefs.return_ or "minimal"
-    if ret_mode == "representation":
-        status = 201 if (row["inserted"] or 0) > 0 else 200
-        return response.apply_gucs(response.build(status, row["body"], mode if mode != "csv" else "json",
-                                                  profile=call.profile), gucs)
-    return response.apply_gucs(response.build(204, None, mode, profile=call.profile), gucs)
+def _written(call: Call, req: ApiRequest, plan: WritePlan, mode: str, out: Outcome, bare: bool) -> Response:
+    prefs = plan.prefs
+    representation = plan.ret is Return.REPRESENTATION
+    row = out.row
+    if plan.op is Op.PUT:
+        if representation:
+            status = 201 if (row["inserted"] or 0) > 0 else 200
+            return response.build(status, row["body"], mode, profile=call.profile)
+        return response.build(204, None, mode, profile=call.profile)
+    rows = out.affected if bare else int(row["page_total"])
+    total = rows if prefs.count in ("exact", "estimated") else None
+    extra: dict[str, str] = {}
+    if plan.op is Op.INSERT:
+        status = 201
+        inserted = None if bare else row["inserted"]
+        if prefs.resolution == "merge-duplicates" and inserted is not None and (rows == 0 or inserted == 0) \
+                and plan.resolution:
+            status = 200
+        crange = f"*/{total if total is not None else '*'}"
+        loc = None if bare else row["location"]
+        if plan.ret is Return.HEADERS_ONLY and loc:
+            pks = json.loads(loc)
+            if len(pks) == 1 and plan.table.pk:
+                extra["Location"] = response.location(call.relation, plan.table.pk, pks[0])
+    else:
+        status = 200 if representation else 204
+        # PostgREST: a minimal DELETE reports no range (`*/*`), a PATCH the rows it touched
+        crange = f"*/{total if total is not None else '*'}" if plan.op is Op.DELETE and not representation \
+            else response.content_range(0, rows, total)
+    pref = response.applied(prefs, resolution=plan.reports_resolution, missing=plan.op in (Op.INSERT, Op.UPDATE),
+                            ret=True, tx=_tx(call, req)[1], timezone=out.timezone,
+                            max_affected=plan.op in (Op.UPDATE, Op.DELETE))
+    body = None
+    if representation:
+        body = row["body"] if row["body"] is not None else "[]"
+    return response.build(status, body, mode, content_range_=crange, pref_applied=pref, extra=extra,
+                          profile=call.profile)
 
 
 # --- RPC -----------------------------------------------------------------------------------------
@@ -411,138 +318,90 @@ async def _put(call: Call, planner: Planner, table: Table, req: ApiRequest, mode
 async def _rpc(call: Call, query: Sequence[tuple[str, str]]) -> Response:
     if call.method not in ("GET", "HEAD", "POST"):
         raise errors.rpc_method(call.method)
-    media = _media(call)
-    mode = response.mode_for(media)
+    mode = _mode(call)
     overloads = call.cache.functions.get((call.schema, call.relation), [])
     arg_names = {a.name for f in overloads for a in f.in_args if a.name}
     req = parse_query(query, call.headers, method=call.method, rpc_arg_names=arg_names, is_rpc=True,
                       aggregates=call.ctx.settings.db_aggregates_enabled)
-
-    single_object = req.prefs.params == "single-object"
-    if call.method == "POST":
-        if call.body.strip():
-            check_json_type(call.headers.get("content-type"))
-            args_obj = parse_json(call.body)
-        else:
-            args_obj = {}
-        if isinstance(args_obj, list):
-            raise errors.not_implemented("calling a function with a JSON array body (bulk RPC)")
-    else:
-        args_obj = dict(req.rpc_args)
-    raw_body = call.body.decode() if call.body.strip() else "{}"
-    fn, names, whole = _choose(call, overloads, args_obj, single_object)
-    params = sql.Params()
-    if whole:
-        arg_payload = raw_body if call.method == "POST" else json.dumps(args_obj)
-        call_sql = f"{params.text(arg_payload)}::{fn.in_args[0].type}"
-        if fn.in_args[0].name:
-            call_sql = f"{sql.quote_ident(fn.in_args[0].name)} := {call_sql}"
-        frm = ""
-    else:
-        payload = raw_body if call.method == "POST" else json.dumps(args_obj)
-        frm, call_sql = sql.call_args(fn, names, params, f"{params.text(payload)}::json") if names else ("", "")
-    fname = sql.function_name(fn)
-    invoke = f"{fname}({call_sql})"
+    plan, argument = _choose(call, req)
+    fn = plan.function
+    prefs = req.prefs
+    if prefs.max_affected is not None and prefs.handling == "strict" and not fn.returns_set:
+        raise errors.ApiError(400, "PGRST128", "Function must return SETOF or TABLE when max-affected "
+                                               "preference is used with handling=strict")
     read_only = call.method in ("GET", "HEAD")
-    if fn.kind == "void":
-        stmt = f"SELECT {invoke} FROM {frm}" if frm else f"SELECT {invoke}"
-        async with request_scope(call.ctx.db, _scope(call), read_only=read_only) as conn:
-            if read_only:
-                await conn.execute("SET TRANSACTION READ ONLY")
-            await conn.execute(stmt, *params.values)
-            gucs = await _response_gucs(conn)
-        return response.apply_gucs(response.build(204, None, "json", profile=call.profile), gucs)
-    offset = 0
-    if fn.kind == "scalar":
+    count = prefs.count == "exact"
+    params = sql.Params()
+    root: ReadNode | None = None
+    limit, offset = _paging(call, req, req.options[()].limit, req.options[()].offset)
+    if fn.kind == "composite":
+        planner = Planner(call.cache, call.schema)
+        root = planner.read(plan_call.result_table(call.cache, fn), req.select, req.options)
+        check_options(planner, req.options)
+        limit, offset = _paging(call, req, root.limit, root.offset)
+        if not fn.returns_set and mode in ("json", "json_stripped"):
+            mode = "object" if mode == "json" else "object_stripped"
+    elif mode == "csv" or mode == "geojson":
+        mode = "json"
+    text = sql.call_statement(plan, params, argument, mode=mode, count=count, limit=limit, offset=offset,
+                              root=root, max_rows=call.ctx.settings.db_max_rows, geo=call.cache.postgis)
+    stmt = Statement(text, params.values)
+    if call.explain is not None:
+        return await _explain(call, req, stmt, read_only=read_only, guard=read_only)
+
+    def check(out: Outcome) -> None:
         if fn.returns_set:
-            limit, offset = _paging(call, req, ReadNode(Table(fn.schema, fn.name, "f", {}), "t0",
-                                                        limit=req.options[()].limit,
-                                                        offset=req.options[()].offset))
-            inner = f"SELECT _f.v FROM {frm + ' CROSS JOIN LATERAL ' if frm else ''}{invoke} AS _f(v)"
-            if limit is not None:
-                inner += f" LIMIT {int(limit)}"
-            if offset:
-                inner += f" OFFSET {int(offset)}"
-            agg = "CASE WHEN count(*) = 1 THEN (json_agg(_t.v) -> 0)::text END" if response.singular_mode(mode) \
-                else "coalesce(json_agg(_t.v), '[]')::text"
-            stmt = f"SELECT NULL::bigint AS total, count(*) AS page_total, {agg} AS body FROM ({inner}) AS _t"
-        else:
-            stmt = (f"SELECT NULL::bigint AS total, 1 AS page_total, to_json({invoke})::text AS body"
-                    + (f" FROM {frm}" if frm else ""))
-        async with request_scope(call.ctx.db, _scope(call), read_only=read_only) as conn:
-            if read_only:
-                await conn.execute("SET TRANSACTION READ ONLY")
-            row = await conn.fetchrow(stmt, *params.values)
-            gucs = await _response_gucs(conn)
-        if fn.returns_set:
-            return response.apply_gucs(_read_response(call, req, mode if mode != "csv" else "json", row["body"],
-                                                      int(row["page_total"]), None, offset), gucs)
-        return response.apply_gucs(response.build(200, row["body"] if row["body"] is not None else "null",
-                                                  "json" if mode == "csv" else mode, content_range_="0-0/*",
-                                                  profile=call.profile), gucs)
-    # composite results behave like a table: select, filters, order, embedding on the rows
-    table = _result_table(call.cache, fn)
-    source = f"(SELECT _f.* FROM {frm + ' CROSS JOIN LATERAL ' if frm else ''}{invoke} AS _f)"
-    planner = Planner(call.cache, call.schema)
-    root = planner.read(table, req.select, req.options)
-    check_options(planner, req.options)
-    limit, offset = _paging(call, req, root)
-    if not fn.returns_set and mode in ("json", "json_stripped"):
-        mode = "object" if mode == "json" else "object_stripped"
-    stmt = sql.read_statement(root, params, source=source, limit=limit, offset=offset,
-                              count=req.prefs.count if req.prefs.count == "exact" else None, mode=mode,
-                              max_rows=call.ctx.settings.db_max_rows)
-    async with request_scope(call.ctx.db, _scope(call), read_only=read_only) as conn:
-        if read_only:
-            await conn.execute("SET TRANSACTION READ ONLY")
-        row = await conn.fetchrow(stmt, *params.values)
-        gucs = await _response_gucs(conn)
-    if not fn.returns_set and row["body"] is None:
-        return response.apply_gucs(response.build(200, "null", "json", content_range_="0-0/*",
-                                                  profile=call.profile), gucs)
-    return response.apply_gucs(_read_response(call, req, mode, row["body"], int(row["page_total"]),
-                                              row["total"], offset), gucs)
+            _max_affected(req, int(out.row["page_total"]))
+
+    void = fn.kind == "void"
+    out = await _run(call, req, stmt, fetch=Fetch.STATUS if void else Fetch.ROW, read_only=read_only,
+                     guard=read_only, check=check)
+    applied = {"count": count, "timezone": out.timezone, "max_affected": True}
+    if void:
+        resp = response.build(204, None, "json", profile=call.profile,
+                              pref_applied=response.applied(prefs, tx=_tx(call, req)[1], **applied))
+    elif fn.returns_set:
+        resp = _read_response(call, req, mode, out.row["body"], int(out.row["page_total"]), out.row["total"],
+                              offset, **applied)
+    elif fn.kind == "scalar" or out.row["body"] is None:
+        body = out.row["body"] if out.row["body"] is not None else "null"
+        resp = response.build(200, body, mode if fn.kind == "scalar" else "json",
+                              content_range_=f"0-0/{'1' if count else '*'}", profile=call.profile,
+                              pref_applied=response.applied(prefs, tx=_tx(call, req)[1], **applied))
+    else:
+        resp = _read_response(call, req, mode, out.row["body"], int(out.row["page_total"]), out.row["total"],
+                              offset, **applied)
+    return response.apply_gucs(resp, out.gucs)
 
 
-def _result_table(cache: SchemaCache, fn: Function) -> Table:
-    if fn.return_relation is not None:
-        t = cache.table(*fn.return_relation)
-        if t is not None:
-            return t
-    cols = {name: Column(name, typ, True, None, i + 1, base_type=typ) for i, (name, typ) in enumerate(fn.out_columns)}
-    return Table(fn.schema, fn.name, "f", cols)
-
-
-def _choose(call: Call, overloads: list[Function], args: Any,
-            single_object: bool) -> tuple[Function, list[str], bool]:
-    """Pick the function for the given arguments: (function, argument names, pass body whole)."""
-    if single_object or not isinstance(args, dict):
-        for f in overloads:
-            if len(f.in_args) == 1 and f.in_args[0].type in ("json", "jsonb"):
-                return f, [], True
-        keys = sorted(args.keys()) if isinstance(args, dict) else []
-        raise errors.no_function(call.schema, call.relation, keys, True)
-    keys = list(args.keys())
-    matches = []
-    for f in overloads:
-        names = {a.name for a in f.in_args if a.name}
-        required = {a.name for a in f.in_args if not a.has_default}
-        if set(keys) <= names and required <= set(keys) and all(a.name for a in f.in_args):
-            matches.append(f)
-    if len(matches) > 1:
-        exact = [f for f in matches if len(f.in_args) == len(keys)]
-        if len(exact) == 1:
-            matches = exact
-        else:
-            raise errors.ambiguous_function([f.signature() for f in matches])
-    if matches:
-        return matches[0], keys, False
-    for f in overloads:
-        if f.single_unnamed_json:
-            return f, [], True
-    names_all = [n for (s, n) in call.cache.functions if s == call.schema]
-    import difflib
-
-    close = difflib.get_close_matches(call.relation, names_all, n=1, cutoff=0.75)
-    raise errors.no_function(call.schema, call.relation, sorted(keys), False,
-                             close[0] if close and close[0] != call.relation else None)
+def _choose(call: Call, req: ApiRequest) -> tuple[plan_call.CallPlan, str | bytes]:
+    """The overload to call and its argument: the JSON text of the named arguments, or the raw body
+    for a function with a single unnamed parameter."""
+    single_object = req.prefs.params == "single-object"
+    if call.method != "POST":
+        args = dict(req.rpc_args)
+        plan = plan_call.choose(call.cache, call.schema, call.relation, list(args), kind="application/json",
+                                post=False, single_object=single_object)
+        return plan, dumps(args)
+    kind = plan_call.media_kind(content_type(call.headers.get("content-type")))
+    if kind in plan_call.RAW_TYPES and kind != "application/json":
+        plan = plan_call.choose(call.cache, call.schema, call.relation, [], kind=kind, post=True,
+                                single_object=False)
+        if kind == "application/octet-stream":
+            return plan, call.body
+        try:
+            return plan, call.body.decode()
+        except UnicodeDecodeError:
+            raise errors.bad_body("The body is not UTF-8") from None
+    args: Any = {}
+    if call.body.strip():
+        check_json_type(call.headers.get("content-type"))
+        args = parse_json(call.body)
+    try:
+        text = call.body.decode() if call.body.strip() else "{}"
+    except UnicodeDecodeError:  # valid JSON in another Unicode encoding
+        text = dumps(args)
+    plan = plan_call.choose(call.cache, call.schema, call.relation, list(args) if isinstance(args, dict) else [],
+                            kind="application/json", post=True, single_object=single_object,
+                            array=not isinstance(args, dict))
+    return plan, text

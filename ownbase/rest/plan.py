@@ -259,6 +259,16 @@ class Planner:
         return ResolvedOrder(term, self.column(node.table, term.field.name))
 
 
+def uses_aggregates(node: ReadNode) -> bool:
+    return node.aggregated or any(uses_aggregates(e.node) for e in node.embeds)
+
+
+def filters_only(root: ReadNode) -> ReadNode:
+    """The node's filters and embeds without its select list, order or paging (for counting, and
+    for the WHERE of a write)."""
+    return ReadNode(root.table, root.alias, [], root.embeds, root.conditions, [], None, None, [])
+
+
 def _has_aggregates(node: ReadNode) -> bool:
     return any(c.aggregate for c in node.columns)
 

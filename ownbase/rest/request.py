@@ -636,10 +636,44 @@ CSV = "text/csv"
 OPENAPI = "application/openapi+json"
 ARRAY = "application/vnd.pgrst.array+json"
 STRIPPED = ";nulls=stripped"
+GEOJSON = "application/geo+json"
+PLAN = "application/vnd.pgrst.plan"
+PLAN_OPTIONS = ("analyze", "verbose", "settings", "buffers", "wal")
 
 
-def negotiate(accept: str | None, *, allow_openapi: bool = False) -> str:
-    """Pick the response media type: json (array), object (single), csv."""
+@dataclass(frozen=True)
+class PlanMedia:
+    """``Accept: application/vnd.pgrst.plan[+json|+text]; for="<media>"; options=analyze|verbose``."""
+
+    format: str  # "json" | "text"
+    for_media: str
+    options: tuple[str, ...]
+
+
+def plan_media(accept: str | None) -> PlanMedia | None:
+    """The EXPLAIN media type when it is the first one asked for (PostgREST's db-plan-enabled)."""
+    if not accept:
+        return None
+    first = accept.split(",")[0]
+    pieces = [p.strip() for p in first.split(";")]
+    mtype = pieces[0].lower()
+    if mtype not in (PLAN, PLAN + "+json", PLAN + "+text"):
+        return None
+    for_media = JSON
+    options: tuple[str, ...] = ()
+    for p in pieces[1:]:
+        key, _, value = p.partition("=")
+        value = value.strip().strip('"')
+        if key.strip().lower() == "for" and value:
+            for_media = value.lower()
+        elif key.strip().lower() == "options":
+            options = tuple(o for o in dict.fromkeys(value.lower().split("|")) if o in PLAN_OPTIONS)
+    return PlanMedia("json" if mtype.endswith("+json") else "text", for_media, options)
+
+
+def negotiate(accept: str | None, *, allow_openapi: bool = False, geo: bool = False) -> str:
+    """Pick the response media type: json (array), object (single), csv; geo+json when ``geo``
+    (PostGIS is installed)."""
     if not accept:
         return JSON
     wanted: list[tuple[float, int, str]] = []
@@ -674,6 +708,8 @@ def negotiate(accept: str | None, *, allow_openapi: bool = False) -> str:
             return CSV
         if mtype == OPENAPI and allow_openapi:
             return OPENAPI
+        if mtype == GEOJSON and geo and not allow_openapi:
+            return GEOJSON
     raise errors.not_acceptable([w[2] for w in sorted(wanted, key=lambda w: w[1])])
 
 

@@ -12,7 +12,7 @@ from urllib.parse import quote
 from starlette.responses import Response
 
 from ownbase.rest import errors
-from ownbase.rest.request import CSV, OBJECT, STRIPPED, Preferences
+from ownbase.rest.request import CSV, GEOJSON, OBJECT, STRIPPED, Preferences
 
 CONTENT_TYPES = {
     "json": "application/json; charset=utf-8",
@@ -20,10 +20,13 @@ CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "json_stripped": "application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8",
     "object_stripped": "application/vnd.pgrst.object+json;nulls=stripped; charset=utf-8",
+    "geojson": "application/geo+json; charset=utf-8",
 }
 
 
 def mode_for(media: str) -> str:
+    if media == GEOJSON:
+        return "geojson"
     if media.endswith(STRIPPED):
         return "object_stripped" if media.startswith(OBJECT) else "json_stripped"
     return "object" if media == OBJECT else ("csv" if media == CSV else "json")
@@ -51,7 +54,9 @@ def read_status(offset: int, rows: int, total: int | None) -> int:
 
 
 def applied(prefs: Preferences, *, resolution: bool = False, missing: bool = False, ret: bool = False,
-            count: bool = True) -> str | None:
+            count: bool = True, tx: str | None = None, timezone: str | None = None,
+            max_affected: bool = False) -> str | None:
+    """Preference-Applied in PostgREST's order; ``tx``/``timezone``: the values that applied."""
     out: list[str] = []
     if resolution and prefs.resolution:
         out.append(f"resolution={prefs.resolution}")
@@ -61,10 +66,14 @@ def applied(prefs: Preferences, *, resolution: bool = False, missing: bool = Fal
         out.append(f"return={prefs.return_}")
     if count and prefs.count:
         out.append(f"count={prefs.count}")
+    if tx:
+        out.append(f"tx={tx}")
     if prefs.handling:
         out.append(f"handling={prefs.handling}")
-    if prefs.timezone:
-        out.append(f"timezone={prefs.timezone}")
+    if timezone:
+        out.append(f"timezone={timezone}")
+    if max_affected and prefs.handling == "strict" and prefs.max_affected is not None:
+        out.append(f"max-affected={prefs.max_affected}")
     return ", ".join(out) or None
 
 

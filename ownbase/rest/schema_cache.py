@@ -128,6 +128,7 @@ class SchemaCache:
     role_timeouts: dict[str, int] = field(default_factory=dict)
     # every enum type of the exposed schemas, used by columns or not (for `gen types`)
     enums: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    postgis: str | None = None  # the schema PostGIS is installed in, if it is
     # derived lookups computed on first use by the planner (the snapshot itself never changes)
     memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -280,6 +281,10 @@ where n.nspname = any($1::text[])
 group by n.nspname, t.typname
 """
 
+_POSTGIS = """
+select n.nspname from pg_extension e join pg_namespace n on n.oid = e.extnamespace where e.extname = 'postgis'
+"""
+
 _UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
@@ -329,6 +334,7 @@ async def load(conn: Any, schemas: Iterable[str]) -> SchemaCache:
         fn_rows = await conn.fetch(_FUNCTIONS, names)
         role_rows = await conn.fetch(_ROLE_SETTINGS)
         enum_rows = await conn.fetch(_ENUMS, names)
+        postgis = await conn.fetchval(_POSTGIS)
 
     by_oid: dict[int, Table] = {}
     by_type: dict[int, Table] = {}
@@ -430,7 +436,7 @@ async def load(conn: Any, schemas: Iterable[str]) -> SchemaCache:
                 if ms is not None:
                     timeouts[r["role"]] = ms
     enums = {(r["schema"], r["name"]): tuple(r["labels"]) for r in enum_rows}
-    return SchemaCache(tuple(names), tables, fks, functions, fp, timeouts, enums)
+    return SchemaCache(tuple(names), tables, fks, functions, fp, timeouts, enums, postgis=postgis)
 
 
 def _view_relationships(tables: dict[tuple[str, str], Table], fks: list[ForeignKey],

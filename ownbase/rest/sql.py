@@ -22,7 +22,10 @@ from ownbase.rest.plan import (
     ResolvedFilter,
     ResolvedLogic,
     ResolvedOrder,
+    filters_only,
 )
+from ownbase.rest.plan_call import CallPlan
+from ownbase.rest.plan_write import Op, WritePlan
 from ownbase.rest.request import Field
 from ownbase.rest.schema_cache import Column, Function, Table
 
@@ -456,14 +459,18 @@ CSV_BODY = (
 )
 
 
-def aggregate(mode: str) -> str:
+def aggregate(mode: str, geo: str | None = None) -> str:
+    """``geo``: the PostGIS schema, for geo+json (a FeatureCollection of the rows)."""
     if mode == "csv":
         return CSV_BODY
+    if mode == "geojson" and geo is not None:
+        return (f"json_build_object('type', 'FeatureCollection', 'features', "
+                f"coalesce(json_agg({quote_ident(geo)}.ST_AsGeoJSON(_t)::json), '[]'))::text")
     return body_expr(mode)
 
 
 def read_statement(root: ReadNode, params: Params, *, source: str, limit: int | None, offset: int,
-                   count: str | None, mode: str, max_rows: int) -> str:
+                   count: str | None, mode: str, max_rows: int, geo: str | None = None) -> str:
     r = render_node(root, params, source)
     frm = f"{source} AS {quote_ident(root.alias)}"
     where = (" WHERE " + " AND ".join(r.where)) if r.where else ""
@@ -485,7 +492,7 @@ def read_statement(root: ReadNode, params: Params, *, source: str, limit: int | 
         total = f"(SELECT count(*) FROM (SELECT 1 FROM {frm}{r.count_joins}{where} LIMIT {max_rows + 1}) _c)"
     else:
         total = "NULL::bigint"
-    return (f"SELECT {total} AS total, count(_t) AS page_total, {aggregate(mode)} AS body "
+    return (f"SELECT {total} AS total, count(_t) AS page_total, {aggregate(mode, geo)} AS body "
             f"FROM ({inner}) AS _t")
 
 
@@ -592,6 +599,30 @@ def mutation_statement(cte: str, root: ReadNode, params: Params, mode: str, *, i
             f"{aggregate(mode)} AS body, {ins} AS inserted, {loc} AS location FROM ({inner}) AS _t")
 
 
+def write_statement(plan: WritePlan, params: Params, *, returning: bool, mode: str) -> str:
+    """The planned write as one statement. With ``returning`` it is wrapped to give the
+    representation like a read (plus the inserted count and primary keys); without, it is the bare
+    statement, whose status tag counts the rows."""
+    table = plan.table
+    if plan.op in (Op.INSERT, Op.PUT):
+        body = f"{params.text(plan.body)}::json"
+        dml = insert_sql(table, plan.returned.alias, plan.columns, params, body,
+                         missing_default=plan.missing_default, on_conflict=plan.on_conflict,
+                         resolution=plan.resolution, returning=returning)
+    else:
+        root = plan.filters
+        assert root is not None
+        r = render_node(filters_only(root), params, qualified(table))
+        where = limited(table, root, r.where, r.order, root.limit, root.offset)
+        if plan.op is Op.UPDATE:
+            dml = update_sql(table, root, plan.columns, params, f"{params.text(plan.body)}::json", where, returning)
+        else:
+            dml = delete_sql(table, root, where, returning)
+    if not returning:
+        return dml
+    return mutation_statement(dml, plan.returned, params, mode, inserted=plan.counts_inserted, pk=table.pk)
+
+
 # --- RPC -----------------------------------------------------------------------------------------
 
 def call_args(fn: Function, names: Sequence[str], params: Params, body_param: str) -> tuple[str, str]:
@@ -607,3 +638,52 @@ def call_args(fn: Function, names: Sequence[str], params: Params, body_param: st
 
 def function_name(fn: Function) -> str:
     return f"{quote_ident(fn.schema)}.{quote_ident(fn.name)}"
+
+
+def invocation(plan: CallPlan, params: Params, argument: str | bytes) -> tuple[str, str]:
+    """(FROM clause of the arguments or "", the function call). ``argument``: the JSON text of the
+    arguments, or for a single unnamed parameter the raw body (bytes for bytea)."""
+    fn = plan.function
+    if plan.whole:
+        param = fn.in_args[0]
+        value = f"{params.add(argument)}::bytea" if isinstance(argument, bytes) \
+            else f"{params.text(argument)}::{param.type}"
+        if param.name:
+            value = f"{quote_ident(param.name)} := {value}"
+        return "", f"{function_name(fn)}({value})"
+    if not plan.names:
+        return "", f"{function_name(fn)}()"
+    text = argument.decode() if isinstance(argument, bytes) else argument
+    frm, args = call_args(fn, plan.names, params, f"{params.text(text)}::json")
+    return frm, f"{function_name(fn)}({args})"
+
+
+def call_statement(plan: CallPlan, params: Params, argument: str | bytes, *, mode: str, count: bool,
+                   limit: int | None = None, offset: int = 0, root: ReadNode | None = None,
+                   max_rows: int = 1000, geo: str | None = None) -> str:
+    """The call as one statement shaped like a read. ``root``: the read tree over a composite
+    result's rows (select, filters, order, embeds). The function runs once (a CTE), also when its
+    rows are counted."""
+    fn = plan.function
+    frm, invoke = invocation(plan, params, argument)
+    lateral = f"{frm} CROSS JOIN LATERAL " if frm else ""
+    if fn.kind == "void":
+        return f"SELECT {invoke} FROM {frm}" if frm else f"SELECT {invoke}"
+    if fn.kind == "scalar" and not fn.returns_set:
+        return (f"SELECT {'1' if count else 'NULL'}::bigint AS total, 1 AS page_total, "
+                f"to_json({invoke})::text AS body" + (f" FROM {frm}" if frm else ""))
+    if fn.kind == "scalar":
+        page = "SELECT _c.v FROM pgrst_call AS _c"
+        if limit is not None:
+            page += f" LIMIT {int(limit)}"
+        if offset:
+            page += f" OFFSET {int(offset)}"
+        agg = "CASE WHEN count(*) = 1 THEN (json_agg(_t.v) -> 0)::text END" if mode in ("object", "object_stripped") \
+            else "coalesce(json_agg(_t.v), '[]')::text"
+        total = "(SELECT count(*) FROM pgrst_call)" if count else "NULL::bigint"
+        return (f"WITH pgrst_call AS (SELECT _f.v FROM {lateral}{invoke} AS _f(v)) "
+                f"SELECT {total} AS total, count(*) AS page_total, {agg} AS body FROM ({page}) AS _t")
+    assert root is not None
+    return (f"WITH pgrst_call AS (SELECT _f.* FROM {lateral}{invoke} AS _f) " +
+            read_statement(root, params, source="pgrst_call", limit=limit, offset=offset,
+                           count="exact" if count else None, mode=mode, max_rows=max_rows, geo=geo))
