@@ -179,6 +179,8 @@ create function rest_fixture.echo_xml(xml) returns text language sql immutable a
 create function rest_fixture.echo_json_arr(json) returns json language sql immutable as $$ select $1 $$;
 create function rest_fixture.dflt(int default 1) returns text language sql immutable as $$ select 'int' $$;
 create function rest_fixture.dflt(text default 'x') returns text language sql immutable as $$ select 'text' $$;
+create function rest_fixture.bump_many(prefix text, n int) returns setof int language sql volatile as $$
+  insert into rest_fixture.kv(k, v) select prefix || g, g from generate_series(1, n) g returning v $$;
 grant execute on all functions in schema rest_fixture to anon, authenticated, service_role;
 grant all on rest_fixture.collections to anon, authenticated, service_role;
 notify pgrst, 'reload schema';
