@@ -107,11 +107,6 @@ class Function:
     def in_args(self) -> list[Arg]:
         return [a for a in self.args if a.mode in ("i", "b", "v")]
 
-    @property
-    def single_unnamed_json(self) -> bool:
-        ins = self.in_args
-        return len(ins) == 1 and ins[0].name == "" and ins[0].type in ("json", "jsonb")
-
     def signature(self) -> str:
         return f"{self.schema}.{self.name}(" + ", ".join(
             f"{a.name} => {a.type}" for a in self.in_args) + ")"
