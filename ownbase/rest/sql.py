@@ -375,7 +375,11 @@ def _embed_source(parent: ReadNode, e: EmbedNode) -> str:
     """What the embedded rows are selected from: the related table, or for a computed relationship
     the function called with the parent's row."""
     if e.rel.computed is not None:
-        return f"{e.rel.computed.function}({quote_ident(parent.alias)})"
+        # the parent row rebuilt as the table's type: under a write or a function result the
+        # alias is a row of another (anonymous) type
+        pa = quote_ident(parent.alias)
+        cols = ", ".join(f"{pa}.{quote_ident(c)}" for c in parent.table.columns)
+        return f"{e.rel.computed.function}(ROW({cols})::{qualified(parent.table)})"
     return qualified(e.node.table)
 
 

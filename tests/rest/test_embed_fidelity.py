@@ -63,3 +63,13 @@ def test_pgrst201_wording_on_the_wire(rest_server) -> None:
     assert [d["relationship"] for d in body["details"]] == [
         "posts_author_id_fkey using users(id) and posts(author_id)",
         "posts_editor_id_fkey using users(id) and posts(editor_id)"]
+
+
+def test_computed_relationships_under_writes_and_function_results(reset) -> None:
+    with raw(reset, reset.service_key) as c:
+        r = c.patch("/users?username=eq.alice&select=username,profile:get_user_profile(bio)", json={"age": 31},
+                    headers={"Prefer": "return=representation"})
+        assert r.status_code == 200 and r.json() == [{"username": "alice", "profile": {"bio": "Alice bio"}}]
+        r = c.get("/rpc/posts_by?author=00000000-0000-0000-0000-00000000000b&select=id,author_row(username)")
+        assert r.status_code == 200 and r.json() == [{"id": 3, "author_row": {"username": "bob"}},
+                                                     {"id": 4, "author_row": {"username": "bob"}}]

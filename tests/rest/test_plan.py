@@ -171,4 +171,4 @@ def test_computed_relationship_wins_and_renders_a_function_call() -> None:
     params = sql.Params()
     text = sql.read_statement(root, params, source=sql.qualified(root.table), limit=None, offset=0, count=None,
                               mode="json", max_rows=1000)
-    assert '"s"."kids"("t0")' in text and '"s"."tree"("t0")' in text
+    assert '"s"."kids"(ROW("t0"."id", "t0"."parent_id")::"s"."tree")' in text and '"s"."tree"(ROW(' in text
