@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import ServerHandle, sql
 from tests.rest.conftest import SCHEMA, raw, wait_for_table
@@ -114,3 +116,23 @@ def test_geojson_output(rest_server: ServerHandle) -> None:
         assert doc["features"][0]["properties"] == {"id": 1, "name": "a"}
     finally:
         sql(rest_server, "drop table if exists public.rest_places; notify pgrst, 'reload schema';")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fn=st.sampled_from(["echo_text", "echo_bytea", "echo_json", "echo_json_arr", "dflt", "add", "series",
+                           "hello", "nope", "posts_by"]),
+       ctype=st.sampled_from(["text/plain", "text/xml", "application/octet-stream", "application/json",
+                              "text/csv", "application/x-www-form-urlencoded", "", "text/plain; charset=utf-8"]),
+       body=st.binary(max_size=64) | st.text(max_size=64).map(str.encode),
+       accept=st.sampled_from(["", "application/vnd.pgrst.plan", "application/vnd.pgrst.plan+json; options=analyze",
+                               'application/vnd.pgrst.plan+text; for="text/csv"; options=verbose|nope',
+                               "application/geo+json", "application/vnd.pgrst.object+json"]),
+       prefer=st.sampled_from(["", "tx=rollback", "tx=commit, count=exact", "handling=strict, max-affected=1",
+                               "params=single-object", "tx=bogus"]),
+       method=st.sampled_from(["GET", "POST"]))
+def test_fuzz_rpc_bodies_plans_and_prefs_never_5xx(tuned: ServerHandle, fn: str, ctype: str, body: bytes,
+                                                    accept: str, prefer: str, method: str) -> None:
+    headers = {k: v for k, v in {"Content-Type": ctype, "Accept": accept, "Prefer": prefer}.items() if v}
+    with raw(tuned, tuned.service_key) as c:
+        r = c.request(method, f"/rpc/{fn}", content=body if method == "POST" else None, headers=headers)
+    assert r.status_code < 500, (r.status_code, r.text)
