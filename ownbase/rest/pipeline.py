@@ -21,6 +21,7 @@ from ownbase.rest import errors, plan_call, plan_write, response, sql
 from ownbase.rest.body import check_json_type, content_type, dumps, one_object, parse_json, payload
 from ownbase.rest.execute import Fetch, Outcome, Statement, execute
 from ownbase.rest.plan import Planner, ReadNode, check_options, filters_only
+from ownbase.rest.plan_call import Shape
 from ownbase.rest.plan_write import Op, Return, WritePlan
 from ownbase.rest.request import ApiRequest, PlanMedia, negotiate, parse_query, plan_media
 from ownbase.rest.schema_cache import SchemaCache, Table
@@ -238,7 +239,7 @@ def _max_affected(req: ApiRequest, rows: int) -> None:
 
 async def _write(call: Call, req: ApiRequest, plan: WritePlan, mode: str) -> Response:
     if plan.nothing:
-        return _nothing_written(plan, mode)
+        return response.nothing_written(plan, mode)
     if mode == "csv" and (plan.ret is not Return.REPRESENTATION or plan.op is Op.PUT):
         mode = "json"
     # return=minimal needs no result rows (and works without a SELECT policy); a PUT always
@@ -259,58 +260,9 @@ async def _write(call: Call, req: ApiRequest, plan: WritePlan, mode: str) -> Res
             _max_affected(req, rows)
 
     out = await _run(call, req, stmt, fetch=Fetch.STATUS if bare else Fetch.ROW, check=check)
-    return response.apply_gucs(_written(call, req, plan, mode, out, bare), out.gucs)
-
-
-def _nothing_written(plan: WritePlan, mode: str) -> Response:
-    """An empty insert or patch: answered like PostgREST without touching the table."""
-    representation = plan.ret is Return.REPRESENTATION
-    if plan.op is Op.INSERT:
-        if response.singular_mode(mode):
-            raise errors.singular(0)
-        return response.build(201, "[]" if representation else None, mode, content_range_="*/*",
-                              pref_applied=response.applied(plan.prefs, ret=True))
-    return response.build(200 if representation else 204, "[]" if representation else None, mode,
-                          content_range_="*/*")
-
-
-def _written(call: Call, req: ApiRequest, plan: WritePlan, mode: str, out: Outcome, bare: bool) -> Response:
-    prefs = plan.prefs
-    representation = plan.ret is Return.REPRESENTATION
-    row = out.row
-    if plan.op is Op.PUT:
-        if representation:
-            status = 201 if (row["inserted"] or 0) > 0 else 200
-            return response.build(status, row["body"], mode, profile=call.profile)
-        return response.build(204, None, mode, profile=call.profile)
-    rows = out.affected if bare else int(row["page_total"])
-    total = rows if prefs.count in ("exact", "estimated") else None
-    extra: dict[str, str] = {}
-    if plan.op is Op.INSERT:
-        status = 201
-        inserted = None if bare else row["inserted"]
-        if prefs.resolution == "merge-duplicates" and inserted is not None and (rows == 0 or inserted == 0) \
-                and plan.resolution:
-            status = 200
-        crange = f"*/{total if total is not None else '*'}"
-        loc = None if bare else row["location"]
-        if plan.ret is Return.HEADERS_ONLY and loc:
-            pks = json.loads(loc)
-            if len(pks) == 1 and plan.table.pk:
-                extra["Location"] = response.location(call.relation, plan.table.pk, pks[0])
-    else:
-        status = 200 if representation else 204
-        # PostgREST: a minimal DELETE reports no range (`*/*`), a PATCH the rows it touched
-        crange = f"*/{total if total is not None else '*'}" if plan.op is Op.DELETE and not representation \
-            else response.content_range(0, rows, total)
-    pref = response.applied(prefs, resolution=plan.reports_resolution, missing=plan.op in (Op.INSERT, Op.UPDATE),
-                            ret=True, tx=_tx(call, req)[1], timezone=out.timezone,
-                            max_affected=plan.op in (Op.UPDATE, Op.DELETE))
-    body = None
-    if representation:
-        body = row["body"] if row["body"] is not None else "[]"
-    return response.build(status, body, mode, content_range_=crange, pref_applied=pref, extra=extra,
-                          profile=call.profile)
+    resp = response.written(plan, mode, out.row, out.affected if bare else None, relation=call.relation,
+                            profile=call.profile, tx=_tx(call, req)[1], timezone=out.timezone)
+    return response.apply_gucs(resp, out.gucs)
 
 
 # --- RPC -----------------------------------------------------------------------------------------
@@ -324,25 +276,19 @@ async def _rpc(call: Call, query: Sequence[tuple[str, str]]) -> Response:
     req = parse_query(query, call.headers, method=call.method, rpc_arg_names=arg_names, is_rpc=True,
                       aggregates=call.ctx.settings.db_aggregates_enabled)
     plan, argument = _choose(call, req)
-    fn = plan.function
-    prefs = req.prefs
-    if prefs.max_affected is not None and prefs.handling == "strict" and not fn.returns_set:
-        raise errors.ApiError(400, "PGRST128", "Function must return SETOF or TABLE when max-affected "
-                                               "preference is used with handling=strict")
+    plan.check_max_affected(req.prefs)
+    mode = plan.result_mode(mode)
     read_only = call.method in ("GET", "HEAD")
-    count = prefs.count == "exact"
-    params = sql.Params()
+    count = req.prefs.count == "exact"
     root: ReadNode | None = None
     limit, offset = _paging(call, req, req.options[()].limit, req.options[()].offset)
-    if fn.kind == "composite":
+    if plan.shape in (Shape.ROW, Shape.ROWS):
+        # composite results behave like a table: select, filters, order, embedding on the rows
         planner = Planner(call.cache, call.schema)
-        root = planner.read(plan_call.result_table(call.cache, fn), req.select, req.options)
+        root = planner.read(plan_call.result_table(call.cache, plan.function), req.select, req.options)
         check_options(planner, req.options)
         limit, offset = _paging(call, req, root.limit, root.offset)
-        if not fn.returns_set and mode in ("json", "json_stripped"):
-            mode = "object" if mode == "json" else "object_stripped"
-    elif mode == "csv" or mode == "geojson":
-        mode = "json"
+    params = sql.Params()
     text = sql.call_statement(plan, params, argument, mode=mode, count=count, limit=limit, offset=offset,
                               root=root, max_rows=call.ctx.settings.db_max_rows, geo=call.cache.postgis)
     stmt = Statement(text, params.values)
@@ -350,27 +296,20 @@ async def _rpc(call: Call, query: Sequence[tuple[str, str]]) -> Response:
         return await _explain(call, req, stmt, read_only=read_only, guard=read_only)
 
     def check(out: Outcome) -> None:
-        if fn.returns_set:
+        if plan.function.returns_set:
             _max_affected(req, int(out.row["page_total"]))
 
-    void = fn.kind == "void"
+    void = plan.shape is Shape.VOID
     out = await _run(call, req, stmt, fetch=Fetch.STATUS if void else Fetch.ROW, read_only=read_only,
                      guard=read_only, check=check)
     applied = {"count": count, "timezone": out.timezone, "max_affected": True}
-    if void:
-        resp = response.build(204, None, "json", profile=call.profile,
-                              pref_applied=response.applied(prefs, tx=_tx(call, req)[1], **applied))
-    elif fn.returns_set:
+    if plan.shape in (Shape.VALUES, Shape.ROWS) or (plan.shape is Shape.ROW and out.row["body"] is not None):
         resp = _read_response(call, req, mode, out.row["body"], int(out.row["page_total"]), out.row["total"],
                               offset, **applied)
-    elif fn.kind == "scalar" or out.row["body"] is None:
-        body = out.row["body"] if out.row["body"] is not None else "null"
-        resp = response.build(200, body, mode if fn.kind == "scalar" else "json",
-                              content_range_=f"0-0/{'1' if count else '*'}", profile=call.profile,
-                              pref_applied=response.applied(prefs, tx=_tx(call, req)[1], **applied))
     else:
-        resp = _read_response(call, req, mode, out.row["body"], int(out.row["page_total"]), out.row["total"],
-                              offset, **applied)
+        resp = response.called(void, None if void else out.row["body"], mode if plan.shape is Shape.VALUE else "json",
+                               counted=count, profile=call.profile,
+                               pref_applied=response.applied(req.prefs, tx=_tx(call, req)[1], **applied))
     return response.apply_gucs(resp, out.gucs)
 
 

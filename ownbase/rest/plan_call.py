@@ -11,17 +11,29 @@ application/octet-stream). More than one candidate is 300 ``PGRST203``; none is 
 from __future__ import annotations
 
 import difflib
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ownbase.rest import errors
+from ownbase.rest.request import Preferences
 from ownbase.rest.schema_cache import Column, Function, SchemaCache, Table
 
 # Content-Type of a POST body → the type a single unnamed parameter must have to receive it raw
 RAW_TYPES = {"application/json": ("json", "jsonb"), "text/plain": ("text",), "text/xml": ("xml",),
              "application/octet-stream": ("bytea",)}
 JSON_TYPES = ("application/json", "application/vnd.pgrst.object+json", "application/vnd.pgrst.object", "*/*", "")
+
+
+class Shape(enum.Enum):
+    """What a function returns, which decides the statement and the answer's shape."""
+
+    VOID = "void"  # 204
+    VALUE = "value"  # a bare JSON value
+    VALUES = "values"  # SETOF a scalar: an array of values
+    ROW = "row"  # one composite: an object (the select tree applies)
+    ROWS = "rows"  # SETOF a composite / TABLE: an array of objects (the select tree applies)
 
 
 @dataclass
@@ -31,6 +43,31 @@ class CallPlan:
     # one parameter (``whole``), typed as that parameter
     names: list[str] = field(default_factory=list)
     whole: bool = False
+
+    @property
+    def shape(self) -> Shape:
+        fn = self.function
+        if fn.kind == "void":
+            return Shape.VOID
+        if fn.kind == "scalar":
+            return Shape.VALUES if fn.returns_set else Shape.VALUE
+        return Shape.ROWS if fn.returns_set else Shape.ROW
+
+    def check_max_affected(self, prefs: Preferences) -> None:
+        """``handling=strict, max-affected=n`` needs rows to count: 400 PGRST128 otherwise."""
+        if prefs.max_affected is not None and prefs.handling == "strict" and not self.function.returns_set:
+            raise errors.ApiError(400, "PGRST128", "Function must return SETOF or TABLE when max-affected "
+                                                   "preference is used with handling=strict")
+
+    def result_mode(self, mode: str) -> str:
+        """The response's shape for the negotiated one: a single composite is an object; values have
+        no CSV or GeoJSON form."""
+        shape = self.shape
+        if shape is Shape.ROW and mode in ("json", "json_stripped"):
+            return "object" if mode == "json" else "object_stripped"
+        if shape in (Shape.VOID, Shape.VALUE, Shape.VALUES) and mode in ("csv", "geojson"):
+            return "json"
+        return mode
 
 
 def media_kind(content_type: str) -> str:

@@ -664,8 +664,8 @@ def plan_media(accept: str | None) -> PlanMedia | None:
     for p in pieces[1:]:
         key, _, value = p.partition("=")
         value = value.strip().strip('"')
-        if key.strip().lower() == "for" and value:
-            for_media = value.lower()
+        if key.strip().lower() == "for" and re.fullmatch(r"[\w.+*/-]{1,100}", value):
+            for_media = value.lower()  # echoed in the answer's Content-Type: a plain media type only
         elif key.strip().lower() == "options":
             options = tuple(o for o in dict.fromkeys(value.lower().split("|")) if o in PLAN_OPTIONS)
     return PlanMedia("json" if mtype.endswith("+json") else "text", for_media, options)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from starlette.responses import Response
 
 from ownbase.rest import errors
+from ownbase.rest.plan_write import Op, Return, WritePlan
 from ownbase.rest.request import CSV, GEOJSON, OBJECT, STRIPPED, Preferences
 
 CONTENT_TYPES = {
@@ -97,6 +99,65 @@ def build(status: int, body: str | bytes | None, mode: str, *, content_range_: s
         resp.headers["content-length"] = str(len(payload))
         return resp
     return Response(payload, status_code=status, headers=headers, media_type=CONTENT_TYPES[mode])
+
+
+def nothing_written(plan: WritePlan, mode: str) -> Response:
+    """An empty insert or patch: answered like PostgREST without touching the table."""
+    representation = plan.ret is Return.REPRESENTATION
+    if plan.op is Op.INSERT:
+        if singular_mode(mode):
+            raise errors.singular(0)
+        return build(201, "[]" if representation else None, mode, content_range_="*/*",
+                     pref_applied=applied(plan.prefs, ret=True))
+    return build(200 if representation else 204, "[]" if representation else None, mode, content_range_="*/*")
+
+
+def written(plan: WritePlan, mode: str, row: Any, affected: int | None, *, relation: str, profile: str | None,
+            tx: str | None, timezone: str | None) -> Response:
+    """The answer to a write: ``row`` is the shaped result (None when the statement ran bare, then
+    ``affected`` counts its rows)."""
+    prefs = plan.prefs
+    representation = plan.ret is Return.REPRESENTATION
+    if plan.op is Op.PUT:
+        if representation:
+            return build(201 if (row["inserted"] or 0) > 0 else 200, row["body"], mode, profile=profile)
+        return build(204, None, mode, profile=profile)
+    rows = affected if affected is not None else int(row["page_total"])
+    total = rows if prefs.count in ("exact", "estimated") else None
+    extra: dict[str, str] = {}
+    if plan.op is Op.INSERT:
+        status = 201
+        inserted = None if row is None else row["inserted"]
+        if prefs.resolution == "merge-duplicates" and inserted is not None and (rows == 0 or inserted == 0) \
+                and plan.resolution:
+            status = 200
+        crange = f"*/{total if total is not None else '*'}"
+        loc = None if row is None else row["location"]
+        if plan.ret is Return.HEADERS_ONLY and loc:
+            pks = json.loads(loc)
+            if len(pks) == 1 and plan.table.pk:
+                extra["Location"] = location(relation, plan.table.pk, pks[0])
+    else:
+        status = 200 if representation else 204
+        # PostgREST: a minimal DELETE reports no range (`*/*`), a PATCH the rows it touched
+        crange = f"*/{total if total is not None else '*'}" if plan.op is Op.DELETE and not representation \
+            else content_range(0, rows, total)
+    pref = applied(prefs, resolution=plan.reports_resolution, missing=plan.op in (Op.INSERT, Op.UPDATE), ret=True,
+                   tx=tx, timezone=timezone, max_affected=plan.op in (Op.UPDATE, Op.DELETE))
+    body = None
+    if representation:
+        body = row["body"] if row["body"] is not None else "[]"
+    return build(status, body, mode, content_range_=crange, pref_applied=pref, extra=extra, profile=profile)
+
+
+def called(void: bool, body: str | None, mode: str, *, counted: bool, profile: str | None,
+           pref_applied: str | None) -> Response:
+    """A function's single value (or a single composite that was NULL): the bare JSON value; 204
+    for a void function."""
+    if void:
+        return build(204, None, "json", profile=profile, pref_applied=pref_applied)
+    return build(200, body if body is not None else "null", mode, content_range_=f"0-0/{'1' if counted else '*'}",
+                 profile=profile, pref_applied=pref_applied)
 
 
 def location(relation: str, pk: Sequence[str], row: dict[str, object]) -> str:
