@@ -23,7 +23,7 @@ from ownbase.rest.execute import Fetch, Outcome, Statement, execute
 from ownbase.rest.plan import Planner, ReadNode, check_options, filters_only
 from ownbase.rest.plan_call import Shape
 from ownbase.rest.plan_write import Op, Return, WritePlan
-from ownbase.rest.request import ApiRequest, PlanMedia, negotiate, parse_query, plan_media
+from ownbase.rest.request import ApiRequest, Media, PlanMedia, negotiate, parse_query, plan_media
 from ownbase.rest.schema_cache import SchemaCache, Table
 
 if TYPE_CHECKING:
@@ -87,10 +87,10 @@ def _scope(call: Call) -> RequestScope:
                         {k: v for k, v in call.headers.items()}, timeout)
 
 
-def _mode(call: Call) -> str:
+def _mode(call: Call) -> Media:
     """The response's shape: the ``for`` media of an EXPLAIN, else the negotiated Accept."""
     accept = call.explain.for_media if call.explain is not None else call.headers.get("accept")
-    return response.mode_for(negotiate(accept, geo=call.cache.postgis is not None))
+    return Media.of(negotiate(accept, geo=call.cache.postgis is not None))
 
 
 def _tx(call: Call, req: ApiRequest) -> tuple[bool, str | None]:
@@ -136,9 +136,9 @@ def _paging(call: Call, req: ApiRequest, limit: int | None, offset: int | None) 
     return (min([*limits, max_rows])), start
 
 
-def _read_response(call: Call, req: ApiRequest, mode: str, body: str | None, rows: int, total: int | None,
+def _read_response(call: Call, req: ApiRequest, mode: Media, body: str | None, rows: int, total: int | None,
                    offset: int, *, count: bool = True, timezone: str | None = None, **extra: Any) -> Response:
-    if response.singular_mode(mode) and rows != 1:
+    if mode.singular and rows != 1:
         raise errors.singular(rows)
     status = response.read_status(offset, rows, total)
     pref = response.applied(req.prefs, count=count, tx=_tx(call, req)[1], timezone=timezone, **extra)
@@ -158,7 +158,7 @@ async def _relation(call: Call, query: Sequence[tuple[str, str]]) -> Response:
                       aggregates=call.ctx.settings.db_aggregates_enabled)
     if call.method in ("GET", "HEAD"):
         return await _read(call, planner, table, req, mode)
-    if mode == "geojson":
+    if mode is Media.GEOJSON:
         raise errors.not_acceptable(["application/geo+json"])
     if call.method == "DELETE":
         return await _write(call, req, plan_write.delete(planner, table, req), mode)
@@ -177,7 +177,7 @@ async def _body(call: Call) -> tuple[Any, str]:
     return await payload(call.body, call.headers.get("content-type"))
 
 
-async def _read(call: Call, planner: Planner, table: Table, req: ApiRequest, mode: str) -> Response:
+async def _read(call: Call, planner: Planner, table: Table, req: ApiRequest, mode: Media) -> Response:
     root = planner.read(table, req.select, req.options)
     check_options(planner, req.options)
     limit, offset = _paging(call, req, root.limit, root.offset)
@@ -237,14 +237,14 @@ def _max_affected(req: ApiRequest, rows: int) -> None:
                               f"The query affects {rows} rows")  # rolls the transaction back
 
 
-async def _write(call: Call, req: ApiRequest, plan: WritePlan, mode: str) -> Response:
+async def _write(call: Call, req: ApiRequest, plan: WritePlan, mode: Media) -> Response:
     if plan.nothing:
         return response.nothing_written(plan, mode)
-    if mode == "csv" and (plan.ret is not Return.REPRESENTATION or plan.op is Op.PUT):
-        mode = "json"
+    if plan.ret is not Return.REPRESENTATION or plan.op is Op.PUT:
+        mode = mode.json_only()  # no rows to put in a CSV
     # return=minimal needs no result rows (and works without a SELECT policy); a PUT always
     # reads back whether it inserted
-    bare = plan.op is not Op.PUT and plan.ret is Return.MINIMAL and not response.singular_mode(mode)
+    bare = plan.op is not Op.PUT and plan.ret is Return.MINIMAL and not mode.singular
     params = sql.Params()
     stmt = Statement(sql.write_statement(plan, params, returning=not bare, mode=mode), params.values)
     if call.explain is not None:
@@ -254,7 +254,7 @@ async def _write(call: Call, req: ApiRequest, plan: WritePlan, mode: str) -> Res
         if plan.op is Op.PUT:
             return
         rows = out.affected if bare else int(out.row["page_total"])
-        if not bare and response.singular_mode(mode) and rows != 1:
+        if not bare and mode.singular and rows != 1:
             raise errors.singular(rows)  # rolls the transaction back
         if plan.op is not Op.INSERT:
             _max_affected(req, rows)
@@ -307,7 +307,7 @@ async def _rpc(call: Call, query: Sequence[tuple[str, str]]) -> Response:
         resp = _read_response(call, req, mode, out.row["body"], int(out.row["page_total"]), out.row["total"],
                               offset, **applied)
     else:
-        resp = response.called(void, None if void else out.row["body"], mode if plan.shape is Shape.VALUE else "json",
+        resp = response.called(void, None if void else out.row["body"], mode if plan.shape is Shape.VALUE else Media.JSON,
                                counted=count, profile=call.profile,
                                pref_applied=response.applied(req.prefs, tx=_tx(call, req)[1], **applied))
     return response.apply_gucs(resp, out.gucs)

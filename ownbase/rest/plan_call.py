@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ownbase.rest import errors
-from ownbase.rest.request import Preferences
+from ownbase.rest.request import Media, Preferences
 from ownbase.rest.schema_cache import Column, Function, SchemaCache, Table
 
 # Content-Type of a POST body → the type a single unnamed parameter must have to receive it raw
@@ -59,14 +59,13 @@ class CallPlan:
             raise errors.ApiError(400, "PGRST128", "Function must return SETOF or TABLE when max-affected "
                                                    "preference is used with handling=strict")
 
-    def result_mode(self, mode: str) -> str:
+    def result_mode(self, mode: Media) -> Media:
         """The response's shape for the negotiated one: a single composite is an object; values have
         no CSV or GeoJSON form."""
-        shape = self.shape
-        if shape is Shape.ROW and mode in ("json", "json_stripped"):
-            return "object" if mode == "json" else "object_stripped"
-        if shape in (Shape.VOID, Shape.VALUE, Shape.VALUES) and mode in ("csv", "geojson"):
-            return "json"
+        if self.shape is Shape.ROW:
+            return mode.single()
+        if self.shape in (Shape.VOID, Shape.VALUE, Shape.VALUES):
+            return mode.json_only()
         return mode
 
 

@@ -11,6 +11,7 @@ Grammar (what postgrest-js / postgrest-py emit):
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -636,6 +637,7 @@ CSV = "text/csv"
 OPENAPI = "application/openapi+json"
 ARRAY = "application/vnd.pgrst.array+json"
 STRIPPED = ";nulls=stripped"
+
 GEOJSON = "application/geo+json"
 PLAN = "application/vnd.pgrst.plan"
 PLAN_OPTIONS = ("analyze", "verbose", "settings", "buffers", "wal")
@@ -669,6 +671,47 @@ def plan_media(accept: str | None) -> PlanMedia | None:
         elif key.strip().lower() == "options":
             options = tuple(o for o in dict.fromkeys(value.lower().split("|")) if o in PLAN_OPTIONS)
     return PlanMedia("json" if mtype.endswith("+json") else "text", for_media, options)
+
+
+class Media(enum.Enum):
+    """The shape of a response body (PostgREST's MediaType): what negotiation chose."""
+
+    JSON = "application/json; charset=utf-8"
+    OBJECT = "application/vnd.pgrst.object+json; charset=utf-8"
+    CSV = "text/csv; charset=utf-8"
+    JSON_STRIPPED = "application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8"
+    OBJECT_STRIPPED = "application/vnd.pgrst.object+json;nulls=stripped; charset=utf-8"
+    GEOJSON = "application/geo+json; charset=utf-8"
+
+    @property
+    def content_type(self) -> str:
+        return self.value
+
+    @property
+    def singular(self) -> bool:
+        """One object, not an array (``.single()``): anything but one row is 406 PGRST116."""
+        return self in (Media.OBJECT, Media.OBJECT_STRIPPED)
+
+    @property
+    def stripped(self) -> bool:
+        return self in (Media.JSON_STRIPPED, Media.OBJECT_STRIPPED)
+
+    def json_only(self) -> Media:
+        """For answers CSV (or GeoJSON) cannot carry: plain JSON instead."""
+        return Media.JSON if self in (Media.CSV, Media.GEOJSON) else self
+
+    def single(self) -> Media:
+        """For a function returning one composite: the array forms become the object forms."""
+        return {Media.JSON: Media.OBJECT, Media.JSON_STRIPPED: Media.OBJECT_STRIPPED}.get(self, self)
+
+    @classmethod
+    def of(cls, negotiated: str) -> Media:
+        """The body shape for a media type ``negotiate`` returned (the module's media-type names)."""
+        if negotiated == GEOJSON:
+            return cls.GEOJSON
+        if negotiated.endswith(STRIPPED):
+            return cls.OBJECT_STRIPPED if negotiated.startswith(OBJECT) else cls.JSON_STRIPPED
+        return {OBJECT: cls.OBJECT, CSV: cls.CSV}.get(negotiated, cls.JSON)
 
 
 def negotiate(accept: str | None, *, allow_openapi: bool = False, geo: bool = False) -> str:

@@ -14,29 +14,7 @@ from starlette.responses import Response
 
 from ownbase.rest import errors
 from ownbase.rest.plan_write import Op, Return, WritePlan
-from ownbase.rest.request import CSV, GEOJSON, OBJECT, STRIPPED, Preferences
-
-CONTENT_TYPES = {
-    "json": "application/json; charset=utf-8",
-    "object": "application/vnd.pgrst.object+json; charset=utf-8",
-    "csv": "text/csv; charset=utf-8",
-    "json_stripped": "application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8",
-    "object_stripped": "application/vnd.pgrst.object+json;nulls=stripped; charset=utf-8",
-    "geojson": "application/geo+json; charset=utf-8",
-}
-
-
-def mode_for(media: str) -> str:
-    if media == GEOJSON:
-        return "geojson"
-    if media.endswith(STRIPPED):
-        return "object_stripped" if media.startswith(OBJECT) else "json_stripped"
-    return "object" if media == OBJECT else ("csv" if media == CSV else "json")
-
-
-def singular_mode(mode: str) -> bool:
-    return mode in ("object", "object_stripped")
-
+from ownbase.rest.request import Media, Preferences
 
 def content_range(offset: int, rows: int, total: int | None) -> str:
     tail = "*" if total is None else str(total)
@@ -79,7 +57,7 @@ def applied(prefs: Preferences, *, resolution: bool = False, missing: bool = Fal
     return ", ".join(out) or None
 
 
-def build(status: int, body: str | bytes | None, mode: str, *, content_range_: str | None = None,
+def build(status: int, body: str | bytes | None, mode: Media, *, content_range_: str | None = None,
           pref_applied: str | None = None, extra: dict[str, str] | None = None, head: bool = False,
           profile: str | None = None) -> Response:
     headers: dict[str, str] = {}
@@ -95,24 +73,24 @@ def build(status: int, body: str | bytes | None, mode: str, *, content_range_: s
         return Response(b"", status_code=status, headers=headers)
     payload = body.encode() if isinstance(body, str) else body
     if head:
-        resp = Response(b"", status_code=status, headers=headers, media_type=CONTENT_TYPES[mode])
+        resp = Response(b"", status_code=status, headers=headers, media_type=mode.content_type)
         resp.headers["content-length"] = str(len(payload))
         return resp
-    return Response(payload, status_code=status, headers=headers, media_type=CONTENT_TYPES[mode])
+    return Response(payload, status_code=status, headers=headers, media_type=mode.content_type)
 
 
-def nothing_written(plan: WritePlan, mode: str) -> Response:
+def nothing_written(plan: WritePlan, mode: Media) -> Response:
     """An empty insert or patch: answered like PostgREST without touching the table."""
     representation = plan.ret is Return.REPRESENTATION
     if plan.op is Op.INSERT:
-        if singular_mode(mode):
+        if mode.singular:
             raise errors.singular(0)
         return build(201, "[]" if representation else None, mode, content_range_="*/*",
                      pref_applied=applied(plan.prefs, ret=True))
     return build(200 if representation else 204, "[]" if representation else None, mode, content_range_="*/*")
 
 
-def written(plan: WritePlan, mode: str, row: Any, affected: int | None, *, relation: str, profile: str | None,
+def written(plan: WritePlan, mode: Media, row: Any, affected: int | None, *, relation: str, profile: str | None,
             tx: str | None, timezone: str | None) -> Response:
     """The answer to a write: ``row`` is the shaped result (None when the statement ran bare, then
     ``affected`` counts its rows)."""
@@ -150,12 +128,12 @@ def written(plan: WritePlan, mode: str, row: Any, affected: int | None, *, relat
     return build(status, body, mode, content_range_=crange, pref_applied=pref, extra=extra, profile=profile)
 
 
-def called(void: bool, body: str | None, mode: str, *, counted: bool, profile: str | None,
+def called(void: bool, body: str | None, mode: Media, *, counted: bool, profile: str | None,
            pref_applied: str | None) -> Response:
     """A function's single value (or a single composite that was NULL): the bare JSON value; 204
     for a void function."""
     if void:
-        return build(204, None, "json", profile=profile, pref_applied=pref_applied)
+        return build(204, None, Media.JSON, profile=profile, pref_applied=pref_applied)
     return build(200, body if body is not None else "null", mode, content_range_=f"0-0/{'1' if counted else '*'}",
                  profile=profile, pref_applied=pref_applied)
 

@@ -26,7 +26,7 @@ from ownbase.rest.plan import (
 )
 from ownbase.rest.plan_call import CallPlan
 from ownbase.rest.plan_write import Op, WritePlan
-from ownbase.rest.request import Field
+from ownbase.rest.request import Field, Media
 from ownbase.rest.schema_cache import Column, Function, Table
 
 
@@ -445,13 +445,13 @@ def _lit(name: str) -> str:
 
 # --- statements ----------------------------------------------------------------------------------
 
-def body_expr(mode: str) -> str:
+def body_expr(mode: Media) -> str:
     """Aggregate the rows of subquery ``_t`` into the response body."""
-    if mode == "object":
+    if mode is Media.OBJECT:
         return "CASE WHEN count(_t) = 1 THEN (json_agg(_t) -> 0)::text END"
-    if mode == "object_stripped":
+    if mode is Media.OBJECT_STRIPPED:
         return "CASE WHEN count(_t) = 1 THEN json_strip_nulls(json_agg(_t) -> 0)::text END"
-    if mode == "json_stripped":
+    if mode is Media.JSON_STRIPPED:
         return "coalesce(json_strip_nulls(json_agg(_t)), '[]')::text"
     return "coalesce(json_agg(_t), '[]')::text"
 
@@ -463,18 +463,18 @@ CSV_BODY = (
 )
 
 
-def aggregate(mode: str, geo: str | None = None) -> str:
+def aggregate(mode: Media, geo: str | None = None) -> str:
     """``geo``: the PostGIS schema, for geo+json (a FeatureCollection of the rows)."""
-    if mode == "csv":
+    if mode is Media.CSV:
         return CSV_BODY
-    if mode == "geojson" and geo is not None:
+    if mode is Media.GEOJSON and geo is not None:
         return (f"json_build_object('type', 'FeatureCollection', 'features', "
                 f"coalesce(json_agg({quote_ident(geo)}.ST_AsGeoJSON(_t)::json), '[]'))::text")
     return body_expr(mode)
 
 
 def read_statement(root: ReadNode, params: Params, *, source: str, limit: int | None, offset: int,
-                   count: str | None, mode: str, max_rows: int, geo: str | None = None) -> str:
+                   count: str | None, mode: Media, max_rows: int, geo: str | None = None) -> str:
     r = render_node(root, params, source)
     frm = f"{source} AS {quote_ident(root.alias)}"
     where = (" WHERE " + " AND ".join(r.where)) if r.where else ""
@@ -588,7 +588,7 @@ def delete_sql(table: Table, root: ReadNode, where: list[str], returning: bool) 
     return sql
 
 
-def mutation_statement(cte: str, root: ReadNode, params: Params, mode: str, *, inserted: bool,
+def mutation_statement(cte: str, root: ReadNode, params: Params, mode: Media, *, inserted: bool,
                        pk: Sequence[str]) -> str:
     """Wrap a DML ... RETURNING in a CTE and shape its rows like a read."""
     r = render_node(root, params, "pgrst_source")
@@ -603,7 +603,7 @@ def mutation_statement(cte: str, root: ReadNode, params: Params, mode: str, *, i
             f"{aggregate(mode)} AS body, {ins} AS inserted, {loc} AS location FROM ({inner}) AS _t")
 
 
-def write_statement(plan: WritePlan, params: Params, *, returning: bool, mode: str) -> str:
+def write_statement(plan: WritePlan, params: Params, *, returning: bool, mode: Media) -> str:
     """The planned write as one statement. With ``returning`` it is wrapped to give the
     representation like a read (plus the inserted count and primary keys); without, it is the bare
     statement, whose status tag counts the rows."""
@@ -662,7 +662,7 @@ def invocation(plan: CallPlan, params: Params, argument: str | bytes) -> tuple[s
     return frm, f"{function_name(fn)}({args})"
 
 
-def call_statement(plan: CallPlan, params: Params, argument: str | bytes, *, mode: str, count: bool,
+def call_statement(plan: CallPlan, params: Params, argument: str | bytes, *, mode: Media, count: bool,
                    limit: int | None = None, offset: int = 0, root: ReadNode | None = None,
                    max_rows: int = 1000, geo: str | None = None) -> str:
     """The call as one statement shaped like a read. ``root``: the read tree over a composite
@@ -682,7 +682,7 @@ def call_statement(plan: CallPlan, params: Params, argument: str | bytes, *, mod
             page += f" LIMIT {int(limit)}"
         if offset:
             page += f" OFFSET {int(offset)}"
-        agg = "CASE WHEN count(*) = 1 THEN (json_agg(_t.v) -> 0)::text END" if mode in ("object", "object_stripped") \
+        agg = "CASE WHEN count(*) = 1 THEN (json_agg(_t.v) -> 0)::text END" if mode.singular \
             else "coalesce(json_agg(_t.v), '[]')::text"
         total = "(SELECT count(*) FROM pgrst_call)" if count else "NULL::bigint"
         return (f"WITH pgrst_call AS (SELECT _f.v FROM {lateral}{invoke} AS _f(v)) "

@@ -7,7 +7,7 @@ import pytest
 
 from ownbase.rest import errors, sql
 from ownbase.rest.plan import Planner
-from ownbase.rest.request import parse_query
+from ownbase.rest.request import Media, parse_query
 from ownbase.rest.schema_cache import Column, ForeignKey, SchemaCache, Table
 
 
@@ -71,7 +71,7 @@ def test_rendered_sql_is_parameterised(cache: SchemaCache) -> None:
                                  ("order", "author(name).desc")])
     params = sql.Params()
     text = sql.read_statement(root, params, source=sql.qualified(root.table), limit=10, offset=0, count="exact",
-                              mode="json", max_rows=1000)
+                              mode=Media.JSON, max_rows=1000)
     assert "drop table" not in text
     assert sorted(params.values) == ["%a%", "x'; drop table s.users; --"]
     assert '"s"."posts" AS "t0"' in text and "LEFT JOIN LATERAL" in text and "LIMIT 10" in text
@@ -170,5 +170,5 @@ def test_computed_relationship_wins_and_renders_a_function_call() -> None:
     assert [e.rel.to_one for e in root.embeds] == [False, True]  # the function overrides the ambiguous FK
     params = sql.Params()
     text = sql.read_statement(root, params, source=sql.qualified(root.table), limit=None, offset=0, count=None,
-                              mode="json", max_rows=1000)
+                              mode=Media.JSON, max_rows=1000)
     assert '"s"."kids"(ROW("t0"."id", "t0"."parent_id")::"s"."tree")' in text and '"s"."tree"(ROW(' in text

@@ -10,7 +10,7 @@ import pytest
 
 from ownbase.rest import errors, plan_call, plan_write, sql
 from ownbase.rest.plan import Planner
-from ownbase.rest.request import parse_query
+from ownbase.rest.request import Media, parse_query
 from ownbase.rest.schema_cache import Arg, Function, SchemaCache
 from tests.rest.test_plan import _table
 
@@ -47,10 +47,10 @@ def test_insert_plan_and_sql(cache: SchemaCache) -> None:
     assert plan.op is plan_write.Op.INSERT and [c.name for c in plan.columns] == ["k", "v"]
     assert plan.on_conflict == ["k"] and plan.resolution == "merge-duplicates" and plan.reports_resolution
     params = sql.Params()
-    text = sql.write_statement(plan, params, returning=True, mode="json")
+    text = sql.write_statement(plan, params, returning=True, mode=Media.JSON)
     assert 'INSERT INTO "s"."kv"' in text and 'ON CONFLICT ("k") DO UPDATE SET "v" = EXCLUDED."v"' in text
     assert params.values == [json.dumps(body)] and "pgrst_inserted" in text
-    bare = sql.write_statement(plan, sql.Params(), returning=False, mode="json")
+    bare = sql.write_statement(plan, sql.Params(), returning=False, mode=Media.JSON)
     assert "RETURNING" not in bare and "WITH pgrst_source" not in bare
     empty = plan_write.insert(p, kv, _req([], "POST"), [], "[]")
     assert empty.nothing
@@ -73,13 +73,13 @@ def test_update_delete_with_filters_and_limit(cache: SchemaCache) -> None:
     req = _req([("v", "gt.1"), ("order", "k"), ("limit", "2")], "PATCH")
     plan = plan_write.update(p, p.table("kv"), req, {"note": "x"}, '{"note": "x"}')
     params = sql.Params()
-    text = sql.write_statement(plan, params, returning=False, mode="json")
+    text = sql.write_statement(plan, params, returning=False, mode=Media.JSON)
     assert text.startswith('UPDATE "s"."kv" AS "t0" SET "note" = _r."note"')
     assert "ctid = ANY(ARRAY(SELECT" in text and "LIMIT 2" in text
     assert sorted(map(str, params.values)) == ['1', '{"note": "x"}']
     assert plan_write.update(p, p.table("kv"), req, {}, "{}").nothing
     plan = plan_write.delete(Planner(cache, "s"), p.table("kv"), _req([("k", "eq.a")], "DELETE"))
-    text = sql.write_statement(plan, sql.Params(), returning=True, mode="json")
+    text = sql.write_statement(plan, sql.Params(), returning=True, mode=Media.JSON)
     assert 'DELETE FROM "s"."kv" AS "t0" WHERE' in text and "RETURNING" in text
 
 
@@ -135,11 +135,11 @@ def test_overload_choice(cache: SchemaCache) -> None:
 def test_call_statements(cache: SchemaCache) -> None:
     params = sql.Params()
     plan = plan_call.choose(cache, "s", "rows", ["n"], kind="application/json", post=True, single_object=False)
-    text = sql.call_statement(plan, params, '{"n": 3}', mode="json", count=True, limit=2, offset=1)
+    text = sql.call_statement(plan, params, '{"n": 3}', mode=Media.JSON, count=True, limit=2, offset=1)
     assert text.startswith('WITH pgrst_call AS (SELECT _f.v FROM json_to_record($1::text::json) AS _a("n" integer) '
                            'CROSS JOIN LATERAL "s"."rows"("n" := _a."n") AS _f(v))')
     assert "(SELECT count(*) FROM pgrst_call) AS total" in text and "LIMIT 2 OFFSET 1" in text
     params = sql.Params()
     plan = plan_call.choose(cache, "s", "t", [], kind="text/plain", post=True, single_object=False)
-    text = sql.call_statement(plan, params, "raw'; drop", mode="json", count=False)
+    text = sql.call_statement(plan, params, "raw'; drop", mode=Media.JSON, count=False)
     assert '"s"."t"($1::text::text)' in text and params.values == ["raw'; drop"]
