@@ -39,6 +39,14 @@ class Outcome:
     extra: Any = None  # what ``after`` returned
 
 
+def tx_end(setting: str, preferred: str | None) -> tuple[bool, str | None]:
+    """(roll back at the end, the ``tx`` preference that applied) for OWNBASE_DB_TX_END, which
+    honours ``Prefer: tx=`` only in its ``-allow-override`` forms, as PostgREST's db-tx-end."""
+    if setting.endswith("allow-override") and preferred in ("commit", "rollback"):
+        return preferred == "rollback", preferred
+    return setting.startswith("rollback"), None
+
+
 class _Rollback(Exception):
     def __init__(self, outcome: Outcome) -> None:
         super().__init__("rollback")

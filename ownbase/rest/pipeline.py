@@ -19,7 +19,7 @@ from starlette.responses import Response
 from ownbase.db.scope import RequestScope, scoped_read
 from ownbase.rest import errors, plan_call, plan_write, response, sql
 from ownbase.rest.body import check_json_type, content_type, dumps, one_object, parse_json, payload
-from ownbase.rest.execute import Fetch, Outcome, Statement, execute
+from ownbase.rest.execute import Fetch, Outcome, Statement, execute, tx_end
 from ownbase.rest.plan import Planner, ReadNode, check_options, filters_only
 from ownbase.rest.plan_call import Shape
 from ownbase.rest.plan_write import Op, Return, WritePlan
@@ -94,13 +94,7 @@ def _mode(call: Call) -> Media:
 
 
 def _tx(call: Call, req: ApiRequest) -> tuple[bool, str | None]:
-    """(roll back at the end, the ``tx`` preference that applied) from OWNBASE_DB_TX_END, which
-    honours ``Prefer: tx=`` only in its ``-allow-override`` forms, as PostgREST's db-tx-end."""
-    end = call.ctx.settings.db_tx_end
-    rollback = end.startswith("rollback")
-    if end.endswith("allow-override") and req.prefs.tx:
-        return req.prefs.tx == "rollback", req.prefs.tx
-    return rollback, None
+    return tx_end(call.ctx.settings.db_tx_end, req.prefs.tx)
 
 
 async def _run(call: Call, req: ApiRequest, stmt: Statement, *, fetch: Fetch = Fetch.ROW, read_only: bool = False,

@@ -143,3 +143,19 @@ def test_call_statements(cache: SchemaCache) -> None:
     plan = plan_call.choose(cache, "s", "t", [], kind="text/plain", post=True, single_object=False)
     text = sql.call_statement(plan, params, "raw'; drop", mode=Media.JSON, count=False)
     assert '"s"."t"($1::text::text)' in text and params.values == ["raw'; drop"]
+
+
+@pytest.mark.parametrize("setting,preferred,expected", [
+    ("commit", None, (False, None)),
+    ("commit", "rollback", (False, None)),  # PostgREST's default: the preference is ignored
+    ("commit-allow-override", None, (False, None)),
+    ("commit-allow-override", "rollback", (True, "rollback")),
+    ("commit-allow-override", "commit", (False, "commit")),
+    ("rollback", "commit", (True, None)),
+    ("rollback-allow-override", None, (True, None)),
+    ("rollback-allow-override", "commit", (False, "commit")),
+])
+def test_tx_end(setting: str, preferred: str | None, expected: tuple[bool, str | None]) -> None:
+    from ownbase.rest.execute import tx_end
+
+    assert tx_end(setting, preferred) == expected
