@@ -8,7 +8,7 @@ import pytest
 from ownbase.rest import errors, sql
 from ownbase.rest.plan import Planner
 from ownbase.rest.request import Media, parse_query
-from ownbase.rest.schema_cache import Column, ForeignKey, SchemaCache, Table
+from ownbase.rest.schema_cache import Column, ComputedRel, ForeignKey, SchemaCache, Table
 
 
 def _table(name: str, *cols: str, pk: tuple[str, ...] = ("id",)) -> Table:
@@ -160,8 +160,6 @@ def test_self_reference_resolution() -> None:
 
 
 def test_computed_relationship_wins_and_renders_a_function_call() -> None:
-    from ownbase.rest.schema_cache import ComputedRel
-
     g = _graph()
     g.tables[("s", "tree")].computed_rels["kids"] = ComputedRel("kids", '"s"."kids"', ("s", "tree"), False)
     g.tables[("s", "tree")].computed_rels["tree"] = ComputedRel("tree", '"s"."tree"', ("s", "tree"), True)

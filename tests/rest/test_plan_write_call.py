@@ -9,6 +9,7 @@ import json
 import pytest
 
 from ownbase.rest import errors, plan_call, plan_write, sql
+from ownbase.rest.execute import tx_end
 from ownbase.rest.plan import Planner
 from ownbase.rest.request import Media, parse_query
 from ownbase.rest.schema_cache import Arg, Function, SchemaCache
@@ -156,6 +157,4 @@ def test_call_statements(cache: SchemaCache) -> None:
     ("rollback-allow-override", "commit", (False, "commit")),
 ])
 def test_tx_end(setting: str, preferred: str | None, expected: tuple[bool, str | None]) -> None:
-    from ownbase.rest.execute import tx_end
-
     assert tx_end(setting, preferred) == expected
