@@ -4,6 +4,9 @@ hints, and the PGRST201 wording."""
 
 from __future__ import annotations
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tests.rest.conftest import raw, supa
 
 
@@ -73,3 +76,20 @@ def test_computed_relationships_under_writes_and_function_results(reset) -> None
         r = c.get("/rpc/posts_by?author=00000000-0000-0000-0000-00000000000b&select=id,author_row(username)")
         assert r.status_code == 200 and r.json() == [{"id": 3, "author_row": {"username": "bob"}},
                                                      {"id": 4, "author_row": {"username": "bob"}}]
+
+
+_NAMES = ["collections", "children", "parent_id", "get_user_profile", "authored", "author_row", "users", "posts",
+          "profiles", "comments", "tags", "collections_parent_id_fkey", "posts_author_id_fkey", "post_tags", "id",
+          "nope"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(table=st.sampled_from(["collections", "users", "posts"]),
+       embeds=st.lists(st.tuples(st.sampled_from(_NAMES), st.none() | st.sampled_from(_NAMES),
+                                 st.sampled_from(["*", "id", "count", "name", "username,id"]),
+                                 st.sampled_from(["", "...", "x:"])), min_size=1, max_size=3),
+       extra=st.sampled_from(["", "&order=id", "&children=not.is.null", "&authored.id=gt.1", "&limit=2"]))
+def test_fuzz_embeds_never_5xx(rest_server, table: str, embeds: list, extra: str) -> None:
+    parts = [f"{prefix}{name}{'!' + hint if hint else ''}({cols})" for name, hint, cols, prefix in embeds]
+    r = _get(rest_server, f"/{table}?select=id,{','.join(parts)}{extra}")
+    assert r.status_code < 500, (r.status_code, r.text)
