@@ -152,8 +152,6 @@ async def _relation(call: Call, query: Sequence[tuple[str, str]]) -> Response:
                       aggregates=call.ctx.settings.db_aggregates_enabled)
     if call.method in ("GET", "HEAD"):
         return await _read(call, planner, table, req, mode)
-    if mode is Media.GEOJSON:
-        raise errors.not_acceptable(["application/geo+json"])
     if call.method == "DELETE":
         return await _write(call, req, plan_write.delete(planner, table, req), mode)
     if call.method == "PUT":
@@ -240,7 +238,8 @@ async def _write(call: Call, req: ApiRequest, plan: WritePlan, mode: Media) -> R
     # reads back whether it inserted
     bare = plan.op is not Op.PUT and plan.ret is Return.MINIMAL and not mode.singular
     params = sql.Params()
-    stmt = Statement(sql.write_statement(plan, params, returning=not bare, mode=mode), params.values)
+    stmt = Statement(sql.write_statement(plan, params, returning=not bare, mode=mode, geo=call.cache.postgis),
+                     params.values)
     if call.explain is not None:
         return await _explain(call, req, stmt, read_only=False)
 

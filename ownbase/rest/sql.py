@@ -589,7 +589,7 @@ def delete_sql(table: Table, root: ReadNode, where: list[str], returning: bool) 
 
 
 def mutation_statement(cte: str, root: ReadNode, params: Params, mode: Media, *, inserted: bool,
-                       pk: Sequence[str]) -> str:
+                       pk: Sequence[str], geo: str | None = None) -> str:
     """Wrap a DML ... RETURNING in a CTE and shape its rows like a read."""
     r = render_node(root, params, "pgrst_source")
     inner = f"SELECT {r.select} FROM pgrst_source AS {quote_ident(root.alias)}{r.joins}"
@@ -600,10 +600,10 @@ def mutation_statement(cte: str, root: ReadNode, params: Params, mode: Media, *,
                ", ".join(f"{_lit(k)}, _p.{quote_ident(k)}" for k in pk) +
                "))::text FROM pgrst_source AS _p)")
     return (f"WITH pgrst_source AS ({cte}) SELECT NULL::bigint AS total, count(_t) AS page_total, "
-            f"{aggregate(mode)} AS body, {ins} AS inserted, {loc} AS location FROM ({inner}) AS _t")
+            f"{aggregate(mode, geo)} AS body, {ins} AS inserted, {loc} AS location FROM ({inner}) AS _t")
 
 
-def write_statement(plan: WritePlan, params: Params, *, returning: bool, mode: Media) -> str:
+def write_statement(plan: WritePlan, params: Params, *, returning: bool, mode: Media, geo: str | None = None) -> str:
     """The planned write as one statement. With ``returning`` it is wrapped to give the
     representation like a read (plus the inserted count and primary keys); without, it is the bare
     statement, whose status tag counts the rows."""
@@ -624,7 +624,7 @@ def write_statement(plan: WritePlan, params: Params, *, returning: bool, mode: M
             dml = delete_sql(table, root, where, returning)
     if not returning:
         return dml
-    return mutation_statement(dml, plan.returned, params, mode, inserted=plan.counts_inserted, pk=table.pk)
+    return mutation_statement(dml, plan.returned, params, mode, inserted=plan.counts_inserted, pk=table.pk, geo=geo)
 
 
 # --- RPC -----------------------------------------------------------------------------------------

@@ -100,7 +100,7 @@ def test_geojson_output(rest_server: ServerHandle) -> None:
         drop table if exists public.rest_places;
         create table public.rest_places (id int primary key, name text, geom geometry(Point, 4326));
         insert into public.rest_places values (1, 'a', 'SRID=4326;POINT(1 2)'), (2, 'b', 'SRID=4326;POINT(3 4)');
-        grant select on public.rest_places to anon, authenticated, service_role;
+        grant select, insert on public.rest_places to anon, authenticated, service_role;
         notify pgrst, 'reload schema';
     """)
     try:
@@ -114,6 +114,11 @@ def test_geojson_output(rest_server: ServerHandle) -> None:
         assert [f["geometry"] for f in doc["features"]] == [{"type": "Point", "coordinates": [1, 2]},
                                                             {"type": "Point", "coordinates": [3, 4]}]
         assert doc["features"][0]["properties"] == {"id": 1, "name": "a"}
+        with raw(rest_server, rest_server.service_key, schema="public") as c:
+            r = c.post("/rest_places", json={"id": 3, "name": "c", "geom": "SRID=4326;POINT(5 6)"},
+                       headers={"Accept": "application/geo+json", "Prefer": "return=representation"})
+        assert r.status_code == 201, r.text
+        assert r.json()["features"][0]["geometry"] == {"type": "Point", "coordinates": [5, 6]}
     finally:
         sql(rest_server, "drop table if exists public.rest_places; notify pgrst, 'reload schema';")
 
