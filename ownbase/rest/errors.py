@@ -167,7 +167,8 @@ def no_function(schema: str, name: str, keys: Sequence[str], *, raw_type: str | 
     else:
         searched = params
     details = f"Searched for the function {func}{searched}, but no matches were found in the schema cache."
-    return ApiError(404, "PGRST202", message, details, f"Perhaps you meant to call the function {hint}" if hint else None)
+    return ApiError(404, "PGRST202", message, details,
+                    f"Perhaps you meant to call the function {hint}" if hint else None)
 
 
 def ambiguous_function(candidates: Sequence[str]) -> ApiError:

@@ -109,10 +109,9 @@ async def _explain(call: Call, req: ApiRequest, stmt: Statement, *, read_only: b
     (with ``options=analyze`` the statement really runs)."""
     media = call.explain
     assert media is not None
-    opts = [f"FORMAT {media.format.upper()}"] + [o.upper() for o in media.options]
-    out = await execute(call.ctx.db, _scope(call), Statement(f"EXPLAIN ({', '.join(opts)}) {stmt.text}", stmt.values),
-                        fetch=Fetch.ALL, read_only=read_only, guard=guard, timezone=req.prefs.timezone,
-                        gucs=False, rollback=True)
+    text = sql.explain(stmt.text, media.format, media.options)
+    out = await execute(call.ctx.db, _scope(call), Statement(text, stmt.values), fetch=Fetch.ALL,
+                        read_only=read_only, guard=guard, timezone=req.prefs.timezone, gucs=False, rollback=True)
     if media.format == "json":
         first = out.rows[0][0] if out.rows else "[]"
         body = first if isinstance(first, str) else json.dumps(first)
@@ -209,7 +208,7 @@ async def _estimate(conn: Any, root: ReadNode, source: str, how: str, exact: int
                     max_rows: int) -> int | None:
     params = sql.Params()
     stmt = sql.count_source(filters_only(root), params, source=source)
-    plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {stmt}", *params.values)
+    plan = await conn.fetchval(sql.explain(stmt), *params.values)
     if isinstance(plan, str):
         plan = json.loads(plan)
     planned = int(plan[0]["Plan"]["Plan Rows"])
@@ -300,7 +299,8 @@ async def _rpc(call: Call, query: Sequence[tuple[str, str]]) -> Response:
         resp = _read_response(call, req, mode, out.row["body"], int(out.row["page_total"]), out.row["total"],
                               offset, **applied)
     else:
-        resp = response.called(void, None if void else out.row["body"], mode if plan.shape is Shape.VALUE else Media.JSON,
+        resp = response.called(void, None if void else out.row["body"],
+                               mode if plan.shape is Shape.VALUE else Media.JSON,
                                counted=count, profile=call.profile,
                                pref_applied=response.applied(req.prefs, tx=_tx(call, req)[1], **applied))
     return response.apply_gucs(resp, out.gucs)

@@ -507,6 +507,13 @@ def count_source(root: ReadNode, params: Params, *, source: str) -> str:
     return f"SELECT 1 FROM {source} AS {quote_ident(root.alias)}{r.count_joins}{where}"
 
 
+def explain(statement: str, fmt: str = "json", options: Sequence[str] = ()) -> str:
+    """EXPLAIN of a rendered statement; ``options`` are from a fixed list (analyze, verbose, …)."""
+    allowed = ("ANALYZE", "VERBOSE", "SETTINGS", "BUFFERS", "WAL")
+    opts = [f"FORMAT {'JSON' if fmt == 'json' else 'TEXT'}"] + [o.upper() for o in options if o.upper() in allowed]
+    return f"EXPLAIN ({', '.join(opts)}) {statement}"
+
+
 # --- mutations -----------------------------------------------------------------------------------
 
 def insert_sql(table: Table, alias: str, columns: Sequence[Column], params: Params, body_param: str, *,

@@ -53,17 +53,15 @@ CASES = [(op, "r", p) for op in SQL_OPERATOR for p in INT_PROBES] + \
 @pytest.mark.parametrize("op,column,probe", CASES, ids=[f"{c}.{o}.{p}" for o, c, p in CASES])
 def test_range_operator_matches_postgres(spans: ServerHandle, op: str, column: str, probe: str) -> None:
     typ = "int4range" if column == "r" else "tstzrange"
-    expected = [r["id"] for r in sql(
-        spans, f"select id from public.rest_spans where {column} {SQL_OPERATOR[op]} $1::text::{typ} order by id", probe)]
+    where = f"{column} {SQL_OPERATOR[op]} $1::text::{typ}"
+    expected = [r["id"] for r in sql(spans, f"select id from public.rest_spans where {where} order by id", probe)]
     with raw(spans, spans.service_key, schema="public") as c:
         r = c.get(f"/rest_spans?select=id&order=id&{column}={op}.{probe}")
         n = c.get(f"/rest_spans?select=id&order=id&{column}=not.{op}.{probe}")
     assert r.status_code == 200, r.text
     assert [x["id"] for x in r.json()] == expected
     # not.<op> is NOT (expr): rows whose range is NULL match neither
-    negated = [r["id"] for r in sql(
-        spans, f"select id from public.rest_spans where not ({column} {SQL_OPERATOR[op]} $1::text::{typ}) order by id",
-        probe)]
+    negated = [r["id"] for r in sql(spans, f"select id from public.rest_spans where not ({where}) order by id", probe)]
     assert [x["id"] for x in n.json()] == negated
 
 
@@ -76,10 +74,16 @@ def test_probes_tell_nxl_from_nxr(spans: ServerHandle) -> None:
 
 def test_client_range_methods(spans: ServerHandle) -> None:
     """supabase-py sends a tuple as ``(a,b)`` (exclusive bounds): rangeGte → nxl, rangeLte → nxr."""
-    t = lambda: supa(spans, spans.service_key, schema="public").table("rest_spans").select("id").order("id")  # noqa: E731
-    got = lambda q: [x["id"] for x in q.execute().data]  # noqa: E731
-    pg = lambda o: [r["id"] for r in sql(  # noqa: E731
-        spans, f"select id from public.rest_spans where r {o} '(2,7)'::int4range order by id")]
+    client = supa(spans, spans.service_key, schema="public")
+
+    def t():  # a fresh query builder each time
+        return client.table("rest_spans").select("id").order("id")
+
+    def got(q) -> list[int]:
+        return [x["id"] for x in q.execute().data]
+
+    def pg(o: str) -> list[int]:
+        return [r["id"] for r in sql(spans, f"select id from public.rest_spans where r {o} '(2,7)'::int4range order by id")]
     assert got(t().range_gte("r", (2, 7))) == pg("&>") == [2, 3, 4, 8]
     assert got(t().range_lte("r", (2, 7))) == pg("&<") == [1, 5, 7]
     assert got(t().range_gt("r", (2, 7))) == pg(">>")
