@@ -316,8 +316,7 @@ def _select_item(raw: str, aggregates: bool = False) -> SelectItem:
             if aggregates:
                 raise ValueError(f"unexpected \"{name_part}()\": an aggregate is column.{name_part.rsplit('.', 1)[-1]}()"
                                  f" with an optional alias and casts")
-            from ownbase.rest.errors import ApiError
-            raise ApiError(400, "PGRST123", "Use of aggregate functions is not allowed")
+            raise errors.aggregates_disabled()
         name = _name(name_part)
         hint = None
         join = None

@@ -7,6 +7,7 @@ request always plans against one consistent snapshot.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -285,8 +286,6 @@ _UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d"
 
 def timeout_ms(value: str) -> int | None:
     """PostgreSQL's statement_timeout syntax ('3s', '500ms', '1min', '8000') in milliseconds."""
-    import re
-
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*", value or "")
     if not m:
         return None
