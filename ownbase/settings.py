@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(8000, ge=0)  # per data request, 0 disables
     db_ssl_root_cert: str = ""  # CA bundle for sslmode=verify-full (e.g. RDS global bundle)
     db_aggregates_enabled: bool = False  # true: /rest/v1 allows aggregate functions in select (amount.sum(), count()), as PostgREST's db-aggregates-enabled
+    db_tx_end: Literal["commit", "commit-allow-override", "rollback", "rollback-allow-override"] = "commit"  # how /rest/v1 ends each transaction, as PostgREST's db-tx-end; the -allow-override values honour Prefer: tx=commit|rollback
+    db_plan_enabled: bool = False  # true: /rest/v1 answers Accept: application/vnd.pgrst.plan with the statement's EXPLAIN, as PostgREST's db-plan-enabled
 
     # --- dynamic tables (/db/v1) --------------------------------------------------------
     # Quotas against catalog bloat by one account; the service role is exempt. 0 disables.

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 
+from ownbase.db.pool import connect
 from ownbase.rest import errors
+from ownbase.rest.pipeline import run
 from ownbase.rest.schema_cache import SchemaCache, fingerprint, load
 from ownbase.tasks import cancel_and_wait
 
@@ -114,8 +116,6 @@ async def handle(
     ``headers`` keys are matched case-insensitively (pass Starlette ``Headers`` or a lower-case
     dict). Always returns a response in PostgREST's shape; never raises for bad input.
     """
-    from ownbase.rest.pipeline import run
-
     try:
         try:
             if extra_schema:
@@ -169,8 +169,6 @@ async def stop(ctx: Context) -> None:
 
 
 async def _listen(ctx: Context, st: RestState) -> None:
-    from ownbase.db.pool import connect
-
     def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
         text = (payload or "").strip().lower()
         if text in ("", "reload schema", "reload"):

@@ -136,7 +136,8 @@ def no_relationship(parent: str, child: str, schema: str, hint_used: str | None,
 
 
 def ambiguous_embed(parent: str, child: str, details: list[dict[str, str]], hints: list[str]) -> ApiError:
-    listed = ", ".join(f"'{child}!{h}'" for h in hints)
+    """``hints``: ``table!constraint`` (``table!junction`` for many-to-many), as PostgREST lists them."""
+    listed = ", ".join(f"'{h}'" for h in hints)
     return ApiError(
         300, "PGRST201",
         f"Could not embed because more than one relationship was found for '{parent}' and '{child}'",
@@ -146,20 +147,28 @@ def ambiguous_embed(parent: str, child: str, details: list[dict[str, str]], hint
     )
 
 
-def no_function(schema: str, name: str, args: Sequence[str], single_json: bool,
-                suggestion: str | None = None) -> ApiError:
-    if args:
-        message = f"Could not find the function {schema}.{name}({', '.join(args)}) in the schema cache"
-        details = f"Searched for the function {schema}.{name} with parameter{'s' if len(args) > 1 else ''} " \
-                  f"{', '.join(args)}"
+def no_function(schema: str, name: str, keys: Sequence[str], *, raw_type: str | None, json_post: bool,
+                hint: str | None) -> ApiError:
+    """PGRST202 worded as PostgREST words it. ``raw_type``: a POST body sent raw (text, xml,
+    bytea); ``json_post``: a JSON POST body, which a single unnamed json/jsonb parameter could take."""
+    func = f"{schema}.{name}"
+    listed = ", ".join(keys)
+    if raw_type is not None:
+        message = f"Could not find the function {func} in the schema cache"
+    elif keys:
+        message = f"Could not find the function {func}({listed}) in the schema cache"
     else:
-        message = f"Could not find the function {schema}.{name} without parameters in the schema cache"
-        details = f"Searched for the function {schema}.{name} without parameters"
-    if single_json:
-        details += " or with a single unnamed json/jsonb parameter"
-    details += ", but no matches were found in the schema cache."
+        message = f"Could not find the function {func} without parameters in the schema cache"
+    params = f" with parameter{'s' if len(keys) > 1 else ''} {listed}" if keys else " without parameters"
+    if raw_type is not None:
+        searched = f" with a single unnamed {raw_type} parameter"
+    elif json_post:
+        searched = params + " or with a single unnamed json/jsonb parameter"
+    else:
+        searched = params
+    details = f"Searched for the function {func}{searched}, but no matches were found in the schema cache."
     return ApiError(404, "PGRST202", message, details,
-                    f"Perhaps you meant to call the function {schema}.{suggestion}" if suggestion else None)
+                    f"Perhaps you meant to call the function {hint}" if hint else None)
 
 
 def ambiguous_function(candidates: Sequence[str]) -> ApiError:
@@ -278,7 +287,7 @@ def from_postgres(exc: Any, role: str) -> ApiError:
             return ApiError(int(meta.get("status", 400)), str(custom.get("code", "")),
                             str(custom.get("message", "")), custom.get("details"), custom.get("hint"),
                             {str(k): str(v) for k, v in pairs})
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError, RecursionError):
             return ApiError(500, "PGRST121", 'Could not parse JSON in the "RAISE SQLSTATE \'PGRST\'" error',
                             f"Invalid JSON value for MESSAGE: '{message}'")
     status = sqlstate_status(code, message, role)

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ownbase.rest import errors
+from ownbase.rest.engine import get_schema_cache
 from ownbase.rest.request import OPENAPI, negotiate
 from ownbase.rest.schema_cache import Column, Function, SchemaCache, Table
 
@@ -200,8 +201,6 @@ def document(cache: SchemaCache, schema: str, host: str, scheme: str, role: str 
 
 
 async def openapi_response(ctx: Context, request: Request, schema: str, auth: AuthContext) -> Response:
-    from ownbase.rest.engine import get_schema_cache
-
     media = negotiate(request.headers.get("accept"), allow_openapi=True)
     if media != OPENAPI:
         raise errors.not_acceptable([request.headers.get("accept", "")])

@@ -21,19 +21,35 @@ from ownbase.rest.request import (
     OrderTerm,
     SelectItem,
 )
-from ownbase.rest.schema_cache import Column, ForeignKey, SchemaCache, Table
+from ownbase.rest.schema_cache import Column, ComputedRel, ForeignKey, SchemaCache, Table
 
 
 @dataclass
 class Relationship:
-    kind: str  # "m2o" | "o2m" | "o2o" | "m2m"
+    kind: str  # "m2o" | "o2m" | "o2o" | "m2m" | "computed"
     fk: ForeignKey
     junction: Table | None = None
     junction_fk_child: ForeignKey | None = None  # m2m: junction → child
+    computed: ComputedRel | None = None  # kind "computed": the function (fk is unused)
+    parent_side: bool = False  # o2o seen from the referenced table (PostgREST's isParent)
 
     @property
     def to_one(self) -> bool:
+        if self.computed is not None:
+            return self.computed.to_one
         return self.kind in ("m2o", "o2o")
+
+    @property
+    def is_self(self) -> bool:
+        fk = self.fk
+        return self.kind != "m2m" and (fk.schema, fk.table) == (fk.ref_schema, fk.ref_table)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(column of the embedding table, column of the embedded one) for non-m2m kinds."""
+        fk = self.fk
+        if self.kind == "m2o" or (self.kind == "o2o" and not self.parent_side):
+            return list(zip(fk.columns, fk.ref_columns))
+        return list(zip(fk.ref_columns, fk.columns))
 
 
 @dataclass
@@ -191,24 +207,22 @@ class Planner:
         return EmbedNode(item.output_name, rel, node, item.join == "inner", item.spread, hidden)
 
     def relationship(self, parent: Table, name: str, hint: str | None) -> tuple[Relationship, Table]:
-        target = self.cache.table(parent.schema, name)
-        candidates: list[tuple[Relationship, Table]] = []
-        if target is not None:
-            candidates = self._relationships(parent, target)
-        else:
-            # Embedding through an FK column or FK constraint name of the parent (to-one).
-            for fk in self.cache.fks_from(parent):
-                if fk.name == name or (len(fk.columns) == 1 and fk.columns[0] == name):
-                    t = self.cache.table(fk.ref_schema, fk.ref_table)
-                    if t is not None:
-                        candidates.append((Relationship("m2o", fk), t))
-            for fk in self.cache.fks_to(parent):
-                if fk.name == name:
-                    t = self.cache.table(fk.schema, fk.table)
-                    if t is not None:
-                        candidates.append((Relationship("o2m", fk), t))
+        """Resolve ``name[!hint]`` from ``parent`` as PostgREST does: a computed relationship of that
+        name wins; otherwise the foreign-key relationships whose target table, FK column or
+        constraint is ``name`` and that the hint (constraint, column or junction) selects."""
+        computed = parent.computed_rels.get(name)
+        if computed is not None and hint is None:
+            target = self.cache.table(*computed.target)
+            if target is not None:
+                fk = ForeignKey(name, parent.schema, parent.name, (), target.schema, target.name, ())
+                return Relationship("computed", fk, computed=computed), target
+        candidates = [(r, t) for r, t in relationships_of(self.cache, parent) if _matches_target(r, t, name)]
         if hint is not None:
             candidates = [c for c in candidates if _matches_hint(c[0], hint)]
+            if len(candidates) > 1 and all(r.is_self for r, _ in candidates) and \
+                    any(hint in r.fk.columns for r, _ in candidates):
+                # a self-referencing key hinted by its column: the rows that point here (children)
+                candidates = [c for c in candidates if c[0].kind == "o2m" or c[0].parent_side]
         if not candidates:
             names = [n for (s, n) in self.cache.tables if s == parent.schema]
             close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
@@ -216,37 +230,9 @@ class Planner:
                                          close[0] if close and close[0] != name else None)
         if len(candidates) > 1:
             details = [_describe(parent, c[0], c[1]) for c in candidates]
-            hints = [c[0].fk.name if c[0].kind != "m2m" else (c[0].junction.name if c[0].junction else "")
-                     for c in candidates]
+            hints = [f"{c[1].name}!{c[0].junction.name if c[0].junction else c[0].fk.name}" for c in candidates]
             raise errors.ambiguous_embed(parent.name, name, details, hints)
         return candidates[0]
-
-    def _relationships(self, parent: Table, target: Table) -> list[tuple[Relationship, Table]]:
-        out: list[tuple[Relationship, Table]] = []
-        for fk in self.cache.fks_from(parent):
-            if (fk.ref_schema, fk.ref_table) == target.qualified:
-                out.append((Relationship("m2o", fk), target))
-        for fk in self.cache.fks_to(parent):
-            if (fk.schema, fk.table) == target.qualified:
-                one = any(set(u) == set(fk.columns) for u in target.uniques)
-                out.append((Relationship("o2o" if one else "o2m", fk), target))
-        # many-to-many through a junction whose key contains both foreign keys' columns
-        junctions = {(fk.schema, fk.table) for fk in self.cache.fks_to(parent)}
-        for jkey in sorted(junctions):
-            j = self.cache.tables.get(jkey)
-            if j is None or j.qualified in (parent.qualified, target.qualified):
-                continue
-            to_parent = [fk for fk in self.cache.fks_from(j) if (fk.ref_schema, fk.ref_table) == parent.qualified]
-            to_target = [fk for fk in self.cache.fks_from(j) if (fk.ref_schema, fk.ref_table) == target.qualified]
-            keys = [set(j.pk)] + [set(u) for u in j.uniques] if j.pk else [set(u) for u in j.uniques]
-            for a in to_parent:
-                for b in to_target:
-                    if a is b:
-                        continue
-                    both = set(a.columns) | set(b.columns)
-                    if any(both <= k for k in keys if k):
-                        out.append((Relationship("m2m", a, j, b), target))
-        return out
 
     # --- filters and order -----------------------------------------------------------------------
 
@@ -273,6 +259,16 @@ class Planner:
         return ResolvedOrder(term, self.column(node.table, term.field.name))
 
 
+def uses_aggregates(node: ReadNode) -> bool:
+    return node.aggregated or any(uses_aggregates(e.node) for e in node.embeds)
+
+
+def filters_only(root: ReadNode) -> ReadNode:
+    """The node's filters and embeds without its select list, order or paging (for counting, and
+    for the WHERE of a write)."""
+    return ReadNode(root.table, root.alias, [], root.embeds, root.conditions, [], None, None, [])
+
+
 def _has_aggregates(node: ReadNode) -> bool:
     return any(c.aggregate for c in node.columns)
 
@@ -292,9 +288,7 @@ def _check_aggregates(node: ReadNode) -> None:
             child.aggregated = False  # its rows are plain; the parent groups them
         elif e.spread:
             raise errors.not_implemented("aggregate functions inside a spread to-many embedded resource")
-        elif e.rel.to_one:
-            raise errors.not_implemented("aggregate functions inside a to-one embedded resource; spread it "
-                                         "(...rel(col.sum())) to aggregate over the parent's rows")
+        # a to-one embed groups its own (at most one) related row, as PostgREST 12 does
     node.aggregated = _has_aggregates(node) or any(e.node.hoisted for e in node.embeds)
     if not node.aggregated:
         return
@@ -324,25 +318,96 @@ def check_options(planner: Planner, options: dict[tuple[str, ...], NodeOptions])
             raise errors.not_embedded(path[-1])
 
 
+_RANK = {"o2m": 0, "m2o": 1, "o2o": 2, "m2m": 3}
+
+
+def relationships_of(cache: SchemaCache, parent: Table) -> list[tuple[Relationship, Table]]:
+    """Every foreign-key relationship from ``parent``, in PostgREST's order (it sorts them: by
+    target table, self-references last, one-to-many, many-to-one, one-to-one, many-to-many, then
+    by constraint names and columns). Cached on the (immutable) schema cache."""
+    memo = cache.memo.setdefault("relationships", {})
+    found = memo.get(parent.qualified)
+    if found is not None:
+        return found
+    out: list[tuple[Relationship, Table]] = []
+    for fk in cache.fks_from(parent):
+        target = cache.table(fk.ref_schema, fk.ref_table)
+        if target is not None:
+            one = any(set(u) == set(fk.columns) for u in parent.uniques)
+            out.append((Relationship("o2o" if one else "m2o", fk), target))
+    for fk in cache.fks_to(parent):
+        child = cache.table(fk.schema, fk.table)
+        if child is not None:
+            one = any(set(u) == set(fk.columns) for u in child.uniques)
+            out.append((Relationship("o2o" if one else "o2m", fk, parent_side=True), child))
+    # many-to-many through a junction whose key contains both foreign keys' columns
+    junctions = {(fk.schema, fk.table) for fk in cache.fks_to(parent)}
+    for jkey in sorted(junctions):
+        j = cache.tables.get(jkey)
+        if j is None or j.qualified == parent.qualified:
+            continue
+        keys = [set(j.pk)] + [set(u) for u in j.uniques] if j.pk else [set(u) for u in j.uniques]
+        to_parent = [fk for fk in cache.fks_from(j) if (fk.ref_schema, fk.ref_table) == parent.qualified]
+        for a in to_parent:
+            for b in cache.fks_from(j):
+                target = cache.table(b.ref_schema, b.ref_table)
+                if a is b or target is None or target.qualified == j.qualified:
+                    continue
+                both = set(a.columns) | set(b.columns)
+                if any(both <= k for k in keys if k):
+                    out.append((Relationship("m2m", a, j, b), target))
+    out.sort(key=_sort_key)
+    memo[parent.qualified] = out
+    return out
+
+
+def _sort_key(item: tuple[Relationship, Table]) -> tuple[object, ...]:
+    rel, target = item
+    if rel.kind == "m2m" and rel.junction is not None and rel.junction_fk_child is not None:
+        detail: tuple[object, ...] = (rel.junction.schema, rel.junction.name, rel.fk.name,
+                                      rel.junction_fk_child.name)
+    else:
+        detail = (rel.fk.name, tuple(rel.pairs()), rel.parent_side)
+    return (target.schema, target.name, rel.is_self, _RANK[rel.kind], detail)
+
+
+def _matches_target(rel: Relationship, target: Table, name: str) -> bool:
+    if target.name == name:
+        return True
+    if rel.kind == "m2m":
+        return name in (rel.fk.name, rel.junction_fk_child.name if rel.junction_fk_child else None)
+    if rel.fk.name == name:
+        return True
+    # embedding through the parent's own single-column foreign key (to-one)
+    return (rel.kind == "m2o" or (rel.kind == "o2o" and not rel.parent_side)) and rel.fk.columns == (name,)
+
+
 def _matches_hint(rel: Relationship, hint: str) -> bool:
     fk = rel.fk
-    if fk.name == hint or hint in fk.columns or hint in fk.ref_columns:
+    if rel.kind == "m2m":
+        child = rel.junction_fk_child
+        return hint in (fk.name, child.name if child else None) or (
+            rel.junction is not None and rel.junction.name == hint)
+    if fk.name == hint:
         return True
-    if rel.kind == "m2m" and rel.junction is not None:
-        return rel.junction.name == hint or (rel.junction_fk_child is not None
-                                             and rel.junction_fk_child.name == hint)
-    return False
+    if len(fk.columns) != 1:
+        return False
+    # the foreign-key column (on whichever side), or the referenced column of a one-to-many
+    return hint == fk.columns[0] or (rel.parent_side and hint == fk.ref_columns[0])
 
 
 def _describe(parent: Table, rel: Relationship, target: Table) -> dict[str, str]:
+    """One entry of PGRST201's details, worded as PostgREST words it (no schema names; columns
+    from the embedding table's side first)."""
     fk = rel.fk
     card = {"m2o": "many-to-one", "o2m": "one-to-many", "o2o": "one-to-one", "m2m": "many-to-many"}[rel.kind]
     if rel.kind == "m2m" and rel.junction is not None and rel.junction_fk_child is not None:
         b = rel.junction_fk_child
-        relationship = (f"{rel.junction.schema}.{rel.junction.name} using {fk.name}({', '.join(fk.columns)}) "
+        relationship = (f"{rel.junction.name} using {fk.name}({', '.join(fk.columns)}) "
                         f"and {b.name}({', '.join(b.columns)})")
     else:
-        relationship = (f"{fk.name} using {fk.schema}.{fk.table}({', '.join(fk.columns)}) and "
-                        f"{fk.ref_schema}.{fk.ref_table}({', '.join(fk.ref_columns)})")
+        pairs = rel.pairs()
+        relationship = (f"{fk.name} using {parent.name}({', '.join(p for p, _ in pairs)}) and "
+                        f"{target.name}({', '.join(c for _, c in pairs)})")
     return {"cardinality": card, "embedding": f"{parent.name} with {target.name}",
             "relationship": relationship}

@@ -11,6 +11,7 @@ Grammar (what postgrest-js / postgrest-py emit):
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -315,8 +316,7 @@ def _select_item(raw: str, aggregates: bool = False) -> SelectItem:
             if aggregates:
                 raise ValueError(f"unexpected \"{name_part}()\": an aggregate is column.{name_part.rsplit('.', 1)[-1]}()"
                                  f" with an optional alias and casts")
-            from ownbase.rest.errors import ApiError
-            raise ApiError(400, "PGRST123", "Use of aggregate functions is not allowed")
+            raise errors.aggregates_disabled()
         name = _name(name_part)
         hint = None
         join = None
@@ -637,9 +637,85 @@ OPENAPI = "application/openapi+json"
 ARRAY = "application/vnd.pgrst.array+json"
 STRIPPED = ";nulls=stripped"
 
+GEOJSON = "application/geo+json"
+PLAN = "application/vnd.pgrst.plan"
+PLAN_OPTIONS = ("analyze", "verbose", "settings", "buffers", "wal")
 
-def negotiate(accept: str | None, *, allow_openapi: bool = False) -> str:
-    """Pick the response media type: json (array), object (single), csv."""
+
+@dataclass(frozen=True)
+class PlanMedia:
+    """``Accept: application/vnd.pgrst.plan[+json|+text]; for="<media>"; options=analyze|verbose``."""
+
+    format: str  # "json" | "text"
+    for_media: str
+    options: tuple[str, ...]
+
+
+def plan_media(accept: str | None) -> PlanMedia | None:
+    """The EXPLAIN media type when it is the first one asked for (PostgREST's db-plan-enabled)."""
+    if not accept:
+        return None
+    first = accept.split(",")[0]
+    pieces = [p.strip() for p in first.split(";")]
+    mtype = pieces[0].lower()
+    if mtype not in (PLAN, PLAN + "+json", PLAN + "+text"):
+        return None
+    for_media = JSON
+    options: tuple[str, ...] = ()
+    for p in pieces[1:]:
+        key, _, value = p.partition("=")
+        value = value.strip().strip('"')
+        if key.strip().lower() == "for" and re.fullmatch(r"[\w.+*/-]{1,100}", value):
+            for_media = value.lower()  # echoed in the answer's Content-Type: a plain media type only
+        elif key.strip().lower() == "options":
+            options = tuple(o for o in dict.fromkeys(value.lower().split("|")) if o in PLAN_OPTIONS)
+    return PlanMedia("json" if mtype.endswith("+json") else "text", for_media, options)
+
+
+class Media(enum.Enum):
+    """The shape of a response body (PostgREST's MediaType): what negotiation chose."""
+
+    JSON = "application/json; charset=utf-8"
+    OBJECT = "application/vnd.pgrst.object+json; charset=utf-8"
+    CSV = "text/csv; charset=utf-8"
+    JSON_STRIPPED = "application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8"
+    OBJECT_STRIPPED = "application/vnd.pgrst.object+json;nulls=stripped; charset=utf-8"
+    GEOJSON = "application/geo+json; charset=utf-8"
+
+    @property
+    def content_type(self) -> str:
+        return self.value
+
+    @property
+    def singular(self) -> bool:
+        """One object, not an array (``.single()``): anything but one row is 406 PGRST116."""
+        return self in (Media.OBJECT, Media.OBJECT_STRIPPED)
+
+    @property
+    def stripped(self) -> bool:
+        return self in (Media.JSON_STRIPPED, Media.OBJECT_STRIPPED)
+
+    def json_only(self) -> Media:
+        """For answers CSV (or GeoJSON) cannot carry: plain JSON instead."""
+        return Media.JSON if self in (Media.CSV, Media.GEOJSON) else self
+
+    def single(self) -> Media:
+        """For a function returning one composite: the array forms become the object forms."""
+        return {Media.JSON: Media.OBJECT, Media.JSON_STRIPPED: Media.OBJECT_STRIPPED}.get(self, self)
+
+    @classmethod
+    def of(cls, negotiated: str) -> Media:
+        """The body shape for a media type ``negotiate`` returned (the module's media-type names)."""
+        if negotiated == GEOJSON:
+            return cls.GEOJSON
+        if negotiated.endswith(STRIPPED):
+            return cls.OBJECT_STRIPPED if negotiated.startswith(OBJECT) else cls.JSON_STRIPPED
+        return {OBJECT: cls.OBJECT, CSV: cls.CSV}.get(negotiated, cls.JSON)
+
+
+def negotiate(accept: str | None, *, allow_openapi: bool = False, geo: bool = False) -> str:
+    """Pick the response media type: json (array), object (single), csv; geo+json when ``geo``
+    (PostGIS is installed)."""
     if not accept:
         return JSON
     wanted: list[tuple[float, int, str]] = []
@@ -674,6 +750,8 @@ def negotiate(accept: str | None, *, allow_openapi: bool = False) -> str:
             return CSV
         if mtype == OPENAPI and allow_openapi:
             return OPENAPI
+        if mtype == GEOJSON and geo and not allow_openapi:
+            return GEOJSON
     raise errors.not_acceptable([w[2] for w in sorted(wanted, key=lambda w: w[1])])
 
 

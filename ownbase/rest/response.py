@@ -6,32 +6,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from starlette.responses import Response
 
 from ownbase.rest import errors
-from ownbase.rest.request import CSV, OBJECT, STRIPPED, Preferences
-
-CONTENT_TYPES = {
-    "json": "application/json; charset=utf-8",
-    "object": "application/vnd.pgrst.object+json; charset=utf-8",
-    "csv": "text/csv; charset=utf-8",
-    "json_stripped": "application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8",
-    "object_stripped": "application/vnd.pgrst.object+json;nulls=stripped; charset=utf-8",
-}
-
-
-def mode_for(media: str) -> str:
-    if media.endswith(STRIPPED):
-        return "object_stripped" if media.startswith(OBJECT) else "json_stripped"
-    return "object" if media == OBJECT else ("csv" if media == CSV else "json")
-
-
-def singular_mode(mode: str) -> bool:
-    return mode in ("object", "object_stripped")
-
+from ownbase.rest.plan_write import Op, Return, WritePlan
+from ownbase.rest.request import Media, Preferences
 
 def content_range(offset: int, rows: int, total: int | None) -> str:
     tail = "*" if total is None else str(total)
@@ -51,7 +34,9 @@ def read_status(offset: int, rows: int, total: int | None) -> int:
 
 
 def applied(prefs: Preferences, *, resolution: bool = False, missing: bool = False, ret: bool = False,
-            count: bool = True) -> str | None:
+            count: bool = True, tx: str | None = None, timezone: str | None = None,
+            max_affected: bool = False) -> str | None:
+    """Preference-Applied in PostgREST's order; ``tx``/``timezone``: the values that applied."""
     out: list[str] = []
     if resolution and prefs.resolution:
         out.append(f"resolution={prefs.resolution}")
@@ -61,14 +46,18 @@ def applied(prefs: Preferences, *, resolution: bool = False, missing: bool = Fal
         out.append(f"return={prefs.return_}")
     if count and prefs.count:
         out.append(f"count={prefs.count}")
+    if tx:
+        out.append(f"tx={tx}")
     if prefs.handling:
         out.append(f"handling={prefs.handling}")
-    if prefs.timezone:
-        out.append(f"timezone={prefs.timezone}")
+    if timezone:
+        out.append(f"timezone={timezone}")
+    if max_affected and prefs.handling == "strict" and prefs.max_affected is not None:
+        out.append(f"max-affected={prefs.max_affected}")
     return ", ".join(out) or None
 
 
-def build(status: int, body: str | bytes | None, mode: str, *, content_range_: str | None = None,
+def build(status: int, body: str | bytes | None, mode: Media, *, content_range_: str | None = None,
           pref_applied: str | None = None, extra: dict[str, str] | None = None, head: bool = False,
           profile: str | None = None) -> Response:
     headers: dict[str, str] = {}
@@ -84,10 +73,69 @@ def build(status: int, body: str | bytes | None, mode: str, *, content_range_: s
         return Response(b"", status_code=status, headers=headers)
     payload = body.encode() if isinstance(body, str) else body
     if head:
-        resp = Response(b"", status_code=status, headers=headers, media_type=CONTENT_TYPES[mode])
+        resp = Response(b"", status_code=status, headers=headers, media_type=mode.content_type)
         resp.headers["content-length"] = str(len(payload))
         return resp
-    return Response(payload, status_code=status, headers=headers, media_type=CONTENT_TYPES[mode])
+    return Response(payload, status_code=status, headers=headers, media_type=mode.content_type)
+
+
+def nothing_written(plan: WritePlan, mode: Media) -> Response:
+    """An empty insert or patch: answered like PostgREST without touching the table."""
+    representation = plan.ret is Return.REPRESENTATION
+    if plan.op is Op.INSERT:
+        if mode.singular:
+            raise errors.singular(0)
+        return build(201, "[]" if representation else None, mode, content_range_="*/*",
+                     pref_applied=applied(plan.prefs, ret=True))
+    return build(200 if representation else 204, "[]" if representation else None, mode, content_range_="*/*")
+
+
+def written(plan: WritePlan, mode: Media, row: Any, affected: int | None, *, relation: str, profile: str | None,
+            tx: str | None, timezone: str | None) -> Response:
+    """The answer to a write: ``row`` is the shaped result (None when the statement ran bare, then
+    ``affected`` counts its rows)."""
+    prefs = plan.prefs
+    representation = plan.ret is Return.REPRESENTATION
+    if plan.op is Op.PUT:
+        if representation:
+            return build(201 if (row["inserted"] or 0) > 0 else 200, row["body"], mode, profile=profile)
+        return build(204, None, mode, profile=profile)
+    rows = affected if affected is not None else int(row["page_total"])
+    total = rows if prefs.count in ("exact", "estimated") else None
+    extra: dict[str, str] = {}
+    if plan.op is Op.INSERT:
+        status = 201
+        inserted = None if row is None else row["inserted"]
+        if prefs.resolution == "merge-duplicates" and inserted is not None and (rows == 0 or inserted == 0) \
+                and plan.resolution:
+            status = 200
+        crange = f"*/{total if total is not None else '*'}"
+        loc = None if row is None else row["location"]
+        if plan.ret is Return.HEADERS_ONLY and loc:
+            pks = json.loads(loc)
+            if len(pks) == 1 and plan.table.pk:
+                extra["Location"] = location(relation, plan.table.pk, pks[0])
+    else:
+        status = 200 if representation else 204
+        # PostgREST: a minimal DELETE reports no range (`*/*`), a PATCH the rows it touched
+        crange = f"*/{total if total is not None else '*'}" if plan.op is Op.DELETE and not representation \
+            else content_range(0, rows, total)
+    pref = applied(prefs, resolution=plan.reports_resolution, missing=plan.op in (Op.INSERT, Op.UPDATE), ret=True,
+                   tx=tx, timezone=timezone, max_affected=plan.op in (Op.UPDATE, Op.DELETE))
+    body = None
+    if representation:
+        body = row["body"] if row["body"] is not None else "[]"
+    return build(status, body, mode, content_range_=crange, pref_applied=pref, extra=extra, profile=profile)
+
+
+def called(void: bool, body: str | None, mode: Media, *, counted: bool, profile: str | None,
+           pref_applied: str | None) -> Response:
+    """A function's single value (or a single composite that was NULL): the bare JSON value; 204
+    for a void function."""
+    if void:
+        return build(204, None, Media.JSON, profile=profile, pref_applied=pref_applied)
+    return build(200, body if body is not None else "null", mode, content_range_=f"0-0/{'1' if counted else '*'}",
+                 profile=profile, pref_applied=pref_applied)
 
 
 def location(relation: str, pk: Sequence[str], row: dict[str, object]) -> str:
@@ -136,7 +184,7 @@ def parse_gucs(headers: str | None, status: str | None) -> Gucs:
     if headers:
         try:
             items = json.loads(headers)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise gucs_headers_error() from None
         if not isinstance(items, list):
             raise gucs_headers_error()

@@ -9,6 +9,7 @@ from starlette.routing import Mount, Route
 from ownbase.context import Context
 from ownbase.http.auth_context import AuthContext, CredentialError, resolve
 from ownbase.rest import engine, errors
+from ownbase.rest.openapi import openapi_response
 from ownbase.service import Service
 
 ALL = ["GET", "HEAD", "POST", "PATCH", "DELETE", "PUT", "OPTIONS", "TRACE", "CONNECT"]
@@ -62,8 +63,6 @@ async def rpc(request: Request) -> Response:
 
 
 async def root(request: Request) -> Response:
-    from ownbase.rest.openapi import openapi_response
-
     ctx: Context = request.app.state.ctx
     try:
         auth = _auth(ctx, request)

@@ -7,6 +7,7 @@ request always plans against one consistent snapshot.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,17 @@ class Column:
         return self.item_type is not None
 
 
+@dataclass(frozen=True)
+class ComputedRel:
+    """A computed relationship (PostgREST 12+): a function taking the table's row and returning rows
+    of another relation, embedded like a foreign key (``select=*,get_profile(*)``)."""
+
+    name: str
+    function: str  # quoted "schema"."name", called with the parent row
+    target: tuple[str, str]  # the relation whose rows it returns
+    to_one: bool  # not SETOF, or SETOF … ROWS 1
+
+
 @dataclass
 class Table:
     schema: str
@@ -46,6 +58,7 @@ class Table:
     deletable: bool = True
     comment: str | None = None
     computed: dict[str, Column] = field(default_factory=dict)  # functions of the row type
+    computed_rels: dict[str, ComputedRel] = field(default_factory=dict)  # row → rows functions
     # request roles holding each privilege (for the OpenAPI document; the database still decides)
     grants: dict[str, frozenset[str]] = field(default_factory=dict)
 
@@ -95,11 +108,6 @@ class Function:
     def in_args(self) -> list[Arg]:
         return [a for a in self.args if a.mode in ("i", "b", "v")]
 
-    @property
-    def single_unnamed_json(self) -> bool:
-        ins = self.in_args
-        return len(ins) == 1 and ins[0].name == "" and ins[0].type in ("json", "jsonb")
-
     def signature(self) -> str:
         return f"{self.schema}.{self.name}(" + ", ".join(
             f"{a.name} => {a.type}" for a in self.in_args) + ")"
@@ -116,6 +124,9 @@ class SchemaCache:
     role_timeouts: dict[str, int] = field(default_factory=dict)
     # every enum type of the exposed schemas, used by columns or not (for `gen types`)
     enums: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    postgis: str | None = None  # the schema PostGIS is installed in, if it is
+    # derived lookups computed on first use by the planner (the snapshot itself never changes)
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def table(self, schema: str, name: str) -> Table | None:
         return self.tables.get((schema, name))
@@ -234,7 +245,7 @@ select n.nspname as schema, p.proname as name, p.provolatile::text as volatility
        array(select format_type(x, null) from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[]))
              with ordinality u(x, i) order by i) as arg_types,
        p.pronargdefaults as ndefaults,
-       case when p.pronargs = 1 then p.proargtypes[0] end as only_arg_type,
+       case when p.pronargs = 1 then p.proargtypes[0] end as only_arg_type, p.prorows as prorows,
        obj_description(p.oid, 'pg_proc') as comment,
        array(select r from unnest(array['anon', 'authenticated', 'service_role']) r
              where exists (select 1 from pg_roles where rolname = r)
@@ -266,13 +277,15 @@ where n.nspname = any($1::text[])
 group by n.nspname, t.typname
 """
 
+_POSTGIS = """
+select n.nspname from pg_extension e join pg_namespace n on n.oid = e.extnamespace where e.extname = 'postgis'
+"""
+
 _UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 def timeout_ms(value: str) -> int | None:
     """PostgreSQL's statement_timeout syntax ('3s', '500ms', '1min', '8000') in milliseconds."""
-    import re
-
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*", value or "")
     if not m:
         return None
@@ -315,6 +328,7 @@ async def load(conn: Any, schemas: Iterable[str]) -> SchemaCache:
         fn_rows = await conn.fetch(_FUNCTIONS, names)
         role_rows = await conn.fetch(_ROLE_SETTINGS)
         enum_rows = await conn.fetch(_ENUMS, names)
+        postgis = await conn.fetchval(_POSTGIS)
 
     by_oid: dict[int, Table] = {}
     by_type: dict[int, Table] = {}
@@ -398,6 +412,11 @@ async def load(conn: Any, schemas: Iterable[str]) -> SchemaCache:
                       rel, outs, r["comment"], frozenset(r["executable_by"] or ()))
         functions.setdefault((fn.schema, fn.name), []).append(fn)
         row_table = by_type.get(r["only_arg_type"]) if r["only_arg_type"] is not None else None
+        qfn = '"' + fn.schema.replace('"', '""') + '"."' + fn.name.replace('"', '""') + '"'
+        if row_table is not None and len(fn.in_args) == 1 and rel is not None and rel in tables \
+                and r["ret_typtype"] == "c":
+            row_table.computed_rels[fn.name] = ComputedRel(
+                fn.name, qfn, rel, not r["retset"] or float(r["prorows"] or 0) == 1.0)
         if row_table is not None and not r["retset"] and kind == "scalar" and fn.name not in row_table.columns:
             qname = '"' + fn.schema.replace('"', '""') + '"."' + fn.name.replace('"', '""') + '"'
             row_table.computed[fn.name] = Column(fn.name, fn.return_type, True, None, 0, fn.comment,
@@ -411,7 +430,7 @@ async def load(conn: Any, schemas: Iterable[str]) -> SchemaCache:
                 if ms is not None:
                     timeouts[r["role"]] = ms
     enums = {(r["schema"], r["name"]): tuple(r["labels"]) for r in enum_rows}
-    return SchemaCache(tuple(names), tables, fks, functions, fp, timeouts, enums)
+    return SchemaCache(tuple(names), tables, fks, functions, fp, timeouts, enums, postgis=postgis)
 
 
 def _view_relationships(tables: dict[tuple[str, str], Table], fks: list[ForeignKey],

@@ -22,8 +22,11 @@ from ownbase.rest.plan import (
     ResolvedFilter,
     ResolvedLogic,
     ResolvedOrder,
+    filters_only,
 )
-from ownbase.rest.request import Field
+from ownbase.rest.plan_call import CallPlan
+from ownbase.rest.plan_write import Op, WritePlan
+from ownbase.rest.request import Field, Media
 from ownbase.rest.schema_cache import Column, Function, Table
 
 
@@ -139,7 +142,8 @@ def filter_sql(alias: str, rf: ResolvedFilter, params: Params) -> str:
     elif op == "in":
         sql = f"{expr} = ANY({_array_param(f.value, t, params)})"
     elif op in ("cs", "cd", "ov", "sl", "sr", "nxl", "nxr", "adj"):
-        sym = {"cs": "@>", "cd": "<@", "ov": "&&", "sl": "<<", "sr": ">>", "nxl": "&<", "nxr": "&>",
+        # nxr "does not extend to the right of" is &<, nxl "… to the left of" is &> (PostgREST's names)
+        sym = {"cs": "@>", "cd": "<@", "ov": "&&", "sl": "<<", "sr": ">>", "nxl": "&>", "nxr": "&<",
                "adj": "-|-"}[op]
         value = str(f.value)
         if op == "ov" and value.startswith("(") and value.endswith(")") and t.endswith("[]"):
@@ -352,13 +356,13 @@ def _aggregate_expr(c: OutColumn, arg: str) -> str:
 def _join_condition(parent: ReadNode, e: EmbedNode) -> tuple[str, list[str]]:
     """(extra FROM for m2m, conditions) tying the child rows to the parent row."""
     child = e.node
-    fk = e.rel.fk
     pa, ca = quote_ident(parent.alias), quote_ident(child.alias)
-    if e.rel.kind == "m2o":
-        return "", [f"{ca}.{quote_ident(r)} = {pa}.{quote_ident(c)}" for c, r in zip(fk.columns, fk.ref_columns)]
-    if e.rel.kind in ("o2m", "o2o"):
-        return "", [f"{ca}.{quote_ident(c)} = {pa}.{quote_ident(r)}" for c, r in zip(fk.columns, fk.ref_columns)]
+    if e.rel.kind == "computed":
+        return "", []  # the function's rows are the parent row's related rows
+    if e.rel.kind != "m2m":
+        return "", [f"{ca}.{quote_ident(c)} = {pa}.{quote_ident(p)}" for p, c in e.rel.pairs()]
     # m2m: parent <- junction -> child
+    fk = e.rel.fk
     assert e.rel.junction is not None and e.rel.junction_fk_child is not None
     ja = quote_ident(child.alias + "_j")
     b = e.rel.junction_fk_child
@@ -367,14 +371,27 @@ def _join_condition(parent: ReadNode, e: EmbedNode) -> tuple[str, list[str]]:
     return extra, [f"{ja}.{quote_ident(c)} = {pa}.{quote_ident(r)}" for c, r in zip(fk.columns, fk.ref_columns)]
 
 
+def _embed_source(parent: ReadNode, e: EmbedNode) -> str:
+    """What the embedded rows are selected from: the related table, or for a computed relationship
+    the function called with the parent's row."""
+    if e.rel.computed is not None:
+        # the parent row rebuilt as the table's type: under a write or a function result the
+        # alias is a row of another (anonymous) type
+        pa = quote_ident(parent.alias)
+        cols = ", ".join(f"{pa}.{quote_ident(c)}" for c in parent.table.columns)
+        return f"{e.rel.computed.function}(ROW({cols})::{qualified(parent.table)})"
+    return qualified(e.node.table)
+
+
 def render_embed(parent: ReadNode, e: EmbedNode, params: Params) -> str:
     child = e.node
     extra, cond = _join_condition(parent, e)
-    r = render_node(child, params, qualified(child.table), join_cond=cond, extra_from=extra)
+    source = _embed_source(parent, e)
+    r = render_node(child, params, source, join_cond=cond, extra_from=extra)
     names = _output_names(child)
     parts = [r.select] if r.select else []
     if child.count_only:
-        base = f"SELECT count(*) AS count FROM {qualified(child.table)} AS {quote_ident(child.alias)}{r.joins}"
+        base = f"SELECT count(*) AS count FROM {source} AS {quote_ident(child.alias)}{r.joins}"
         if r.where:
             base += " WHERE " + " AND ".join(r.where)
         if e.spread:
@@ -391,7 +408,7 @@ def render_embed(parent: ReadNode, e: EmbedNode, params: Params) -> str:
         parts += [f"{quote_ident(child.alias)}.{quote_ident(n)} AS {quote_ident('pgrst_o_' + n)}"
                   for n in order_names]
     select = ", ".join(parts)
-    base = f"SELECT {select} FROM {qualified(child.table)} AS {quote_ident(child.alias)}{r.joins}"
+    base = f"SELECT {select} FROM {source} AS {quote_ident(child.alias)}{r.joins}"
     if r.where:
         base += " WHERE " + " AND ".join(r.where)
     if r.group:
@@ -428,13 +445,13 @@ def _lit(name: str) -> str:
 
 # --- statements ----------------------------------------------------------------------------------
 
-def body_expr(mode: str) -> str:
+def body_expr(mode: Media) -> str:
     """Aggregate the rows of subquery ``_t`` into the response body."""
-    if mode == "object":
+    if mode is Media.OBJECT:
         return "CASE WHEN count(_t) = 1 THEN (json_agg(_t) -> 0)::text END"
-    if mode == "object_stripped":
+    if mode is Media.OBJECT_STRIPPED:
         return "CASE WHEN count(_t) = 1 THEN json_strip_nulls(json_agg(_t) -> 0)::text END"
-    if mode == "json_stripped":
+    if mode is Media.JSON_STRIPPED:
         return "coalesce(json_strip_nulls(json_agg(_t)), '[]')::text"
     return "coalesce(json_agg(_t), '[]')::text"
 
@@ -446,14 +463,18 @@ CSV_BODY = (
 )
 
 
-def aggregate(mode: str) -> str:
-    if mode == "csv":
+def aggregate(mode: Media, geo: str | None = None) -> str:
+    """``geo``: the PostGIS schema, for geo+json (a FeatureCollection of the rows)."""
+    if mode is Media.CSV:
         return CSV_BODY
+    if mode is Media.GEOJSON and geo is not None:
+        return (f"json_build_object('type', 'FeatureCollection', 'features', "
+                f"coalesce(json_agg({quote_ident(geo)}.ST_AsGeoJSON(_t)::json), '[]'))::text")
     return body_expr(mode)
 
 
 def read_statement(root: ReadNode, params: Params, *, source: str, limit: int | None, offset: int,
-                   count: str | None, mode: str, max_rows: int) -> str:
+                   count: str | None, mode: Media, max_rows: int, geo: str | None = None) -> str:
     r = render_node(root, params, source)
     frm = f"{source} AS {quote_ident(root.alias)}"
     where = (" WHERE " + " AND ".join(r.where)) if r.where else ""
@@ -475,7 +496,7 @@ def read_statement(root: ReadNode, params: Params, *, source: str, limit: int | 
         total = f"(SELECT count(*) FROM (SELECT 1 FROM {frm}{r.count_joins}{where} LIMIT {max_rows + 1}) _c)"
     else:
         total = "NULL::bigint"
-    return (f"SELECT {total} AS total, count(_t) AS page_total, {aggregate(mode)} AS body "
+    return (f"SELECT {total} AS total, count(_t) AS page_total, {aggregate(mode, geo)} AS body "
             f"FROM ({inner}) AS _t")
 
 
@@ -484,6 +505,13 @@ def count_source(root: ReadNode, params: Params, *, source: str) -> str:
     r = render_node(root, params, source)
     where = (" WHERE " + " AND ".join(r.where)) if r.where else ""
     return f"SELECT 1 FROM {source} AS {quote_ident(root.alias)}{r.count_joins}{where}"
+
+
+def explain(statement: str, fmt: str = "json", options: Sequence[str] = ()) -> str:
+    """EXPLAIN of a rendered statement; ``options`` are from a fixed list (analyze, verbose, …)."""
+    allowed = ("ANALYZE", "VERBOSE", "SETTINGS", "BUFFERS", "WAL")
+    opts = [f"FORMAT {'JSON' if fmt == 'json' else 'TEXT'}"] + [o.upper() for o in options if o.upper() in allowed]
+    return f"EXPLAIN ({', '.join(opts)}) {statement}"
 
 
 # --- mutations -----------------------------------------------------------------------------------
@@ -567,8 +595,8 @@ def delete_sql(table: Table, root: ReadNode, where: list[str], returning: bool) 
     return sql
 
 
-def mutation_statement(cte: str, root: ReadNode, params: Params, mode: str, *, inserted: bool,
-                       pk: Sequence[str]) -> str:
+def mutation_statement(cte: str, root: ReadNode, params: Params, mode: Media, *, inserted: bool,
+                       pk: Sequence[str], geo: str | None = None) -> str:
     """Wrap a DML ... RETURNING in a CTE and shape its rows like a read."""
     r = render_node(root, params, "pgrst_source")
     inner = f"SELECT {r.select} FROM pgrst_source AS {quote_ident(root.alias)}{r.joins}"
@@ -579,7 +607,31 @@ def mutation_statement(cte: str, root: ReadNode, params: Params, mode: str, *, i
                ", ".join(f"{_lit(k)}, _p.{quote_ident(k)}" for k in pk) +
                "))::text FROM pgrst_source AS _p)")
     return (f"WITH pgrst_source AS ({cte}) SELECT NULL::bigint AS total, count(_t) AS page_total, "
-            f"{aggregate(mode)} AS body, {ins} AS inserted, {loc} AS location FROM ({inner}) AS _t")
+            f"{aggregate(mode, geo)} AS body, {ins} AS inserted, {loc} AS location FROM ({inner}) AS _t")
+
+
+def write_statement(plan: WritePlan, params: Params, *, returning: bool, mode: Media, geo: str | None = None) -> str:
+    """The planned write as one statement. With ``returning`` it is wrapped to give the
+    representation like a read (plus the inserted count and primary keys); without, it is the bare
+    statement, whose status tag counts the rows."""
+    table = plan.table
+    if plan.op in (Op.INSERT, Op.PUT):
+        body = f"{params.text(plan.body)}::json"
+        dml = insert_sql(table, plan.returned.alias, plan.columns, params, body,
+                         missing_default=plan.missing_default, on_conflict=plan.on_conflict,
+                         resolution=plan.resolution, returning=returning)
+    else:
+        root = plan.filters
+        assert root is not None
+        r = render_node(filters_only(root), params, qualified(table))
+        where = limited(table, root, r.where, r.order, root.limit, root.offset)
+        if plan.op is Op.UPDATE:
+            dml = update_sql(table, root, plan.columns, params, f"{params.text(plan.body)}::json", where, returning)
+        else:
+            dml = delete_sql(table, root, where, returning)
+    if not returning:
+        return dml
+    return mutation_statement(dml, plan.returned, params, mode, inserted=plan.counts_inserted, pk=table.pk, geo=geo)
 
 
 # --- RPC -----------------------------------------------------------------------------------------
@@ -597,3 +649,52 @@ def call_args(fn: Function, names: Sequence[str], params: Params, body_param: st
 
 def function_name(fn: Function) -> str:
     return f"{quote_ident(fn.schema)}.{quote_ident(fn.name)}"
+
+
+def invocation(plan: CallPlan, params: Params, argument: str | bytes) -> tuple[str, str]:
+    """(FROM clause of the arguments or "", the function call). ``argument``: the JSON text of the
+    arguments, or for a single unnamed parameter the raw body (bytes for bytea)."""
+    fn = plan.function
+    if plan.whole:
+        param = fn.in_args[0]
+        value = f"{params.add(argument)}::bytea" if isinstance(argument, bytes) \
+            else f"{params.text(argument)}::{param.type}"
+        if param.name:
+            value = f"{quote_ident(param.name)} := {value}"
+        return "", f"{function_name(fn)}({value})"
+    if not plan.names:
+        return "", f"{function_name(fn)}()"
+    text = argument.decode() if isinstance(argument, bytes) else argument
+    frm, args = call_args(fn, plan.names, params, f"{params.text(text)}::json")
+    return frm, f"{function_name(fn)}({args})"
+
+
+def call_statement(plan: CallPlan, params: Params, argument: str | bytes, *, mode: Media, count: bool,
+                   limit: int | None = None, offset: int = 0, root: ReadNode | None = None,
+                   max_rows: int = 1000, geo: str | None = None) -> str:
+    """The call as one statement shaped like a read. ``root``: the read tree over a composite
+    result's rows (select, filters, order, embeds). The function runs once (a CTE), also when its
+    rows are counted."""
+    fn = plan.function
+    frm, invoke = invocation(plan, params, argument)
+    lateral = f"{frm} CROSS JOIN LATERAL " if frm else ""
+    if fn.kind == "void":
+        return f"SELECT {invoke} FROM {frm}" if frm else f"SELECT {invoke}"
+    if fn.kind == "scalar" and not fn.returns_set:
+        return (f"SELECT {'1' if count else 'NULL'}::bigint AS total, 1 AS page_total, "
+                f"to_json({invoke})::text AS body" + (f" FROM {frm}" if frm else ""))
+    if fn.kind == "scalar":
+        page = "SELECT _c.v FROM pgrst_call AS _c"
+        if limit is not None:
+            page += f" LIMIT {int(limit)}"
+        if offset:
+            page += f" OFFSET {int(offset)}"
+        agg = "CASE WHEN count(*) = 1 THEN (json_agg(_t.v) -> 0)::text END" if mode.singular \
+            else "coalesce(json_agg(_t.v), '[]')::text"
+        total = "(SELECT count(*) FROM pgrst_call)" if count else "NULL::bigint"
+        return (f"WITH pgrst_call AS (SELECT _f.v FROM {lateral}{invoke} AS _f(v)) "
+                f"SELECT {total} AS total, count(*) AS page_total, {agg} AS body FROM ({page}) AS _t")
+    assert root is not None
+    return (f"WITH pgrst_call AS (SELECT _f.* FROM {lateral}{invoke} AS _f) " +
+            read_statement(root, params, source="pgrst_call", limit=limit, offset=offset,
+                           count="exact" if count else None, mode=mode, max_rows=max_rows, geo=geo))

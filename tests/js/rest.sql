@@ -30,4 +30,13 @@ insert into rest_js.books (id, author_id, title, year, genres, info) values
   (4, 3, 'Kindred', 1979, '{scifi,historical}', '{"pages": 264}');
 select setval(pg_get_serial_sequence('rest_js.books', 'id'), 100);
 insert into rest_js.reviews (book_id, stars) values (1, 5), (1, 4), (3, 5);
+-- range operators and a computed relationship (issue 10 items 2 and 15)
+create table rest_js.spans (id int primary key, r int4range);
+insert into rest_js.spans values (1, '[1,5)'), (2, '[5,10)'), (3, '[3,8)'), (4, '(,3)');
+grant select on rest_js.spans to anon, authenticated, service_role;
+create function rest_js.top_reviews(rest_js.books) returns setof rest_js.reviews language sql stable as
+  $$ select * from rest_js.reviews where book_id = $1.id and stars = 5 $$;
+create function rest_js.author_of(rest_js.books) returns rest_js.authors language sql stable as
+  $$ select * from rest_js.authors where id = $1.author_id $$;
+grant execute on function rest_js.top_reviews(rest_js.books), rest_js.author_of(rest_js.books) to anon, authenticated, service_role;
 notify pgrst, 'reload schema';

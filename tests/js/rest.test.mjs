@@ -102,6 +102,30 @@ test('rpc both ways', async () => {
   assert.equal(r.error.code, 'PGRST202');
 });
 
+test('range filters match PostgreSQL (rangeGte is nxl, rangeLte is nxr)', async () => {
+  const ids = async (q) => (await q).data.map((x) => x.id);
+  const t = () => db().from('spans').select('id').order('id');
+  assert.deepEqual(await ids(t().rangeGte('r', '[3,6)')), [2, 3]); // r &> [3,6): lower bound >= 3
+  assert.deepEqual(await ids(t().rangeLte('r', '[3,6)')), [1, 4]); // r &< [3,6): upper bound <= 6
+  assert.deepEqual(await ids(t().rangeGt('r', '[3,6)')), []);
+  assert.deepEqual(await ids(t().rangeLt('r', '[3,6)')), [4]);
+  assert.deepEqual(await ids(t().rangeAdjacent('r', '[3,5)')), [2, 4]);
+  assert.deepEqual(await ids(t().overlaps('r', '[4,5)')), [1, 3]);
+});
+
+test('computed relationships and counted rpc', async () => {
+  const { data, error } = await db().from('books').select('title, author_of(name), top_reviews(stars)')
+    .in('id', [1, 2]).order('id');
+  assert.equal(error, null);
+  assert.deepEqual(data, [
+    { title: 'The Dispossessed', author_of: { name: 'Le Guin' }, top_reviews: [{ stars: 5 }] },
+    { title: 'A Wizard of Earthsea', author_of: { name: 'Le Guin' }, top_reviews: [] },
+  ]);
+  const r = await db().rpc('books_since', { y: 1960 }, { count: 'exact' }).select('id').range(0, 1);
+  assert.equal(r.count, 4);
+  assert.deepEqual(r.data.map((x) => x.id), [1, 2]);
+});
+
 test('errors and RLS for anon', async () => {
   let r = await anon().from('private_notes').select('*');
   assert.deepEqual(r.data, []);

@@ -156,3 +156,31 @@ insert into rest_fixture.comments (post_id, user_id, content) values
 insert into rest_fixture.tags (name) values ('python'), ('postgres'), ('rust');
 insert into rest_fixture.post_tags values (1, 1), (1, 2), (2, 2), (4, 3);
 notify pgrst, 'reload schema';
+
+-- Issue 10 item 15: self-referencing table, computed relationships, functions taking a raw body,
+-- overloads with unnamed defaults, a relationship ambiguous in both directions.
+create table rest_fixture.collections (
+  id int primary key,
+  name text not null,
+  parent_id int references rest_fixture.collections(id)
+);
+insert into rest_fixture.collections values (1, 'root', null), (2, 'child a', 1), (3, 'child b', 1), (4, 'grandchild', 2);
+create function rest_fixture.get_user_profile(rest_fixture.users) returns setof rest_fixture.profiles
+  rows 1 language sql stable as $$ select * from rest_fixture.profiles where user_id = $1.id $$;
+create function rest_fixture.authored(rest_fixture.users) returns setof rest_fixture.posts
+  language sql stable as $$ select * from rest_fixture.posts where author_id = $1.id $$;
+create function rest_fixture.author_row(rest_fixture.posts) returns rest_fixture.users
+  language sql stable as $$ select * from rest_fixture.users where id = $1.author_id $$;
+create function rest_fixture.children(rest_fixture.collections) returns setof rest_fixture.collections
+  language sql stable as $$ select * from rest_fixture.collections where parent_id = $1.id order by id $$;
+create function rest_fixture.echo_text(text) returns text language sql immutable as $$ select 'got ' || $1 $$;
+create function rest_fixture.echo_bytea(bytea) returns int language sql immutable as $$ select length($1) $$;
+create function rest_fixture.echo_xml(xml) returns text language sql immutable as $$ select $1::text $$;
+create function rest_fixture.echo_json_arr(json) returns json language sql immutable as $$ select $1 $$;
+create function rest_fixture.dflt(int default 1) returns text language sql immutable as $$ select 'int' $$;
+create function rest_fixture.dflt(text default 'x') returns text language sql immutable as $$ select 'text' $$;
+create function rest_fixture.bump_many(prefix text, n int) returns setof int language sql volatile as $$
+  insert into rest_fixture.kv(k, v) select prefix || g, g from generate_series(1, n) g returning v $$;
+grant execute on all functions in schema rest_fixture to anon, authenticated, service_role;
+grant all on rest_fixture.collections to anon, authenticated, service_role;
+notify pgrst, 'reload schema';

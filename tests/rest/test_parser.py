@@ -18,12 +18,15 @@ from ownbase.rest.request import (
     Field,
     Filter,
     Logic,
+    Media,
+    PlanMedia,
     negotiate,
     parse_order,
     parse_prefer,
     parse_query,
     parse_range,
     parse_select,
+    plan_media,
     split_top,
 )
 from tests.conftest import sql as run_sql
@@ -91,6 +94,22 @@ def test_order_prefer_range_accept() -> None:
     with pytest.raises(errors.ApiError):
         negotiate("image/png")
     assert split_top('a,"b,c",(d,e),{f,g}') == ["a", '"b,c"', "(d,e)", "{f,g}"]
+
+
+def test_media_and_plan_accept() -> None:
+    assert Media.of(negotiate("application/vnd.pgrst.object+json")) is Media.OBJECT
+    assert Media.of(negotiate("application/vnd.pgrst.array+json;nulls=stripped")) is Media.JSON_STRIPPED
+    assert Media.of(negotiate("text/csv")).json_only() is Media.JSON
+    assert Media.OBJECT.singular and not Media.JSON.singular and Media.JSON.single() is Media.OBJECT
+    with pytest.raises(errors.ApiError):
+        negotiate("application/geo+json")  # only offered where PostGIS is installed
+    assert Media.of(negotiate("application/geo+json", geo=True)) is Media.GEOJSON
+    assert plan_media("application/json") is None
+    assert plan_media("application/vnd.pgrst.plan") == PlanMedia("text", "application/json", ())
+    got = plan_media('application/vnd.pgrst.plan+json; for="text/csv"; options=analyze|bogus|verbose')
+    assert got == PlanMedia("json", "text/csv", ("analyze", "verbose"))
+    # the "for" media is echoed in the answer's Content-Type: anything but a plain media type is dropped
+    assert plan_media('application/vnd.pgrst.plan; for="a\"b; x=y"').for_media == "application/json"
 
 
 def test_rendering_never_inlines_values() -> None:
