@@ -112,11 +112,19 @@ async def sign_in(conn: asyncpg.Connection, ctx: Context, profile: Profile) -> t
     if banned(user):
         raise errors.AuthError(403, "user_banned", "User is banned")
     primary = profile.primary_email
-    if user["email_confirmed_at"] is None and primary is not None:
-        if primary.verified or ctx.settings.auth_autoconfirm:
-            if (user["email"] or "").lower() == primary.address or not user["email"]:
-                await conn.execute("update auth.users set email = coalesce(email, $2), email_confirmed_at = now(),"
-                                   " updated_at = now() where id = $1", user["id"], primary.address)
+    if user["email_confirmed_at"] is None and primary is not None and (primary.verified or ctx.settings.auth_autoconfirm):
+        # The provider proves the address; whoever made this unconfirmed account did not (it may
+        # be a squatter who signed up with the owner's address): drop their identities, password
+        # and metadata before confirming, as GoTrue does.
+        await conn.execute("delete from auth.identities where user_id = $1 and not (provider = $2 and provider_id = $3)",
+                           user["id"], profile.provider, profile.sub)
+        taken = await users.by_email(conn, primary.address)
+        email = primary.address if taken is None or taken["id"] == user["id"] else user["email"]
+        await conn.execute(
+            """update auth.users set encrypted_password = '', raw_user_meta_data = $2::jsonb, email = $3,
+                   email_confirmed_at = now(), confirmation_token = '', updated_at = now() where id = $1""",
+            user["id"], profile.data, email)
+        await recompute_providers(conn, user_id)
         user = await users.by_id(conn, str(user_id))
         assert user is not None
     return user, created

@@ -283,6 +283,27 @@ def test_verified_email_links_to_the_existing_user(oauth_server: ServerHandle, i
     assert [r["user_id"] for r in owners] != [uuid.UUID(existing.id)]
 
 
+def test_squatted_unconfirmed_account_loses_the_squatters_password(oauth_server: ServerHandle, idp: str,
+                                                                  browser: Browser) -> None:
+    """Someone signs up with the owner's address and never confirms; the owner then signs in with a
+    provider that verified the address: same account, but the squatter's password is gone."""
+    email = unique_email("squat")
+    squatter = py_client(oauth_server)
+    signed = squatter.auth.sign_up({"email": email, "password": "squatter-pw",
+                                    "options": {"data": {"evil": True}}}).user
+    assert signed is not None and signed.email_confirmed_at is None
+    sub, _ = oidc_user(idp, email=email)
+    sb = py_client(oauth_server, flow="pkce")
+    url = sb.auth.sign_in_with_oauth({"provider": "google", "options": {"redirect_to": f"{APP}/"}}).url
+    user = sb.auth.exchange_code_for_session({"auth_code": query_of(browser.go(url, sub=sub))["code"]}).user
+    assert user.id == signed.id and user.email_confirmed_at is not None
+    assert [i.provider for i in user.identities or []] == ["google"]
+    assert "evil" not in user.user_metadata
+    err = error_of(lambda: py_client(oauth_server).auth.sign_in_with_password({"email": email,
+                                                                               "password": "squatter-pw"}))
+    assert err.code == "invalid_credentials"
+
+
 def test_identity_copied_from_supabase_lands_on_the_same_user(oauth_server: ServerHandle,
                                                               github: tuple[GitHubStandIn, str],
                                                               browser: Browser) -> None:
