@@ -3,8 +3,8 @@
 - an OpenID Connect provider: ``oidc-provider-mock`` (authlib), with discovery, JWKS, real RS256
   ID tokens, userinfo and an authorization form, plus a test-only ``/test/mint`` route that signs
   arbitrary claims with the provider's own key (expired or wrong-audience ID tokens);
-- a GitHub-style OAuth 2.0 provider without OIDC (authorize, access_token, /api/v3/user and
-  /api/v3/user/emails), as GitHub Enterprise lays them out.
+- an OAuth 2.0 provider without OIDC that lays out its endpoints as GitHub Enterprise
+  (authorize, access_token, /api/v3/user, /api/v3/user/emails), GitLab and Discord do.
 
 A ``Browser`` follows redirects the way a browser does (cookies kept, form posted) until the
 flow lands on the app's URL.
@@ -92,7 +92,10 @@ class GitHubStandIn:
     def app(self) -> flask.Flask:
         app = flask.Flask("github-standin")
 
+        # GitHub's paths; GitLab's and Discord's layouts share the handlers (same users).
         @app.get("/login/oauth/authorize")
+        @app.get("/oauth/authorize", endpoint="gitlab_authorize")
+        @app.get("/api/oauth2/authorize", endpoint="discord_authorize")
         def authorize() -> Any:
             args = flask.request.args
             if args.get("client_id") != self.client_id:
@@ -106,6 +109,8 @@ class GitHubStandIn:
             return flask.redirect(args["redirect_uri"] + sep + urlencode({"code": code, "state": args["state"]}))
 
         @app.post("/login/oauth/access_token")
+        @app.post("/oauth/token", endpoint="gitlab_token")
+        @app.post("/api/oauth2/token", endpoint="discord_token")
         def token() -> Any:
             form = flask.request.form
             if (form.get("client_id"), form.get("client_secret")) != (self.client_id, self.client_secret):
@@ -135,6 +140,24 @@ class GitHubStandIn:
             if u is None:
                 return {"message": "Bad credentials"}, 401
             return flask.jsonify(u.emails)
+
+        @app.get("/api/v4/user")
+        def gitlab_user() -> Any:
+            u = caller()
+            if u is None:
+                return {"message": "401 Unauthorized"}, 401
+            primary = u.emails[0]
+            return {"id": u.id, "username": u.login, "name": u.name, "email": primary["email"],
+                    "avatar_url": None, "confirmed_at": "2024-01-01T00:00:00Z" if primary["verified"] else None}
+
+        @app.get("/api/users/@me")
+        def discord_user() -> Any:
+            u = caller()
+            if u is None:
+                return {"message": "401: Unauthorized", "code": 0}, 401
+            primary = u.emails[0]
+            return {"id": str(u.id), "username": u.login, "global_name": u.name, "avatar": "abc",
+                    "email": primary["email"], "verified": primary["verified"]}
 
         return app
 

@@ -67,6 +67,9 @@ def oauth_server(server_factory: Callable[..., ServerHandle], idp: str,
         "OWNBASE_AUTH_EXTERNAL_GITHUB_CLIENT_ID": github[0].client_id,
         "OWNBASE_AUTH_EXTERNAL_GITHUB_SECRET": github[0].client_secret,
         "OWNBASE_AUTH_EXTERNAL_GITHUB_URL": github[1],
+        **{f"OWNBASE_AUTH_EXTERNAL_{p}_{k}": v for p in ("GITLAB", "DISCORD") for k, v in (
+            ("ENABLED", "true"), ("CLIENT_ID", github[0].client_id), ("SECRET", github[0].client_secret),
+            ("URL", github[1]))},
     })
 
 
@@ -211,7 +214,7 @@ def test_authorize_checks_its_parameters(oauth_server: ServerHandle) -> None:
         "provider=google&code_challenge=" + "a" * 42 + "!&code_challenge_method=s256":
             "code challenge can only contain alphanumeric characters, hyphens, periods, underscores and tildes",
         "provider=google&code_challenge=" + "a" * 43 + "&code_challenge_method=md5": "Invalid code_challenge_method",
-        "provider=gitlab": "Unsupported provider: provider is not enabled",
+        "provider=azure": "Unsupported provider: provider is not enabled",
         "provider=custom:other": "Unsupported provider: custom provider other not found",
         "provider=nope": "Unsupported provider: Provider nope could not be found",
     }
@@ -220,7 +223,7 @@ def test_authorize_checks_its_parameters(oauth_server: ServerHandle) -> None:
         assert (r.status_code, r.json()) == (400, {"code": "validation_failed", "message": message}), query
     settings_json = c.get("/settings").json()["external"]
     assert settings_json["google"] is True and settings_json["github"] is True and settings_json["apple"] is True
-    assert settings_json["gitlab"] is False
+    assert settings_json["gitlab"] is True and settings_json["azure"] is False
 
 
 # --- implicit flow and a provider without OIDC (GitHub-style) ---------------------------------------
@@ -246,6 +249,23 @@ def test_implicit_flow_with_github(oauth_server: ServerHandle, github: tuple[Git
     # The state was used up: opening the same callback again fails.
     assert sql(oauth_server, "select count(*) as n from auth.flow_state where provider_type = 'github'"
                " and user_id = $1", uuid.UUID(me.id))[0]["n"] == 0
+
+
+@pytest.mark.parametrize("provider", ["gitlab", "discord"])
+def test_gitlab_and_discord(oauth_server: ServerHandle, github: tuple[GitHubStandIn, str], browser: Browser,
+                            provider: str) -> None:
+    email = unique_email(provider)
+    user = gh_user(github, email)
+    sb = py_client(oauth_server, flow="pkce")
+    url = sb.auth.sign_in_with_oauth({"provider": provider, "options": {  # type: ignore[typeddict-item]
+        "redirect_to": f"{APP}/", "query_params": {"login_hint": user.login}}}).url
+    scope = query_of(browser.to_provider(url))["scope"]
+    assert scope == {"gitlab": "read_user", "discord": "email identify"}[provider]
+    landed = browser.go(url)
+    me = sb.auth.exchange_code_for_session({"auth_code": query_of(landed)["code"]}).user
+    assert me.email == email and me.email_confirmed_at is not None
+    [identity] = me.identities or []
+    assert (identity.provider, identity.id, identity.identity_data["user_name"]) == (provider, str(user.id), user.login)
 
 
 def test_unverified_provider_email_is_not_signed_in(oauth_server: ServerHandle, github: tuple[GitHubStandIn, str],
