@@ -136,7 +136,7 @@ class Settings(BaseSettings):
     auth_external_discord_url: str = ""  # base URL override; empty: https://discord.com
     auth_external_discord_scopes: CsvList = []  # scopes added to the provider's defaults on every sign-in
     auth_external_oidc_provider: str = ""  # generic OIDC issuer: its name; signInWithOAuth({provider: "custom:<name>"}); empty: off
-    auth_external_oidc_issuer: str = ""  # issuer URL; discovery at <issuer>/.well-known/openid-configuration
+    auth_external_oidc_issuer: str = ""  # issuer URL or its discovery URL (<issuer>/.well-known/openid-configuration)
     auth_external_oidc_client_id: CsvList = []  # client id(s) at the generic OIDC issuer
     auth_external_oidc_secret: str = ""  # client secret at the generic OIDC issuer
     auth_external_oidc_scopes: CsvList = ["openid", "email", "profile"]  # scopes asked of the generic OIDC issuer

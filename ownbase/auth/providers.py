@@ -74,6 +74,11 @@ def _built_in(settings: Settings, name: str) -> Provider:
                     f"{base}/api/oauth2/authorize", f"{base}/api/oauth2/token")
 
 
+def issuer_of(value: str) -> str:
+    """The issuer, also when the setting holds the discovery document's URL."""
+    return value.strip().removesuffix("/.well-known/openid-configuration").rstrip("/")
+
+
 def custom_name(settings: Settings) -> str:
     return f"custom:{settings.auth_external_oidc_provider}" if settings.auth_external_oidc_provider else ""
 
@@ -92,7 +97,7 @@ def get(settings: Settings, name: str) -> Provider | None:
     if name and name == custom_name(settings) and settings.auth_external_oidc_issuer:
         ids = tuple(i for i in settings.auth_external_oidc_client_id if i)
         return Provider(name, "oidc", ids, settings.auth_external_oidc_secret,
-                        tuple(settings.auth_external_oidc_scopes), settings.auth_external_oidc_issuer.rstrip("/"))
+                        tuple(settings.auth_external_oidc_scopes), issuer_of(settings.auth_external_oidc_issuer))
     return None
 
 

@@ -5,6 +5,7 @@ verified email, identities copied from Supabase, ID-token sign-in and identity l
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -60,7 +61,7 @@ def oauth_server(server_factory: Callable[..., ServerHandle], idp: str,
         "OWNBASE_AUTH_EXTERNAL_APPLE_SECRET": "apple-secret-jwt",
         "OWNBASE_AUTH_EXTERNAL_APPLE_URL": idp,
         "OWNBASE_AUTH_EXTERNAL_OIDC_PROVIDER": "mock",
-        "OWNBASE_AUTH_EXTERNAL_OIDC_ISSUER": idp,
+        "OWNBASE_AUTH_EXTERNAL_OIDC_ISSUER": idp + "/.well-known/openid-configuration",
         "OWNBASE_AUTH_EXTERNAL_OIDC_CLIENT_ID": "mock-client",
         "OWNBASE_AUTH_EXTERNAL_OIDC_SECRET": "mock-secret",
         "OWNBASE_AUTH_EXTERNAL_GITHUB_ENABLED": "true",
@@ -132,8 +133,6 @@ def test_pkce_flow_signs_in_and_the_code_works_once(oauth_server: ServerHandle, 
 
 
 def _b64(part: str) -> bytes:
-    import base64
-
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
@@ -246,9 +245,28 @@ def test_implicit_flow_with_github(oauth_server: ServerHandle, github: tuple[Git
     assert identity.identity_data["user_name"] == user.login
     assert identity.identity_data["iss"] == github[1] + "/api/v3"
     assert sb.auth.refresh_session(frag["refresh_token"]).session is not None
-    # The state was used up: opening the same callback again fails.
+    # The implicit flow's state is deleted once the tokens are issued.
     assert sql(oauth_server, "select count(*) as n from auth.flow_state where provider_type = 'github'"
                " and user_id = $1", uuid.UUID(me.id))[0]["n"] == 0
+
+
+def test_apple_form_post_callback(oauth_server: ServerHandle, idp: str, browser: Browser) -> None:
+    """Apple answers with a form POST carrying the user's name (first sign-in only); its email counts
+    as verified."""
+    sub, email = oidc_user(idp, verified=False)
+    sb = py_client(oauth_server, flow="pkce")
+    url = sb.auth.sign_in_with_oauth({"provider": "apple", "options": {"redirect_to": f"{APP}/apple",
+                                                                       "scopes": "openid email"}}).url
+    provider_url = browser.to_provider(url)
+    assert query_of(provider_url)["response_mode"] == "form_post"
+    answer = query_of(browser.http.post(provider_url, data={"sub": sub}).headers["location"])
+    form = {"code": answer["code"], "state": answer["state"],
+            "user": json.dumps({"name": {"firstName": "Ann", "lastName": "Apple"}, "email": email})}
+    r = httpx.post(oauth_server.url + "/auth/v1/callback", data=form)
+    assert r.status_code == 302 and r.headers["location"].startswith(f"{APP}/apple?code="), r.headers
+    user = sb.auth.exchange_code_for_session({"auth_code": query_of(r.headers["location"])["code"]}).user
+    assert user.email == email and user.email_confirmed_at is not None
+    assert user.user_metadata["full_name"] == "Ann Apple"
 
 
 @pytest.mark.parametrize("provider", ["gitlab", "discord"])
@@ -378,6 +396,11 @@ def test_id_token_sign_in(oauth_server: ServerHandle, idp: str) -> None:
     now = int(time.time())
     expired = mint(idp, {"sub": sub, "aud": "google-client", "iat": now - 7200, "exp": now - 3600})
     assert refused(expired) == (400, {"error": "invalid request", "error_description": "Bad ID token"})
+    access = "provider-access-token"
+    at_hash = base64.urlsafe_b64encode(hashlib.sha256(access.encode()).digest()[:16]).rstrip(b"=").decode()
+    with_hash = mint(idp, {"sub": sub, "aud": "google-client", "at_hash": at_hash})
+    assert refused(with_hash, access_token="another-token")[1]["error_description"] == "Bad ID token"
+    assert refused(with_hash, access_token=access)[0] == 200
     forged = good.rsplit(".", 1)[0] + "." + "A" * 342
     assert refused(forged, nonce=nonce)[1]["error_description"] == "Bad ID token"
     # supabase-py shows GoTrue's message.
@@ -450,21 +473,6 @@ def test_supabase_js_oauth(oauth_server: ServerHandle, idp: str) -> None:
 text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=60)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.dictionaries(st.sampled_from(["provider", "redirect_to", "scopes", "code_challenge",
-                                        "code_challenge_method", "skip_http_redirect", "state", "code",
-                                        "error", "user", "x"]), text, max_size=6),
-       st.sampled_from(["/authorize", "/callback", "/user/identities/authorize"]), st.booleans())
-def test_fuzz_oauth_routes_never_5xx(oauth_server: ServerHandle, params: dict[str, str], path: str,
-                                     post: bool) -> None:
-    headers = {"apikey": oauth_server.anon_key, **NEW}
-    if post and path == "/callback":
-        r = httpx.post(oauth_server.url + "/auth/v1" + path, data=params, headers=headers)
-    else:
-        r = httpx.get(oauth_server.url + "/auth/v1" + path, params=params, headers=headers)
-    assert r.status_code < 500, (path, params, r.text)
-
-
 @pytest.fixture(scope="module")
 def fuzz_token(oauth_server: ServerHandle) -> str:
     email = unique_email("fuzz")
@@ -472,6 +480,21 @@ def fuzz_token(oauth_server: ServerHandle) -> str:
     admin.auth.admin.create_user({"email": email, "password": "secret123", "email_confirm": True})
     sb = py_client(oauth_server)
     return sb.auth.sign_in_with_password({"email": email, "password": "secret123"}).session.access_token
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.dictionaries(st.sampled_from(["provider", "redirect_to", "scopes", "code_challenge",
+                                        "code_challenge_method", "skip_http_redirect", "state", "code",
+                                        "error", "user", "x"]), text, max_size=6),
+       st.sampled_from(["/authorize", "/callback", "/user/identities/authorize"]), st.booleans())
+def test_fuzz_oauth_routes_never_5xx(oauth_server: ServerHandle, fuzz_token: str, params: dict[str, str],
+                                     path: str, post: bool) -> None:
+    headers = {"apikey": oauth_server.anon_key, "authorization": f"Bearer {fuzz_token}", **NEW}
+    if post and path == "/callback":
+        r = httpx.post(oauth_server.url + "/auth/v1" + path, data=params, headers=headers)
+    else:
+        r = httpx.get(oauth_server.url + "/auth/v1" + path, params=params, headers=headers)
+    assert r.status_code < 500, (path, params, r.text)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
