@@ -116,6 +116,20 @@ test('a callback carried to another browser is refused (state bound to the brows
   assert.equal(location.searchParams.get('error_code'), 'bad_oauth_state');
 });
 
+test('an unlisted redirectTo lands on the site URL instead', async () => {
+  const email = uniqueEmail('js-redirect');
+  const sub = await providerUser(email);
+  const sb = pkceClient();
+  const { data } = await sb.auth.signInWithOAuth({
+    provider: 'google', options: { redirectTo: 'http://evil.example/steal', skipBrowserRedirect: true } });
+  const landed = await new Browser().go(data.url, sub);
+  assert.ok(landed.startsWith('http://site.example'), landed);
+  const code = new globalThis.URL(landed).searchParams.get('code');
+  const { data: session, error } = await sb.auth.exchangeCodeForSession(code);
+  assert.equal(error, null);
+  assert.equal(session.user.email, email);
+});
+
 test('signInWithIdToken with a nonce; wrong nonce refused', async () => {
   const email = uniqueEmail('js-idt');
   const nonce = randomUUID();
