@@ -366,6 +366,27 @@ def test_identity_copied_from_supabase_lands_on_the_same_user(oauth_server: Serv
     assert len(me.identities or []) == 1
 
 
+def test_signups_off_and_fixed_redirect(server_factory: Callable[..., ServerHandle], idp: str,
+                                       browser: Browser) -> None:
+    closed = server_factory({
+        "OWNBASE_SITE_URL": SITE, "OWNBASE_AUTH_DISABLE_SIGNUP": "true",
+        "OWNBASE_AUTH_EXTERNAL_REDIRECT_URL": f"{APP}/fixed",
+        "OWNBASE_AUTH_EXTERNAL_GOOGLE_ENABLED": "true", "OWNBASE_AUTH_EXTERNAL_GOOGLE_CLIENT_ID": "google-client",
+        "OWNBASE_AUTH_EXTERNAL_GOOGLE_SECRET": "s", "OWNBASE_AUTH_EXTERNAL_GOOGLE_URL": idp})
+    sub, email = oidc_user(idp)
+    url = py_client(closed, flow="pkce").auth.sign_in_with_oauth({"provider": "google"}).url
+    landed = browser.go(url, sub=sub)
+    assert landed.startswith(f"{APP}/fixed?")
+    q = query_of(landed)
+    assert (q["error"], q["error_code"]) == ("access_denied", "signup_disabled")
+    assert sql(closed, "select 1 from auth.identities where provider_id = $1", sub) == []
+    # An existing user still signs in (linked by its verified email).
+    py_client(closed, closed.service_key).auth.admin.create_user({"email": email, "email_confirm": True})
+    sb = py_client(closed, flow="pkce")
+    landed = browser.go(sb.auth.sign_in_with_oauth({"provider": "google"}).url, sub=sub)
+    assert sb.auth.exchange_code_for_session({"auth_code": query_of(landed)["code"]}).user.email == email
+
+
 # --- signInWithIdToken -------------------------------------------------------------------------
 
 def test_id_token_sign_in(oauth_server: ServerHandle, idp: str) -> None:
