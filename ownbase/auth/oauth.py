@@ -163,8 +163,8 @@ async def _params(request: Request) -> dict[str, str]:
     return dict(request.query_params)
 
 
-def _forget_cookie(response: Response, state: str) -> Response:
-    response.delete_cookie(COOKIE_PREFIX + state.replace("-", ""), path="/auth/v1/callback")
+def _forget_cookie(response: Response, state: uuid.UUID) -> Response:
+    response.delete_cookie(COOKIE_PREFIX + state.hex, path="/auth/v1/callback")
     return response
 
 
@@ -197,14 +197,14 @@ async def callback(request: Request) -> Response:
     if params.get("error"):
         relayed = {"error": params["error"], "error_description": params.get("error_description", "")}
         fragment = urlencode(sorted({**relayed, "sb": ""}.items()))
-        return _forget_cookie(RedirectResponse(_with_query(target, relayed, fragment), status_code=302), state)
+        return _forget_cookie(RedirectResponse(_with_query(target, relayed, fragment), status_code=302), state_id)
     try:
         response = await _finish(request, ctx, flow, params, target)
     except errors.AuthError as err:
         if err.status >= 500:
             log.warning("oauth callback failed: %s", err.message)
         response = _error_redirect(target, err)
-    return _forget_cookie(response, state)
+    return _forget_cookie(response, state_id)
 
 
 async def _finish(request: Request, ctx: Context, flow: asyncpg.Record, params: dict[str, str],

@@ -62,7 +62,8 @@ async def verify(ctx: Context, provider: Provider, token: str, *, nonce: str = "
             raise bad_token()
         key = jwt.PyJWK(jwk, algorithm=alg)
         claims = jwt.decode(token, key.key, algorithms=[alg],
-                            options={"verify_aud": False, "verify_iss": False, "require": ["exp", "iss"]})
+                            options={"verify_aud": False, "verify_iss": False, "verify_iat": False,
+                                     "require": ["exp", "iss"]})
     except (ProviderError, jwt.PyJWTError, ValueError, TypeError):
         raise bad_token() from None
     if not isinstance(claims, dict) or not issuer_ok(provider, claims.get("iss")):

@@ -194,6 +194,19 @@ def test_wrong_or_unknown_state_is_refused(oauth_server: ServerHandle, idp: str,
     assert query_of(r.headers["location"])["error_description"] == "OAuth state has expired"
 
 
+def test_refusal_at_the_provider_is_relayed(oauth_server: ServerHandle, browser: Browser) -> None:
+    url = py_client(oauth_server, flow="pkce").auth.sign_in_with_oauth(
+        {"provider": "google", "options": {"redirect_to": f"{APP}/in"}}).url
+    provider_url = browser.to_provider(url)
+    # What a provider sends back when the user says no (RFC 6749 4.1.2.1, state included).
+    r = browser.http.get(oauth_server.url + "/auth/v1/callback", params={
+        "error": "access_denied", "error_description": "The user said no", "state": query_of(provider_url)["state"]})
+    assert r.status_code == 302 and r.headers["location"].startswith(f"{APP}/in?")
+    q = query_of(r.headers["location"])
+    assert (q["error"], q["error_description"]) == ("access_denied", "The user said no") and "error_code" not in q
+    assert "ownbase-oauth-" in r.headers.get("set-cookie", "")  # the binding cookie is cleared
+
+
 def test_unlisted_redirect_falls_back_to_the_site_url(oauth_server: ServerHandle, idp: str, browser: Browser) -> None:
     sub, email = oidc_user(idp)
     sb = py_client(oauth_server, flow="pkce")
