@@ -45,6 +45,11 @@ def callback_url(ctx: Context) -> str:
     return f"{ctx.settings.api_url}/auth/v1/callback"
 
 
+def _cookie_path(ctx: Context) -> str:
+    # The path the browser will call back on (OWNBASE_PUBLIC_URL may put ownbase under a prefix).
+    return urlsplit(callback_url(ctx)).path
+
+
 def _binding(ctx: Context, state: uuid.UUID) -> str:
     secret = ctx.keys.derive_secret("oauth-state-cookie").encode()
     return hmac.new(secret, state.bytes, hashlib.sha256).hexdigest()
@@ -122,7 +127,7 @@ async def authorize(request: Request, known: tuple[str, ...], linking_target: An
     response = RedirectResponse(url, status_code=302)
     if bound:
         response.set_cookie(COOKIE_PREFIX + state.hex, _binding(ctx, state), max_age=FLOW_TTL,
-                            path="/auth/v1/callback", httponly=True, secure=https,
+                            path=_cookie_path(ctx), httponly=True, secure=https,
                             samesite="none" if https else "lax")
     return response
 
@@ -163,8 +168,8 @@ async def _params(request: Request) -> dict[str, str]:
     return dict(request.query_params)
 
 
-def _forget_cookie(response: Response, state: uuid.UUID) -> Response:
-    response.delete_cookie(COOKIE_PREFIX + state.hex, path="/auth/v1/callback")
+def _forget_cookie(ctx: Context, response: Response, state: uuid.UUID) -> Response:
+    response.delete_cookie(COOKIE_PREFIX + state.hex, path=_cookie_path(ctx))
     return response
 
 
@@ -197,14 +202,15 @@ async def callback(request: Request) -> Response:
     if params.get("error"):
         relayed = {"error": params["error"], "error_description": params.get("error_description", "")}
         fragment = urlencode(sorted({**relayed, "sb": ""}.items()))
-        return _forget_cookie(RedirectResponse(_with_query(target, relayed, fragment), status_code=302), state_id)
+        return _forget_cookie(ctx, RedirectResponse(_with_query(target, relayed, fragment), status_code=302),
+                              state_id)
     try:
         response = await _finish(request, ctx, flow, params, target)
     except errors.AuthError as err:
         if err.status >= 500:
             log.warning("oauth callback failed: %s", err.message)
         response = _error_redirect(target, err)
-    return _forget_cookie(response, state_id)
+    return _forget_cookie(ctx, response, state_id)
 
 
 async def _finish(request: Request, ctx: Context, flow: asyncpg.Record, params: dict[str, str],

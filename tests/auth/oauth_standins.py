@@ -12,6 +12,7 @@ flow lands on the app's URL.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -29,6 +30,7 @@ from authlib.jose import jwt as authlib_jwt
 
 @contextmanager
 def serve(app: Any) -> Iterator[str]:
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request in test output
     server = werkzeug.serving.make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
