@@ -112,7 +112,10 @@ def test_pkce_flow_signs_in_and_the_code_works_once(oauth_server: ServerHandle, 
     verifier = sb.auth._storage.get_item(f"{sb.auth._storage_key}-code-verifier")
     session = sb.auth.exchange_code_for_session({"auth_code": code}).session
     assert session is not None and session.user.email == email
-    assert session.provider_token  # the provider's access token, handed back
+    assert session.provider_token and session.provider_refresh_token  # the provider's tokens, handed back
+    # ... and they are the provider's real ones: its userinfo answers to the access token.
+    info = httpx.get(f"{idp}/userinfo", headers={"authorization": f"Bearer {session.provider_token}"}).json()
+    assert info["sub"] == sub
     assert session.user.app_metadata == {"provider": "google", "providers": ["google"]}
     [identity] = session.user.identities or []
     assert (identity.provider, identity.id) == ("google", sub)
