@@ -52,6 +52,11 @@ def oauth_server(server_factory: Callable[..., ServerHandle], idp: str,
         "OWNBASE_SITE_URL": SITE,
         "OWNBASE_AUTH_REDIRECT_ALLOW_LIST": f"{APP}/**",
         "OWNBASE_AUTH_MANUAL_LINKING_ENABLED": "true",
+        "OWNBASE_AUTH_ANONYMOUS_SIGNINS": "true",
+        "OWNBASE_AUTH_EXTERNAL_AZURE_ENABLED": "true",
+        "OWNBASE_AUTH_EXTERNAL_AZURE_CLIENT_ID": "azure-client",
+        "OWNBASE_AUTH_EXTERNAL_AZURE_SECRET": "azure-secret",
+        "OWNBASE_AUTH_EXTERNAL_AZURE_URL": idp,
         "OWNBASE_AUTH_EXTERNAL_GOOGLE_ENABLED": "true",
         "OWNBASE_AUTH_EXTERNAL_GOOGLE_CLIENT_ID": "google-client,ios-client",
         "OWNBASE_AUTH_EXTERNAL_GOOGLE_SECRET": "google-secret",
@@ -229,7 +234,7 @@ def test_authorize_checks_its_parameters(oauth_server: ServerHandle) -> None:
         "provider=google&code_challenge=" + "a" * 42 + "!&code_challenge_method=s256":
             "code challenge can only contain alphanumeric characters, hyphens, periods, underscores and tildes",
         "provider=google&code_challenge=" + "a" * 43 + "&code_challenge_method=md5": "Invalid code_challenge_method",
-        "provider=azure": "Unsupported provider: provider is not enabled",
+        "provider=bitbucket": "Unsupported provider: provider is not enabled",
         "provider=custom:other": "Unsupported provider: custom provider other not found",
         "provider=nope": "Unsupported provider: Provider nope could not be found",
     }
@@ -238,7 +243,7 @@ def test_authorize_checks_its_parameters(oauth_server: ServerHandle) -> None:
         assert (r.status_code, r.json()) == (400, {"code": "validation_failed", "message": message}), query
     settings_json = c.get("/settings").json()["external"]
     assert settings_json["google"] is True and settings_json["github"] is True and settings_json["apple"] is True
-    assert settings_json["gitlab"] is True and settings_json["azure"] is False
+    assert settings_json["gitlab"] is True and settings_json["bitbucket"] is False
 
 
 # --- implicit flow and a provider without OIDC (GitHub-style) ---------------------------------------
@@ -417,6 +422,12 @@ def test_id_token_sign_in(oauth_server: ServerHandle, idp: str) -> None:
     # Apple (iss from the token, email always verified), same provider keys.
     apple = mint(idp, {"sub": "apple-" + sub, "aud": "apple-client", "email": unique_email("apple")})
     assert sb.auth.sign_in_with_id_token({"provider": "apple", "token": apple}).user.email_confirmed_at
+    azure = mint(idp, {"sub": "azure-" + sub, "aud": "azure-client", "email": unique_email("azure"),
+                       "email_verified": True})
+    assert sb.auth.sign_in_with_id_token({"provider": "azure", "token": azure}).user.identities[0].provider == "azure"
+    # Tokens for another provider's client are not accepted as this one's.
+    assert error_of(lambda: sb.auth.sign_in_with_id_token({"provider": "azure", "token": apple})).message == \
+        "Unacceptable audience in id_token: [apple-client]"
 
     def refused(token: str, **extra: Any) -> tuple[int, dict[str, Any]]:
         r = httpx.post(oauth_server.url + "/auth/v1/token?grant_type=id_token", headers={"apikey": oauth_server.anon_key},
@@ -469,6 +480,14 @@ def test_link_and_unlink_identities(oauth_server: ServerHandle, github: tuple[Gi
         "redirect_to": f"{APP}/linked", "query_params": {"login_hint": gh.login}}}).url
     q = query_of(browser.go(again))
     assert (q["error_code"], q["error_description"]) == ("identity_already_exists", "Identity is already linked")
+    # ... nor to someone else.
+    other = py_client(oauth_server, flow="pkce")
+    other.auth.sign_in_anonymously()
+    url = other.auth.link_identity({"provider": "github", "options": {
+        "redirect_to": f"{APP}/linked", "query_params": {"login_hint": gh.login}}}).url
+    q = query_of(browser.go(url))
+    assert (q["error_code"], q["error_description"]) == ("identity_already_exists",
+                                                         "Identity is already linked to another user")
     # Linking an ID token to the signed-in user.
     sub = f"link-{uuid.uuid4().hex[:8]}"
     token = mint(idp, {"sub": sub, "aud": "google-client"})
@@ -490,6 +509,23 @@ def test_link_and_unlink_identities(oauth_server: ServerHandle, github: tuple[Gi
     c = oauth_server.client(token=sb.auth.get_session().access_token)
     r = c.delete("/auth/v1/user/identities/not-a-uuid", headers=NEW)
     assert (r.status_code, r.json()["code"]) == (404, "validation_failed")
+
+
+def test_anonymous_user_becomes_permanent_by_linking(oauth_server: ServerHandle, idp: str,
+                                                    browser: Browser) -> None:
+    sb = py_client(oauth_server, flow="pkce")
+    anon = sb.auth.sign_in_anonymously().user
+    assert anon is not None and anon.is_anonymous
+    sub, email = oidc_user(idp)
+    url = sb.auth.link_identity({"provider": "google", "options": {"redirect_to": f"{APP}/keep"}}).url
+    user = sb.auth.exchange_code_for_session({"auth_code": query_of(browser.go(url, sub=sub))["code"]}).user
+    assert user.id == anon.id and user.email == email and not user.is_anonymous
+    assert user.email_confirmed_at is not None
+    assert [i.provider for i in user.identities or []] == ["google"]
+    # From now on the provider signs this user in.
+    sb2 = py_client(oauth_server, flow="pkce")
+    url = sb2.auth.sign_in_with_oauth({"provider": "google", "options": {"redirect_to": f"{APP}/"}}).url
+    assert sb2.auth.exchange_code_for_session({"auth_code": query_of(browser.go(url, sub=sub))["code"]}).user.id == anon.id
 
 
 # --- supabase-js ----------------------------------------------------------------------------------
