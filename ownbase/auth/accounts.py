@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from ownbase.auth import errors, users
+from ownbase.auth import errors, otp, users
 from ownbase.auth.profiles import Profile
 from ownbase.auth.rules import banned
 from ownbase.context import Context
@@ -130,11 +130,23 @@ async def sign_in(conn: asyncpg.Connection, ctx: Context, profile: Profile) -> t
     return user, created
 
 
-def check_verified(user: asyncpg.Record, profile: Profile) -> errors.AuthError | None:
-    """GoTrue keeps the user but refuses the sign-in while its email is unverified."""
-    if user["email_confirmed_at"] is None and profile.primary_email is not None:
-        return needs_verification(profile.provider)
-    return None
+async def refuse_unverified(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, profile: Profile,
+                            redirect_to: str | None) -> errors.AuthError | None:
+    """GoTrue keeps a user whose provider email is unverified but refuses the sign-in, mailing a
+    confirmation when it can (the link confirms the address; the next sign-in then works)."""
+    if user["email_confirmed_at"] is not None or profile.primary_email is None:
+        return None
+    p = profile.provider
+    if user["email"]:
+        try:
+            async with conn.transaction():  # a savepoint: a refused mail leaves the user in place
+                await otp.send(conn, ctx, user, "confirmation", redirect_to=redirect_to)
+        except errors.AuthError:
+            pass  # over the mail budget, or the mail failed: say so without the mail
+        else:
+            return errors.AuthError(422, "provider_email_needs_verification",
+                                    f"Unverified email with {p}. A confirmation email has been sent to your {p} email")
+    return needs_verification(p)
 
 
 async def link(conn: asyncpg.Connection, ctx: Context, target: asyncpg.Record, profile: Profile) -> asyncpg.Record:

@@ -145,7 +145,7 @@ async def _sign_in(request: Request, provider: providers.Provider, data: dict[st
                 user, created = await accounts.sign_in(conn, ctx, profile)
                 if created:
                     await users.audit(conn, "user_signedup", user, ip, "team", {"provider": provider.name})
-                refused = accounts.check_verified(user, profile)
+                refused = await accounts.refuse_unverified(conn, ctx, user, profile, redirect_to=None)
             if refused is None:
                 await users.audit(conn, "login", user, ip, "account", {"provider": provider.name})
                 return await sessions.create(conn, ctx, user, "oauth", ip=ip, user_agent=user_agent(request))

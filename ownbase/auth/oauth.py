@@ -239,7 +239,7 @@ async def _finish(request: Request, ctx: Context, flow: asyncpg.Record, params: 
                 user, created = await accounts.sign_in(conn, ctx, profile)
                 if created:
                     await users.audit(conn, "user_signedup", user, ip, "team", {"provider": provider.name})
-                refused = accounts.check_verified(user, profile)
+                refused = await accounts.refuse_unverified(conn, ctx, user, profile, redirect_to=target)
                 if refused is None:
                     await users.audit(conn, "login", user, ip, "account", {"provider": provider.name})
             if refused is None and flow["code_challenge"]:

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from supabase_auth.errors import AuthApiError
 
-from tests.auth.conftest import py_client, unique_email
+from tests.auth.conftest import last_mail, link_of, py_client, unique_email
 from tests.auth.oauth_standins import (Browser, GitHubStandIn, GitHubUser, fragment_of, mint, oidc_provider,
                                        query_of, serve, set_user)
 from tests.conftest import ServerHandle, sql
@@ -316,10 +316,18 @@ def test_unverified_provider_email_is_not_signed_in(oauth_server: ServerHandle, 
     landed = browser.go(url)
     q = query_of(landed)
     assert q["error_code"] == "provider_email_needs_verification" and q["error"] == "access_denied"
-    assert q["error_description"] == "Unverified email with github. Verify the email with github in order to sign in"
+    assert q["error_description"] == "Unverified email with github. A confirmation email has been sent to your" \
+                                     " github email"
     rows = sql(oauth_server, "select u.email_confirmed_at from auth.identities i join auth.users u on u.id = i.user_id"
                " where i.provider = 'github' and i.provider_id = $1", str(user.id))
     assert len(rows) == 1 and rows[0]["email_confirmed_at"] is None  # kept, as GoTrue keeps it
+    # The mailed link confirms the address; then the provider signs the user in.
+    r = httpx.get(link_of(last_mail(oauth_server, email, "confirmation")), follow_redirects=False)
+    assert r.status_code == 303 and "access_token=" in r.headers["location"]
+    sb = py_client(oauth_server)
+    url = sb.auth.sign_in_with_oauth({"provider": "github", "options": {
+        "redirect_to": f"{APP}/in", "query_params": {"login_hint": user.login}}}).url
+    assert sb.auth.get_user(fragment_of(browser.go(url))["access_token"]).user.email == email
 
 
 def test_verified_email_links_to_the_existing_user(oauth_server: ServerHandle, idp: str, browser: Browser) -> None:
