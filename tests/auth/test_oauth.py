@@ -330,6 +330,20 @@ def test_unverified_provider_email_is_not_signed_in(oauth_server: ServerHandle, 
     assert sb.auth.get_user(fragment_of(browser.go(url))["access_token"]).user.email == email
 
 
+def test_banned_user_is_refused(oauth_server: ServerHandle, github: tuple[GitHubStandIn, str],
+                                browser: Browser) -> None:
+    user = gh_user(github, unique_email("banned"))
+    sb = py_client(oauth_server)
+    options = {"redirect_to": f"{APP}/in", "query_params": {"login_hint": user.login}}
+    first = fragment_of(browser.go(sb.auth.sign_in_with_oauth({"provider": "github", "options": options}).url))
+    me = sb.auth.get_user(first["access_token"]).user
+    py_client(oauth_server, oauth_server.service_key).auth.admin.update_user_by_id(me.id, {"ban_duration": "24h"})
+    landed = browser.go(sb.auth.sign_in_with_oauth({"provider": "github", "options": options}).url)
+    q = query_of(landed)
+    assert (q["error"], q["error_code"], q["error_description"]) == ("access_denied", "user_banned", "User is banned")
+    assert fragment_of(landed)["error_code"] == "user_banned" and "access_token" not in fragment_of(landed)
+
+
 def test_verified_email_links_to_the_existing_user(oauth_server: ServerHandle, idp: str, browser: Browser) -> None:
     email = unique_email("existing")
     admin = py_client(oauth_server, oauth_server.service_key)
