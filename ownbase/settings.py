@@ -104,6 +104,44 @@ class Settings(BaseSettings):
     auth_cognito_jwks_url: str = ""  # override (tests / private endpoints)
     auth_cognito_issuer: str = ""  # override of https://cognito-idp.<region>.amazonaws.com/<pool>
     auth_cognito_endpoint_url: str = ""  # cognito-idp API override (tests / VPC endpoints)
+    # OAuth / OIDC sign-in providers, as GoTrue's GOTRUE_EXTERNAL_<P>_* (docs/auth.md "Sign-in with providers").
+    auth_manual_linking_enabled: bool = False  # true: linkIdentity / unlinkIdentity allowed (GOTRUE_SECURITY_MANUAL_LINKING_ENABLED)
+    auth_external_redirect_url: str = ""  # final redirect after a provider sign-in instead of redirect_to/site URL (GOTRUE_EXTERNAL_REDIRECTURL)
+    auth_external_google_enabled: bool = False  # true: sign-in with Google
+    auth_external_google_client_id: CsvList = []  # OAuth client id(s); the first is used for sign-in, all are accepted as ID-token audience
+    auth_external_google_secret: str = ""  # OAuth client secret
+    auth_external_google_url: str = ""  # base URL override; empty: https://accounts.google.com (OIDC issuer)
+    auth_external_google_scopes: CsvList = []  # scopes added to the provider's defaults on every sign-in
+    auth_external_github_enabled: bool = False  # true: sign-in with Github
+    auth_external_github_client_id: CsvList = []  # OAuth client id(s); the first is used for sign-in, all are accepted as ID-token audience
+    auth_external_github_secret: str = ""  # OAuth client secret
+    auth_external_github_url: str = ""  # base URL override; empty: https://github.com (API at <url>/api/v3 when set)
+    auth_external_github_scopes: CsvList = []  # scopes added to the provider's defaults on every sign-in
+    auth_external_apple_enabled: bool = False  # true: sign-in with Apple
+    auth_external_apple_client_id: CsvList = []  # OAuth client id(s); the first is used for sign-in, all are accepted as ID-token audience
+    auth_external_apple_secret: str = ""  # OAuth client secret (Apple: the client-secret JWT)
+    auth_external_apple_url: str = ""  # base URL override; empty: https://appleid.apple.com (OIDC issuer)
+    auth_external_apple_scopes: CsvList = []  # scopes added to the provider's defaults on every sign-in
+    auth_external_azure_enabled: bool = False  # true: sign-in with Azure
+    auth_external_azure_client_id: CsvList = []  # OAuth client id(s); the first is used for sign-in, all are accepted as ID-token audience
+    auth_external_azure_secret: str = ""  # OAuth client secret
+    auth_external_azure_url: str = ""  # base URL override; empty: https://login.microsoftonline.com/common/v2.0 (OIDC issuer, tenant)
+    auth_external_azure_scopes: CsvList = []  # scopes added to the provider's defaults on every sign-in
+    auth_external_gitlab_enabled: bool = False  # true: sign-in with Gitlab
+    auth_external_gitlab_client_id: CsvList = []  # OAuth client id(s); the first is used for sign-in, all are accepted as ID-token audience
+    auth_external_gitlab_secret: str = ""  # OAuth client secret
+    auth_external_gitlab_url: str = ""  # base URL override; empty: https://gitlab.com (self-hosted GitLab)
+    auth_external_gitlab_scopes: CsvList = []  # scopes added to the provider's defaults on every sign-in
+    auth_external_discord_enabled: bool = False  # true: sign-in with Discord
+    auth_external_discord_client_id: CsvList = []  # OAuth client id(s); the first is used for sign-in, all are accepted as ID-token audience
+    auth_external_discord_secret: str = ""  # OAuth client secret
+    auth_external_discord_url: str = ""  # base URL override; empty: https://discord.com
+    auth_external_discord_scopes: CsvList = []  # scopes added to the provider's defaults on every sign-in
+    auth_external_oidc_provider: str = ""  # generic OIDC issuer: its name; signInWithOAuth({provider: "custom:<name>"}); empty: off
+    auth_external_oidc_issuer: str = ""  # issuer URL or its discovery URL (<issuer>/.well-known/openid-configuration)
+    auth_external_oidc_client_id: CsvList = []  # client id(s) at the generic OIDC issuer
+    auth_external_oidc_secret: str = ""  # client secret at the generic OIDC issuer
+    auth_external_oidc_scopes: CsvList = ["openid", "email", "profile"]  # scopes asked of the generic OIDC issuer
 
     # --- mail -----------------------------------------------------------------------
     mail_backend: Literal["console", "smtp", "ses"] = "console"  # console (log + outbox), smtp or ses
@@ -157,6 +195,20 @@ class Settings(BaseSettings):
         "secret_keys",
         "auth_redirect_allow_list",
         "auth_cognito_client_ids",
+        "auth_external_google_client_id",
+        "auth_external_google_scopes",
+        "auth_external_github_client_id",
+        "auth_external_github_scopes",
+        "auth_external_apple_client_id",
+        "auth_external_apple_scopes",
+        "auth_external_azure_client_id",
+        "auth_external_azure_scopes",
+        "auth_external_gitlab_client_id",
+        "auth_external_gitlab_scopes",
+        "auth_external_discord_client_id",
+        "auth_external_discord_scopes",
+        "auth_external_oidc_client_id",
+        "auth_external_oidc_scopes",
         "storage_s3_bucket_map",
         mode="before",
     )

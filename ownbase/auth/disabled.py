@@ -1,8 +1,8 @@
-"""GoTrue features ownbase does not build (SAML SSO, manual linking, MFA, passkeys, OAuth server,
-custom providers, SCIM, OAuth callbacks), answered as GoTrue answers with the feature turned off.
+"""GoTrue features ownbase does not build (SAML SSO, MFA, passkeys, OAuth server, custom providers,
+SCIM), answered as GoTrue answers with the feature turned off.
 
-Clients then get GoTrue's own error codes (``saml_provider_disabled``, ``manual_linking_disabled``,
-``mfa_totp_enroll_not_enabled`` ...) instead of an unknown error. Where GoTrue checks the caller
+Clients then get GoTrue's own error codes (``saml_provider_disabled``, ``mfa_totp_enroll_not_enabled``,
+``passkey_disabled`` ...) instead of an unknown error. Where GoTrue checks the caller
 first (the ``/user`` and ``/admin`` route groups), so does this module.
 """
 
@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 import asyncpg
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from ownbase.auth import errors, users
 from ownbase.auth.account import current_user
-from ownbase.auth.web import MAX_BODY, admin_caller, body, ctx_of, string, user_caller
+from ownbase.auth.web import admin_caller, body, ctx_of, string, user_caller
 
 
 def _off(code: str, message: str) -> errors.AuthError:
@@ -68,12 +67,6 @@ async def scim(request: Request) -> Any:
     raise _off("feature_disabled", "SCIM server is disabled")
 
 
-async def identities(request: Request) -> Any:
-    """linkIdentity / unlinkIdentity: GoTrue's manual linking is off by default."""
-    await _signed_in(request)
-    raise _off("manual_linking_disabled", "Manual linking is disabled")
-
-
 # --- SSO providers (admin): none exist and none can be made ----------------------------------------
 
 async def admin_sso_providers(request: Request) -> Any:
@@ -86,26 +79,6 @@ async def admin_sso_providers(request: Request) -> Any:
 async def admin_sso_provider(request: Request) -> Any:
     admin_caller(request)
     raise _off("sso_provider_not_found", "SSO Identity Provider not found")
-
-
-# --- OAuth callback: there is never a flow state, so GoTrue's state check answers ------------------
-
-async def callback(request: Request) -> Response:
-    if request.method == "POST":
-        raw = await request.body()
-        params = dict(parse_qsl(raw[:MAX_BODY].decode("utf-8", "replace"))) if raw else {}
-    else:
-        params = dict(request.query_params)
-    state = params.get("state", "")
-    if not state:
-        code, message = "bad_oauth_callback", "OAuth state parameter missing"
-    elif not users.is_uuid(state):
-        code, message = "bad_oauth_state", "OAuth state parameter is invalid"
-    else:
-        code, message = "bad_oauth_state", "OAuth state not found or expired"
-    site = ctx_of(request).settings.site_url
-    query = urlencode({"error": "invalid_request", "error_code": code, "error_description": message})
-    return RedirectResponse(site + ("&" if "?" in site else "?") + query, status_code=303)
 
 
 # --- MFA: enrolment and verification are off; factors copied from Supabase can be listed/removed --

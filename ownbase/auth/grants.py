@@ -101,5 +101,11 @@ async def _pkce_grant(request: Request) -> Any:
         user = await users.by_id(conn, str(flow["user_id"]))
         if user is None:
             raise errors.user_not_found(admin=True)
-        return await sessions.create(conn, ctx, user, flow["authentication_method"],
-                                     ip=client_ip(request), user_agent=user_agent(request))
+        reply = await sessions.create(conn, ctx, user, flow["authentication_method"],
+                                      ip=client_ip(request), user_agent=user_agent(request))
+        # OAuth flows hand the provider's tokens back (GoTrue: refresh only when there is one).
+        if flow["provider_access_token"]:
+            reply["provider_token"] = flow["provider_access_token"]
+        if flow["provider_refresh_token"]:
+            reply["provider_refresh_token"] = flow["provider_refresh_token"]
+        return reply

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Match, Route
 
-from ownbase.auth import account, admin, disabled, grants, mails, signup, verify
+from ownbase.auth import account, admin, disabled, grants, identities, mails, oauth, providers, signup, verify
 from ownbase.auth.errors import AuthError, OAuthError, render, unexpected
 from ownbase.auth.lifecycle import shutdown, startup
 from ownbase.service import Service
@@ -52,6 +52,7 @@ async def settings_route(request: Request) -> Response:
     s = request.app.state.ctx.settings
     external: dict[str, bool] = {"anonymous_users": s.auth_anonymous_signins}
     external.update({name: False for name in OAUTH_PROVIDERS})
+    external.update({name: True for name in providers.enabled_names(s) if name in external})
     external.update({"email": True, "phone": False})
     return JSONResponse({
         "external": external,
@@ -71,16 +72,11 @@ async def jwks(request: Request) -> Response:
 
 
 async def authorize(request: Request) -> Any:
-    # signInWithOAuth sends the browser here; ownbase has no OAuth providers (see docs/auth.md),
-    # so GoTrue's provider lookup fails the way it does for a disabled or unknown provider.
-    name = request.query_params.get("provider", "").lower()
-    if name in OAUTH_PROVIDERS or name in OTHER_PROVIDERS:
-        reason = "provider is not enabled"
-    elif name.startswith("custom:"):
-        reason = "custom OAuth providers are disabled"
-    else:
-        reason = f"Provider {name} could not be found"
-    raise AuthError(400, "validation_failed", "Unsupported provider: " + reason)
+    return await oauth.authorize(request, OAUTH_PROVIDERS + OTHER_PROVIDERS)
+
+
+async def link_identity(request: Request) -> Any:
+    return await identities.link_authorize(request, OAUTH_PROVIDERS + OTHER_PROVIDERS)
 
 
 async def fallback(request: Request) -> Response:
@@ -147,13 +143,14 @@ SERVICE = Service(
         Route(f"{P}/admin/users", gotrue(_admin_users), methods=["GET", "POST"]),
         Route(f"{P}/admin/users/{{user_id}}", gotrue(_admin_user), methods=["GET", "PUT", "DELETE"]),
         Route(f"{P}/admin/generate_link", gotrue(admin.generate_link), methods=["POST"]),
+        # OAuth / OIDC providers and identity linking (oauth.py, identities.py).
+        Route(f"{P}/callback", gotrue(oauth.callback), methods=["GET", "POST"]),
+        Route(f"{P}/user/identities/authorize", gotrue(link_identity), methods=["GET"]),
+        Route(f"{P}/user/identities/{{identity_id}}", gotrue(identities.unlink), methods=["DELETE"]),
         # GoTrue features that are off or not built here: GoTrue's answers (disabled.py).
-        Route(f"{P}/callback", disabled.callback, methods=["GET", "POST"]),
         Route(f"{P}/sso", gotrue(disabled.saml), methods=["POST"]),
         Route(f"{P}/sso/saml/metadata", gotrue(disabled.saml), methods=["GET"]),
         Route(f"{P}/sso/saml/acs", gotrue(disabled.saml), methods=["POST"]),
-        Route(f"{P}/user/identities/authorize", gotrue(disabled.identities), methods=["GET"]),
-        Route(f"{P}/user/identities/{{identity_id}}", gotrue(disabled.identities), methods=["DELETE"]),
         Route(f"{P}/user/oauth/grants", gotrue(disabled.user_oauth_grants), methods=ALL_METHODS),
         Route(f"{P}/factors", gotrue(disabled.enroll), methods=["POST"]),
         Route(f"{P}/factors/{{factor_id}}/challenge", gotrue(disabled.challenge_or_verify), methods=["POST"]),
