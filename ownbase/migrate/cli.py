@@ -1,0 +1,194 @@
+"""``ownbase migrate <step>``: the typer sub-app (registered by ownbase/cli.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from ownbase.migrate import target
+from ownbase.migrate.progress import StepError, write_report
+
+app = typer.Typer(no_args_is_help=True, help="Move a Supabase project onto ownbase (see docs/migration/).")
+out = Console()
+err = Console(stderr=True)
+
+FROM = typer.Option(..., "--from", help="Source database URL (the Supabase project's direct connection).")
+DATA_DIR = typer.Option(None, help="Target data folder (default ./.ownbase; or OWNBASE_DATABASE_URL).")
+REPORT = typer.Option(None, "--report", help="Write the step's JSON report to this file.")
+
+
+def _target(data_dir: Optional[Path]) -> tuple[Any, str]:
+    s = target.settings(data_dir)
+    return s, target.database_url(s)
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except StepError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(exc.code) from None
+
+
+def _table(title: str, headers: list[str], rows: list[list[Any]]) -> None:
+    t = RichTable(title=title)
+    for h in headers:
+        t.add_column(h)
+    for r in rows:
+        t.add_row(*[str(v) for v in r])
+    out.print(t)
+
+
+@app.command()
+def plan(
+    source: str = FROM,
+    data_dir: Optional[Path] = DATA_DIR,
+    skip_extension: list[str] = typer.Option([], "--skip-extension", help="Extension to leave behind."),
+    no_target: bool = typer.Option(False, "--no-target", help="Do not look at the target at all."),
+    report: Optional[Path] = REPORT,
+) -> None:
+    """What will move and what needs attention. Nothing is written."""
+    from ownbase.migrate import plan as step
+
+    url = None if no_target else _target(data_dir)[1]
+    result = _run(step.build(source, url, set(skip_extension)))
+    _table("tables", ["table", "rows (est.)", "bytes", "generated"],
+           [[t["table"], t["rows_estimate"], t["bytes"], ", ".join(t["generated_columns"])] for t in result["tables"]])
+    _table("extensions", ["extension", "schema", "on target", "action", "used by"],
+           [[e["name"], e["schema"], e["on_target"], e["action"], ", ".join(e["dependents"])]
+            for e in result["extensions"]])
+    _table("auth and storage", ["what", "count"],
+           [[f"auth.{k}", v] for k, v in result["auth"].items()]
+           + [[f"hash {k}", v] for k, v in result["password_hashes"].items()]
+           + [["buckets", len(result["storage"]["buckets"])], ["objects", result["storage"]["objects"]],
+              ["object bytes", result["storage"]["bytes"]],
+              ["realtime tables", ", ".join(result["realtime_publication"])],
+              ["applied migrations", len(result["applied_migrations"])],
+              ["estimated seconds", result["estimated_seconds"]]])
+    for note in result["needs_attention"]:
+        out.print(f"[yellow]attention:[/yellow] {note}")
+    write_report(report, "plan", result)
+
+
+@app.command()
+def schema(
+    source: str = FROM,
+    data_dir: Optional[Path] = DATA_DIR,
+    skip_extension: list[str] = typer.Option([], "--skip-extension", help="Extension to leave behind."),
+    pg_dump: Optional[str] = typer.Option(None, help="pg_dump binary (default: the newest found)."),
+    report: Optional[Path] = REPORT,
+) -> None:
+    """Create the app's schemas, grants, policies, auth triggers and migration history (one transaction)."""
+    from ownbase.migrate import schema as step
+
+    _, url = _target(data_dir)
+    try:
+        result = _run(step.run(source, url, set(skip_extension), pg_dump))
+    except step.Refused as exc:
+        err.print(f"[red]refused:[/red] {exc}")
+        write_report(report, "schema", {"ok": False, "refused": str(exc)})
+        raise typer.Exit(2) from None
+    _table("schema", ["what", "result"], [[k, v] for k, v in result["summary"].items()])
+    write_report(report, "schema", result)
+
+
+@app.command()
+def data(
+    source: str = FROM,
+    data_dir: Optional[Path] = DATA_DIR,
+    jobs: int = typer.Option(4, min=1, max=32, help="Tables copied at once."),
+    table: list[str] = typer.Option([], "--table", help="Only these tables (schema.name)."),
+    report: Optional[Path] = REPORT,
+) -> None:
+    """Copy app table data (binary COPY), set sequences; resumable per table."""
+    from ownbase.migrate import data as step
+
+    _, url = _target(data_dir)
+    result = _run(step.run(source, url, jobs, set(table)))
+    _table("data", ["table", "rows", "status"], [[t["table"], t["rows"], t["status"]] for t in result["tables"]])
+    write_report(report, "data", result)
+
+
+@app.command()
+def users(
+    source: str = FROM,
+    data_dir: Optional[Path] = DATA_DIR,
+    sessions: bool = typer.Option(False, "--sessions", help="Also copy sessions and refresh tokens."),
+    jwt_secret: Optional[str] = typer.Option(None, "--jwt-secret", help="The project's legacy HS256 JWT secret."),
+    report: Optional[Path] = REPORT,
+) -> None:
+    """Copy auth.users and auth.identities (same ids, same hashes); optionally sessions."""
+    from ownbase.migrate import users as step
+
+    s, url = _target(data_dir)
+    result = _run(step.run(source, url, sessions, jwt_secret, s))
+    _table("users", ["table", "source", "copied"], [[k, v["source"], v["copied"]] for k, v in result["tables"].items()])
+    for note in result["notes"]:
+        out.print(f"[yellow]note:[/yellow] {note}")
+    write_report(report, "users", result)
+
+
+@app.command()
+def files(
+    source: str = FROM,
+    from_url: str = typer.Option(..., "--from-url", help="Source project URL (https://<ref>.supabase.co)."),
+    from_service_key: str = typer.Option(..., "--from-service-key", help="Source service_role key."),
+    data_dir: Optional[Path] = DATA_DIR,
+    jobs: int = typer.Option(8, min=1, max=64, help="Objects transferred at once."),
+    bucket: list[str] = typer.Option([], "--bucket", help="Only these buckets."),
+    report: Optional[Path] = REPORT,
+) -> None:
+    """Copy buckets, storage.objects rows and their bytes; resumable per bucket."""
+    from ownbase.migrate import files as step
+
+    s, url = _target(data_dir)
+    result = _run(step.run(source, from_url, from_service_key, url, s, jobs, set(bucket)))
+    _table("files", ["bucket", "objects", "copied", "bytes", "mismatches"],
+           [[b["bucket"], b["objects"], b["copied"], b["bytes"], len(b["mismatches"])] for b in result["buckets"]])
+    write_report(report, "files", result)
+    if any(b["mismatches"] for b in result["buckets"]):
+        raise typer.Exit(1)
+
+
+@app.command("rewrite-urls")
+def rewrite_urls(
+    source_url: str = typer.Option(..., "--from-url", help="Old project URL (https://<ref>.supabase.co)."),
+    data_dir: Optional[Path] = DATA_DIR,
+    to_url: Optional[str] = typer.Option(None, "--to-url", help="New public URL (default: the target's)."),
+    column: list[str] = typer.Option([], "--column", help="Only these columns (schema.table.column)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only count the values per column."),
+    report: Optional[Path] = REPORT,
+) -> None:
+    """Rewrite stored https://<ref>.supabase.co/storage/v1/... URLs to the ownbase public URL."""
+    from ownbase.migrate import urls as step
+
+    s, url = _target(data_dir)
+    result = _run(step.run(url, source_url, to_url or s.public_url or s.api_url, set(column), dry_run))
+    _table("rewrite-urls" + (" (dry run)" if dry_run else ""), ["column", "rows"],
+           [[c["column"], c["rows"]] for c in result["columns"]])
+    write_report(report, "rewrite-urls", result)
+
+
+@app.command()
+def verify(
+    source: str = FROM,
+    data_dir: Optional[Path] = DATA_DIR,
+    report: Optional[Path] = REPORT,
+) -> None:
+    """Compare source and target: rows, users, objects, policies and grants. Exit 1 on a mismatch."""
+    from ownbase.migrate import verify as step
+
+    s, url = _target(data_dir)
+    result = _run(step.run(source, url, s))
+    _table("verify", ["check", "source", "target", "ok"],
+           [[c["check"], c["source"], c["target"], "yes" if c["ok"] else "[red]NO[/red]"] for c in result["checks"]])
+    for m in result["mismatches"]:
+        out.print(f"[red]mismatch:[/red] {m}")
+    write_report(report, "verify", result)
+    if result["mismatches"]:
+        raise typer.Exit(1)
