@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any, Optional
 
+import asyncpg
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table as RichTable
@@ -33,6 +35,9 @@ def _run(coro: Any) -> Any:
     except StepError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(exc.code) from None
+    except (asyncpg.PostgresError, OSError, httpx.HTTPError) as exc:
+        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
 
 
 def _table(title: str, headers: list[str], rows: list[list[Any]]) -> None:
