@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator
+from typing import Any
 
 import asyncpg
 
-from ownbase.migrate import catalog, progress
+from ownbase.migrate import catalog, pipe, progress
 from ownbase.migrate.conn import connect, qident, qliteral, quiet_triggers, restore_triggers
 from ownbase.migrate.progress import StepError
-
-QUEUE_CHUNKS = 8  # COPY chunks in flight per table (each at most a few hundred KB)
-
 
 async def run(source_url: str, target_url: str, jobs: int, only: set[str]) -> dict[str, Any]:
     src = await connect(source_url)
@@ -97,35 +94,15 @@ async def _copy(src: asyncpg.Connection, tgt: asyncpg.Connection, snapshot: str,
     col_sql = ", ".join(qident(c.name) for c in cols)
     only = "only " if t.kind == "r" else ""  # a partitioned parent reads through its partitions
     query = f"select {col_sql} from {only}{t.qualified}"
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=QUEUE_CHUNKS)
-
-    async def produce() -> None:
-        try:
-            async with src.transaction(isolation="repeatable_read", readonly=True):
-                await src.execute(f"set transaction snapshot {qliteral(snapshot)}")
-                await src.copy_from_query(query, output=queue.put, format=fmt)
-        finally:
-            await queue.put(None)
-
-    async def chunks() -> AsyncIterator[bytes]:
-        while (chunk := await queue.get()) is not None:
-            bar.advance(task, len(chunk))
-            yield chunk
-
     async with tgt.transaction():
         method = await quiet_triggers(tgt, [t.qualified])
         if await tgt.fetchval(f"select exists (select 1 from {t.qualified})"):
             raise StepError(f"{t.key} already has rows on the target but no completion record from an earlier"
                             " run; empty it (or drop and rerun `migrate schema`) and run again")
-        producer = asyncio.create_task(produce())
-        try:
-            status = await tgt.copy_to_table(t.name, schema_name=t.schema, columns=[c.name for c in cols],
-                                             source=chunks(), format=fmt)
-        except BaseException:
-            producer.cancel()
-            raise
-        await producer  # a failed read fails the table (its transaction rolls back)
-        rows = int(status.split()[-1])
+        rows = await pipe.stream(
+            src, query, tgt, t.name, [c.name for c in cols], fmt, schema=t.schema,
+            before=lambda: src.execute(f"set transaction snapshot {qliteral(snapshot)}"),
+            on_chunk=lambda n: bar.advance(task, n))
         await restore_triggers(tgt, method, [t.qualified])
         await progress.mark(tgt, "data", t.key, {"rows": rows, "format": fmt, "triggers": method})
     return {"table": t.key, "rows": rows, "status": "copied", "format": fmt}
