@@ -176,6 +176,8 @@ def rewrite_urls(
     result = _run(step.run(url, source_url, to_url or s.public_url or s.api_url, set(column), dry_run))
     _table("rewrite-urls" + (" (dry run)" if dry_run else ""), ["column", "rows"],
            [[c["column"], c["rows"]] for c in result["columns"]])
+    for note in result["notes"]:
+        out.print(f"[yellow]note:[/yellow] {note}")
     write_report(report, "rewrite-urls", result)
 
 
