@@ -29,15 +29,17 @@ def _target(data_dir: Optional[Path]) -> tuple[Any, str]:
     return s, target.database_url(s)
 
 
-def _run(coro: Any) -> Any:
+def _run(coro: Any, report: Optional[Path] = None, step: str = "") -> Any:
+    """Run a step; a failure is one clear line (and the report says why), not a traceback."""
     try:
         return asyncio.run(coro)
     except StepError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(exc.code) from None
+        message, code = str(exc), exc.code
     except (asyncpg.PostgresError, OSError, httpx.HTTPError) as exc:
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
-        raise typer.Exit(1) from None
+        message, code = f"{type(exc).__name__}: {exc}", 1
+    err.print(f"[red]error:[/red] {message}")
+    write_report(report, step, {"ok": False, "error": message})
+    raise typer.Exit(code)
 
 
 def _table(title: str, headers: list[str], rows: list[list[Any]]) -> None:
@@ -61,7 +63,7 @@ def plan(
     from ownbase.migrate import plan as step
 
     url = None if no_target else _target(data_dir)[1]
-    result = _run(step.build(source, url, set(skip_extension)))
+    result = _run(step.build(source, url, set(skip_extension)), report, "plan")
     _table("tables", ["table", "rows (est.)", "bytes", "generated"],
            [[t["table"], t["rows_estimate"], t["bytes"], ", ".join(t["generated_columns"])] for t in result["tables"]])
     _table("extensions", ["extension", "schema", "on target", "action", "used by"],
@@ -92,12 +94,7 @@ def schema(
     from ownbase.migrate import schema as step
 
     _, url = _target(data_dir)
-    try:
-        result = _run(step.run(source, url, set(skip_extension), pg_dump))
-    except step.Refused as exc:
-        err.print(f"[red]refused:[/red] {exc}")
-        write_report(report, "schema", {"ok": False, "refused": str(exc)})
-        raise typer.Exit(2) from None
+    result = _run(step.run(source, url, set(skip_extension), pg_dump), report, "schema")
     _table("schema", ["what", "result"], [[k, v] for k, v in result["summary"].items()])
     write_report(report, "schema", result)
 
@@ -114,7 +111,7 @@ def data(
     from ownbase.migrate import data as step
 
     _, url = _target(data_dir)
-    result = _run(step.run(source, url, jobs, set(table)))
+    result = _run(step.run(source, url, jobs, set(table)), report, "data")
     _table("data", ["table", "rows", "status"], [[t["table"], t["rows"], t["status"]] for t in result["tables"]])
     write_report(report, "data", result)
 
@@ -131,7 +128,7 @@ def users(
     from ownbase.migrate import users as step
 
     s, url = _target(data_dir)
-    result = _run(step.run(source, url, sessions, jwt_secret, s))
+    result = _run(step.run(source, url, sessions, jwt_secret, s), report, "users")
     _table("users", ["table", "source", "copied"], [[k, v["source"], v["copied"]] for k, v in result["tables"].items()])
     for note in result["notes"]:
         out.print(f"[yellow]note:[/yellow] {note}")
@@ -152,7 +149,7 @@ def files(
     from ownbase.migrate import files as step
 
     s, url = _target(data_dir)
-    result = _run(step.run(source, from_url, from_service_key, url, s, jobs, set(bucket)))
+    result = _run(step.run(source, from_url, from_service_key, url, s, jobs, set(bucket)), report, "files")
     _table("files", ["bucket", "objects", "copied", "bytes", "mismatches"],
            [[b["bucket"], b["objects"], b["copied"], b["bytes"], len(b["mismatches"])] for b in result["buckets"]])
     write_report(report, "files", result)
@@ -173,7 +170,8 @@ def rewrite_urls(
     from ownbase.migrate import urls as step
 
     s, url = _target(data_dir)
-    result = _run(step.run(url, source_url, to_url or s.public_url or s.api_url, set(column), dry_run))
+    result = _run(step.run(url, source_url, to_url or s.public_url or s.api_url, set(column), dry_run), report,
+                  "rewrite-urls")
     _table("rewrite-urls" + (" (dry run)" if dry_run else ""), ["column", "rows"],
            [[c["column"], c["rows"]] for c in result["columns"]])
     for note in result["notes"]:
@@ -191,7 +189,7 @@ def verify(
     from ownbase.migrate import verify as step
 
     s, url = _target(data_dir)
-    result = _run(step.run(source, url, s))
+    result = _run(step.run(source, url, s), report, "verify")
     _table("verify", ["check", "source", "target", "ok"],
            [[c["check"], c["source"], c["target"], "yes" if c["ok"] else "[red]NO[/red]"] for c in result["checks"]])
     for m in result["mismatches"]:

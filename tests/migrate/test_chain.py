@@ -37,7 +37,8 @@ def migrated(supabase_source: Source, source_storage: ServerHandle, target: Serv
         return proc
 
     step("plan", "plan", *src)
-    out["schema_refused"] = migrate(target, "schema", *src, check=False)
+    out["schema_refused"] = migrate(target, "schema", *src, "--report", str(reports / "refused.json"), check=False)
+    out["refused_report"] = json.loads((reports / "refused.json").read_text())
     step("schema", "schema", *src, *SKIPS)
     step("data", "data", *src)
     step("users", "users", *src, "--sessions", "--jwt-secret", SOURCE_JWT_SECRET)
@@ -71,6 +72,7 @@ def test_schema_refuses_unavailable_extensions_until_skipped(migrated: dict[str,
     refused = migrated["schema_refused"]
     assert refused.returncode == 2
     assert "pg_cron" in refused.stderr and "supabase_vault" in refused.stderr
+    assert migrated["refused_report"]["ok"] is False and "pg_cron" in migrated["refused_report"]["error"]
     summary = migrated["schema"]["summary"]
     assert summary["storage_policies"] == 7 and summary["auth_triggers"] == 1
     assert summary["realtime_tables"] == 1 and summary["migration_history"] == 5
