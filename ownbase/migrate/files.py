@@ -82,6 +82,7 @@ async def run(source_url: str, from_url: str, service_key: str, target_url: str,
                 for b in buckets:
                     results.append(await _bucket(src, tgt, http, backend, b["id"], object_cols,
                                                  done.get(b["id"], {}), jobs, bar, task))
+                bar.update(task, completed=max(1, total_bytes))  # objects already present were skipped
         return {"ok": not any(r["mismatches"] for r in results), "buckets": results}
     finally:
         await backend.close()
@@ -97,15 +98,14 @@ async def _bucket(src: asyncpg.Connection, tgt: asyncpg.Connection, http: httpx.
     mismatches: list[str] = []
     total = int(await src.fetchval("select count(*) from storage.objects where bucket_id = $1", bucket))
     if state.get("complete"):
-        return {"bucket": bucket, "objects": total, "copied": copied, "bytes": nbytes, "mismatches": [],
-                "status": "done earlier"}
+        after = ""  # a finished bucket is walked again for objects added since (present ones are skipped)
     select = ", ".join(f"{qident(c)}::text" for c, _ in cols)
     insert = _insert_sql("objects", cols, "on conflict (bucket_id, name) do nothing")
     names = [c for c, _ in cols]
     gate = asyncio.Semaphore(jobs)
     while True:
         page = await src.fetch(
-            f"select {select} from storage.objects where bucket_id = $1 and name > $2 order by name collate \"C\""
+            f"select {select} from storage.objects where bucket_id = $1 and name collate \"C\" > $2 order by name collate \"C\""
             f" limit {PAGE}", bucket, after)
         if not page:
             break
@@ -123,7 +123,11 @@ async def _bucket(src: asyncpg.Connection, tgt: asyncpg.Connection, http: httpx.
                     return None
                 return values, size
 
-        done = [r for r in await asyncio.gather(*(one(r) for r in page)) if r is not None]
+        present = {r["name"] for r in await tgt.fetch(
+            "select name from storage.objects where bucket_id = $1 and name = any($2::text[])",
+            bucket, [r["name"] for r in page])}
+        todo = [r for r in page if r["name"] not in present]
+        done = [r for r in await asyncio.gather(*(one(r) for r in todo)) if r is not None]
         async with tgt.transaction():
             method = await quiet_triggers(tgt, ["storage.objects"])
             await tgt.executemany(insert, [tuple(v) for v, _ in done])
