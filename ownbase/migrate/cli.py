@@ -117,6 +117,34 @@ def data(
 
 
 @app.command()
+def sync(
+    source: str = FROM,
+    data_dir: Optional[Path] = DATA_DIR,
+    jobs: int = typer.Option(4, min=1, max=32, help="Tables copied at once for the initial copy."),
+    recopy: bool = typer.Option(False, "--recopy", help="Empty tables an earlier `data` run filled, copy again."),
+    pause: bool = typer.Option(False, "--pause", help="Stop applying changes (the source keeps them)."),
+    finish: bool = typer.Option(False, "--finish", help="Cut-over: set sequences, remove the replication."),
+    show: bool = typer.Option(False, "--status", help="Only show the replication state and lag."),
+    report: Optional[Path] = REPORT,
+) -> None:
+    """Follow the source's app tables by logical replication (initial copy included)."""
+    from ownbase.migrate import sync as step
+
+    _, url = _target(data_dir)
+    if pause:
+        _run(step.pause(url), report, "sync")
+        result: dict[str, Any] = {"ok": True, "paused": True}
+    elif finish:
+        result = _run(step.finish(source, url), report, "sync")
+    elif show:
+        result = _run(step.status(source, url), report, "sync")
+    else:
+        result = _run(step.start(source, url, jobs, recopy), report, "sync")
+    _table("sync", ["what", "value"], [[k, v] for k, v in result.items() if k not in ("copy",)])
+    write_report(report, "sync", result)
+
+
+@app.command()
 def users(
     source: str = FROM,
     data_dir: Optional[Path] = DATA_DIR,

@@ -22,7 +22,8 @@ from ownbase.migrate import catalog, pipe, progress
 from ownbase.migrate.conn import connect, qident, qliteral, quiet_triggers, restore_triggers
 from ownbase.migrate.progress import StepError
 
-async def run(source_url: str, target_url: str, jobs: int, only: set[str]) -> dict[str, Any]:
+async def run(source_url: str, target_url: str, jobs: int, only: set[str],
+              snapshot: str | None = None) -> dict[str, Any]:
     src = await connect(source_url)
     tgt = await connect(target_url)
     started = time.monotonic()
@@ -38,16 +39,13 @@ async def run(source_url: str, target_url: str, jobs: int, only: set[str]) -> di
         results: list[dict[str, Any]] = [{"table": k, "rows": v.get("rows"), "status": "done earlier"}
                                          for k, v in done.items() if any(t.key == k for t in tables)]
         todo = [t for t in tables if t.key not in done]
-        async with src.transaction(isolation="repeatable_read", readonly=True):
-            snapshot = await src.fetchval("select pg_export_snapshot()")
-            with progress.bar(bytes_mode=True) as bar:
-                task = bar.add_task("copying tables", total=max(1, sum(t.bytes for t in todo)))
-                gate = asyncio.Semaphore(jobs)
-                for level in catalog.levels(todo):
-                    results += await asyncio.gather(*(
-                        _copy_table(source_url, target_url, snapshot, t, gate, bar, task) for t in level))
-                bar.update(task, completed=max(1, sum(t.bytes for t in todo)))
-            seqs = await _sequences(src, tgt, schemas)
+        if snapshot is None:
+            async with src.transaction(isolation="repeatable_read", readonly=True):
+                exported = await src.fetchval("select pg_export_snapshot()")
+                results += await _copy_all(source_url, target_url, exported, todo, jobs)
+        else:  # a replication slot's snapshot (migrate sync): changes after it arrive by replication
+            results += await _copy_all(source_url, target_url, snapshot, todo, jobs)
+        seqs = await _sequences(src, tgt, schemas)
         mviews = await catalog.matviews(tgt, schemas)
         for mv in mviews:
             await tgt.execute(f"refresh materialized view {mv}")
@@ -57,6 +55,19 @@ async def run(source_url: str, target_url: str, jobs: int, only: set[str]) -> di
     finally:
         await src.close()
         await tgt.close()
+
+
+async def _copy_all(source_url: str, target_url: str, snapshot: str, todo: list[catalog.Table],
+                    jobs: int) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    with progress.bar(bytes_mode=True) as bar:
+        task = bar.add_task("copying tables", total=max(1, sum(t.bytes for t in todo)))
+        gate = asyncio.Semaphore(jobs)
+        for level in catalog.levels(todo):
+            results += await asyncio.gather(*(
+                _copy_table(source_url, target_url, snapshot, t, gate, bar, task) for t in level))
+        bar.update(task, completed=max(1, sum(t.bytes for t in todo)))
+    return results
 
 
 async def _check_auth_order(tgt: asyncpg.Connection, tables: list[catalog.Table]) -> None:
