@@ -22,6 +22,18 @@ err = Console(stderr=True)
 FROM = typer.Option(..., "--from", help="Source database URL (the Supabase project's direct connection).")
 DATA_DIR = typer.Option(None, help="Target data folder (default ./.ownbase; or OWNBASE_DATABASE_URL).")
 REPORT = typer.Option(None, "--report", help="Write the step's JSON report to this file.")
+FROM_OR_TO = typer.Option(None, "--from", help="Source database URL (the Supabase project's direct connection).")
+TO = typer.Option(None, "--to", help="The way back: copy from ownbase INTO this Supabase-shaped database.")
+REPLACE = typer.Option(False, "--replace", help="Make the target equal the source (the way back): replace rows.")
+
+
+def _ends(source: Optional[str], to: Optional[str], data_dir: Optional[Path]) -> tuple[str, str]:
+    """(source URL, target URL): Supabase -> ownbase with --from, ownbase -> Supabase with --to."""
+    if bool(source) == bool(to):
+        err.print("[red]error:[/red] give exactly one of --from (to ownbase) or --to (back to Supabase)")
+        raise typer.Exit(2)
+    own = _target(data_dir)[1]
+    return (source, own) if source else (own, str(to))
 
 
 def _target(data_dir: Optional[Path]) -> tuple[Any, str]:
@@ -101,17 +113,19 @@ def schema(
 
 @app.command()
 def data(
-    source: str = FROM,
+    source: Optional[str] = FROM_OR_TO,
+    to: Optional[str] = TO,
     data_dir: Optional[Path] = DATA_DIR,
     jobs: int = typer.Option(4, min=1, max=32, help="Tables copied at once."),
     table: list[str] = typer.Option([], "--table", help="Only these tables (schema.name)."),
+    replace: bool = REPLACE,
     report: Optional[Path] = REPORT,
 ) -> None:
     """Copy app table data (binary COPY), set sequences; resumable per table."""
     from ownbase.migrate import data as step
 
-    _, url = _target(data_dir)
-    result = _run(step.run(source, url, jobs, set(table)), report, "data")
+    src, tgt = _ends(source, to, data_dir)
+    result = _run(step.run(src, tgt, jobs, set(table), replace=replace), report, "data")
     _table("data", ["table", "rows", "status"], [[t["table"], t["rows"], t["status"]] for t in result["tables"]])
     write_report(report, "data", result)
 
@@ -146,7 +160,9 @@ def sync(
 
 @app.command()
 def users(
-    source: str = FROM,
+    source: Optional[str] = FROM_OR_TO,
+    to: Optional[str] = TO,
+    replace: bool = REPLACE,
     data_dir: Optional[Path] = DATA_DIR,
     sessions: bool = typer.Option(False, "--sessions", help="Also copy sessions and refresh tokens."),
     jwt_secret: Optional[str] = typer.Option(None, "--jwt-secret", help="The project's legacy HS256 JWT secret."),
@@ -155,8 +171,9 @@ def users(
     """Copy auth.users and auth.identities (same ids, same hashes); optionally sessions."""
     from ownbase.migrate import users as step
 
-    s, url = _target(data_dir)
-    result = _run(step.run(source, url, sessions, jwt_secret, s), report, "users")
+    s = target.settings(data_dir)
+    src, tgt = _ends(source, to, data_dir)
+    result = _run(step.run(src, tgt, sessions, jwt_secret, s, replace=replace), report, "users")
     _table("users", ["table", "source", "copied"], [[k, v["source"], v["copied"]] for k, v in result["tables"].items()])
     for note in result["notes"]:
         out.print(f"[yellow]note:[/yellow] {note}")

@@ -23,7 +23,7 @@ from ownbase.migrate.conn import connect, qident, qliteral, quiet_triggers, rest
 from ownbase.migrate.progress import StepError
 
 async def run(source_url: str, target_url: str, jobs: int, only: set[str],
-              snapshot: str | None = None) -> dict[str, Any]:
+              snapshot: str | None = None, replace: bool = False) -> dict[str, Any]:
     src = await connect(source_url)
     tgt = await connect(target_url)
     started = time.monotonic()
@@ -34,17 +34,19 @@ async def run(source_url: str, target_url: str, jobs: int, only: set[str],
         missing = [t.key for t in tables if not await catalog.relation_exists(tgt, t.schema, t.name)]
         if missing:
             raise StepError(f"tables missing on the target: {', '.join(missing)}; run `ownbase migrate schema` first")
-        done = await progress.done_items(tgt, "data")
-        await _check_auth_order(tgt, tables)
+        # The way back copies every table again (each table is atomic, so a killed run just reruns).
+        done = {} if replace else await progress.done_items(tgt, "data")
+        if not replace:
+            await _check_auth_order(tgt, tables)
         results: list[dict[str, Any]] = [{"table": k, "rows": v.get("rows"), "status": "done earlier"}
                                          for k, v in done.items() if any(t.key == k for t in tables)]
         todo = [t for t in tables if t.key not in done]
         if snapshot is None:
             async with src.transaction(isolation="repeatable_read", readonly=True):
                 exported = await src.fetchval("select pg_export_snapshot()")
-                results += await _copy_all(source_url, target_url, exported, todo, jobs)
+                results += await _copy_all(source_url, target_url, exported, todo, jobs, replace)
         else:  # a replication slot's snapshot (migrate sync): changes after it arrive by replication
-            results += await _copy_all(source_url, target_url, snapshot, todo, jobs)
+            results += await _copy_all(source_url, target_url, snapshot, todo, jobs, replace)
         seqs = await _sequences(src, tgt, schemas)
         mviews = await catalog.matviews(tgt, schemas)
         for mv in mviews:
@@ -58,14 +60,14 @@ async def run(source_url: str, target_url: str, jobs: int, only: set[str],
 
 
 async def _copy_all(source_url: str, target_url: str, snapshot: str, todo: list[catalog.Table],
-                    jobs: int) -> list[dict[str, Any]]:
+                    jobs: int, replace: bool) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     with progress.bar(bytes_mode=True) as bar:
         task = bar.add_task("copying tables", total=max(1, sum(t.bytes for t in todo)))
         gate = asyncio.Semaphore(jobs)
         for level in catalog.levels(todo):
             results += await asyncio.gather(*(
-                _copy_table(source_url, target_url, snapshot, t, gate, bar, task) for t in level))
+                _copy_table(source_url, target_url, snapshot, t, gate, bar, task, replace) for t in level))
         bar.update(task, completed=max(1, sum(t.bytes for t in todo)))
     return results
 
@@ -87,19 +89,19 @@ async def _check_auth_order(tgt: asyncpg.Connection, tables: list[catalog.Table]
 
 
 async def _copy_table(source_url: str, target_url: str, snapshot: str, t: catalog.Table,
-                      gate: asyncio.Semaphore, bar: Any, task: Any) -> dict[str, Any]:
+                      gate: asyncio.Semaphore, bar: Any, task: Any, replace: bool) -> dict[str, Any]:
     async with gate:
         src = await connect(source_url)
         tgt = await connect(target_url)
         try:
-            return await _copy(src, tgt, snapshot, t, bar, task)
+            return await _copy(src, tgt, snapshot, t, bar, task, replace)
         finally:
             await src.close()
             await tgt.close()
 
 
 async def _copy(src: asyncpg.Connection, tgt: asyncpg.Connection, snapshot: str, t: catalog.Table,
-                bar: Any, task: Any) -> dict[str, Any]:
+                bar: Any, task: Any, replace: bool) -> dict[str, Any]:
     cols = t.copy_columns
     fmt = "binary" if all(c.binary_safe for c in cols) else "text"
     col_sql = ", ".join(qident(c.name) for c in cols)
@@ -107,7 +109,9 @@ async def _copy(src: asyncpg.Connection, tgt: asyncpg.Connection, snapshot: str,
     query = f"select {col_sql} from {only}{t.qualified}"
     async with tgt.transaction():
         method = await quiet_triggers(tgt, [t.qualified])
-        if await tgt.fetchval(f"select exists (select 1 from {t.qualified})"):
+        if replace:  # the way back: the target table becomes the source's (tables it feeds follow later)
+            await tgt.execute(f"truncate only {t.qualified} cascade")
+        elif await tgt.fetchval(f"select exists (select 1 from {t.qualified})"):
             raise StepError(f"{t.key} already has rows on the target but no completion record from an earlier"
                             " run; empty it (or drop and rerun `migrate schema`) and run again")
         rows = await pipe.stream(

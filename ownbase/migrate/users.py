@@ -30,7 +30,7 @@ SESSION_TABLES = ("sessions", "refresh_tokens", "mfa_amr_claims")
 
 
 async def run(source_url: str, target_url: str, sessions: bool, jwt_secret: str | None,
-              settings: Settings) -> dict[str, Any]:
+              settings: Settings, replace: bool = False) -> dict[str, Any]:
     src = await connect(source_url)
     tgt = await connect(target_url)
     names = BASE_TABLES + (SESSION_TABLES if sessions else ())
@@ -44,7 +44,7 @@ async def run(source_url: str, target_url: str, sessions: bool, jwt_secret: str 
             method = await quiet_triggers(tgt, targets)
             for name in names:
                 if await catalog.relation_exists(src, "auth", name):
-                    out["tables"][f"auth.{name}"] = await _copy(src, tgt, name)
+                    out["tables"][f"auth.{name}"] = await _copy(src, tgt, name, replace)
             if sessions:
                 await tgt.execute(
                     "select setval(pg_get_serial_sequence('auth.refresh_tokens', 'id'),"
@@ -72,7 +72,7 @@ async def run(source_url: str, target_url: str, sessions: bool, jwt_secret: str 
         await tgt.close()
 
 
-async def _copy(src: asyncpg.Connection, tgt: asyncpg.Connection, name: str) -> dict[str, int]:
+async def _copy(src: asyncpg.Connection, tgt: asyncpg.Connection, name: str, replace: bool) -> dict[str, int]:
     target_cols = [c for c, gen in (await catalog.column_names(tgt, "auth", name)).items() if not gen]
     source_cols = await catalog.column_names(src, "auth", name)
     cols = [c for c in target_cols if c in source_cols]
@@ -89,8 +89,12 @@ async def _copy(src: asyncpg.Connection, tgt: asyncpg.Connection, name: str) -> 
     key = "id"
     present = int(await tgt.fetchval(
         f"select count(*) from {temp} m where exists (select 1 from auth.{name} t where t.{key} = m.{key})"))
-    inserted = await tgt.execute(f"insert into auth.{name} ({col_sql}) select {col_sql} from {temp}"
-                                 " on conflict do nothing")
+    conflict = "on conflict do nothing"
+    if replace:  # the way back: rows gone from the source go, changed rows are updated
+        await tgt.execute(f"delete from auth.{name} t where not exists (select 1 from {temp} m where m.id = t.id)")
+        updates = ", ".join(f"{qident(c)} = excluded.{qident(c)}" for c in cols if c != "id")
+        conflict = f"on conflict (id) do update set {updates}"
+    inserted = await tgt.execute(f"insert into auth.{name} ({col_sql}) select {col_sql} from {temp} {conflict}")
     return {"source": source_rows, "copied": int(inserted.split()[-1]), "present": present}
 
 

@@ -237,3 +237,38 @@ def test_verify_names_a_changed_row_hash_and_object(migrated: dict[str, Any], su
         sql(target, "update auth.users set encrypted_password = $2 where id = $1::uuid", user["id"], old_hash)
         blob.write_bytes(original)
     assert migrate(target, "verify", "--from", supabase_source.url, check=False).returncode == 0
+
+
+def test_the_way_back_restores_the_supabase_database(migrated: dict[str, Any], supabase_source: Source,
+                                                     target: ServerHandle) -> None:
+    """After cut-over people keep writing on ownbase; rolling back carries it into the old project."""
+    admin = supabase_source.admin_url
+    back = supabase_source.url.rsplit("/", 1)[0] + "/sb_back"
+    run(_create_clone(admin))
+    client = _client(target)
+    email = f"after-cutover-{int(time.time())}@example.com"
+    signed = client.auth.sign_up({"email": email, "password": "Written-on-ownbase-1"})
+    assert signed.user is not None
+    new_user = signed.user.id
+    sql(target, "insert into public.todos (user_id, title) values ($1::uuid, 'written on ownbase')", new_user)
+    sql(target, "update public.profiles set full_name = 'renamed on ownbase' where id = $1::uuid",
+        supabase_source.fixture["users"][0]["id"])
+
+    migrate(target, "users", "--to", back, "--sessions", "--replace")
+    migrate(target, "data", "--to", back, "--replace")
+    dest = Source(**{**supabase_source.__dict__, "url": back})
+    assert dest.psql(f"select count(*) from auth.users where id = '{new_user}'") == "1"
+    assert dest.psql(f"select count(*) from public.profiles where id = '{new_user}'") == "1"  # copied, not re-fired
+    assert dest.psql("select title from public.todos where title = 'written on ownbase'") == "written on ownbase"
+    report = target.data_dir.parent / "verify-back.json"
+    proc = migrate(target, "verify", "--from", back, "--report", str(report), check=False)
+    assert proc.returncode == 0, proc.stdout
+    assert json.loads(report.read_text())["ok"]
+
+
+async def _create_clone(admin_url: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute("create database sb_back template sb_source")
+    finally:
+        await conn.close()
