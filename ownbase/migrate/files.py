@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 from typing import Any, AsyncIterator
 from urllib.parse import quote
 
@@ -52,6 +53,7 @@ async def run(source_url: str, from_url: str, service_key: str, target_url: str,
               jobs: int, only: set[str]) -> dict[str, Any]:
     from ownbase.storage.backends import build_backend
 
+    started = time.monotonic()
     src = await connect(source_url)
     tgt = await connect(target_url)
     backend = build_backend(settings)
@@ -83,7 +85,8 @@ async def run(source_url: str, from_url: str, service_key: str, target_url: str,
                     results.append(await _bucket(src, tgt, http, backend, b["id"], object_cols,
                                                  done.get(b["id"], {}), jobs, bar, task))
                 bar.update(task, completed=max(1, total_bytes))  # objects already present were skipped
-        return {"ok": not any(r["mismatches"] for r in results), "buckets": results}
+        return {"ok": not any(r["mismatches"] for r in results), "buckets": results,
+                "seconds": round(time.monotonic() - started, 3)}
     finally:
         await backend.close()
         await src.close()
