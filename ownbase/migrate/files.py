@@ -108,7 +108,8 @@ async def _bucket(src: asyncpg.Connection, tgt: asyncpg.Connection, http: httpx.
     gate = asyncio.Semaphore(jobs)
     while True:
         page = await src.fetch(
-            f"select {select} from storage.objects where bucket_id = $1 and name collate \"C\" > $2 order by name collate \"C\""
+            f"select {select} from storage.objects where bucket_id = $1 and name collate \"C\" > $2"
+            f" order by name collate \"C\""
             f" limit {PAGE}", bucket, after)
         if not page:
             break

@@ -104,7 +104,8 @@ async def _publishable(src: asyncpg.Connection, tables: list[catalog.Table]) -> 
         has_identity = await src.fetchval(
             """select c.relreplident = 'f' or (c.relreplident = 'i' and exists (select 1 from pg_index i
                  where i.indrelid = c.oid and i.indisreplident))
-               or (c.relreplident = 'd' and exists (select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary))
+               or (c.relreplident = 'd' and exists (select 1 from pg_index i
+                                                    where i.indrelid = c.oid and i.indisprimary))
                or c.relkind = 'p'
                from pg_class c where c.oid = $1::regclass""", t.qualified)
         (ok if has_identity else skipped).append(t if has_identity else t.key)  # type: ignore[arg-type]

@@ -136,8 +136,9 @@ async def _auth(checks: Checks, src: asyncpg.Connection, tgt: asyncpg.Connection
     a = {r["id"]: r["h"] for r in await src.fetch(q)}
     b = {r["id"]: r["h"] for r in await tgt.fetch(q)}
     differ = sorted(k for k in a if b.get(k) != a[k])
+    more = [f"... {len(differ) - NAMED} more"] if len(differ) > NAMED else []
     checks.add("password hashes", len(a), len(a) - len(differ), not differ,
-               [f"user {k}" for k in differ[:NAMED]] + ([f"... {len(differ) - NAMED} more"] if len(differ) > NAMED else []))
+               [f"user {k}" for k in differ[:NAMED]] + more)
 
 
 async def _objects(checks: Checks, src: asyncpg.Connection, tgt: asyncpg.Connection, settings: Settings) -> None:
@@ -188,7 +189,8 @@ async def _objects(checks: Checks, src: asyncpg.Connection, tgt: asyncpg.Connect
 
 async def _policies(checks: Checks, src: asyncpg.Connection, tgt: asyncpg.Connection, schemas: list[str]) -> None:
     q = """select schemaname || '.' || tablename || ' ' || policyname as name,
-                  row(permissive, (select array_agg(x order by x) from unnest(roles) x), cmd, qual, with_check)::text as def
+                  row(permissive, (select array_agg(x order by x) from unnest(roles) x), cmd, qual,
+                      with_check)::text as def
            from pg_policies where (schemaname = any($1::text[])
               or (schemaname = 'storage' and tablename in ('objects', 'buckets')))
              and policyname not like 'ownbase\\_%'"""

@@ -84,7 +84,8 @@ def test_schema_objects_arrive_with_grants_and_history(migrated: dict[str, Any],
                 " where table_schema = 'public' and table_name = 'invoices'")}
     assert ("authenticated", "SELECT") in grants and ("authenticated", "INSERT") not in grants
     assert ("service_role", "INSERT") in grants
-    versions = [r["version"] for r in sql(target, "select version from supabase_migrations.schema_migrations order by 1")]
+    versions = [r["version"] for r in
+                sql(target, "select version from supabase_migrations.schema_migrations order by 1")]
     assert versions == ["20240110093000", "20240112101500", "20240120143000", "20240201120000", "20240215080000"]
     assert sql(target, "select count(*) as n from pg_publication_tables where pubname = 'supabase_realtime'"
                        " and tablename = 'todos'")[0]["n"] == 1
