@@ -188,13 +188,15 @@ def files(
     data_dir: Optional[Path] = DATA_DIR,
     jobs: int = typer.Option(8, min=1, max=64, help="Objects transferred at once."),
     bucket: list[str] = typer.Option([], "--bucket", help="Only these buckets."),
+    batch: int = typer.Option(200, min=1, max=10_000, help="Objects per recorded resume point."),
     report: Optional[Path] = REPORT,
 ) -> None:
     """Copy buckets, storage.objects rows and their bytes; resumable per bucket."""
     from ownbase.migrate import files as step
 
     s, url = _target(data_dir)
-    result = _run(step.run(source, from_url, from_service_key, url, s, jobs, set(bucket)), report, "files")
+    result = _run(step.run(source, from_url, from_service_key, url, s, jobs, set(bucket), batch), report,
+                  "files")
     _table("files", ["bucket", "objects", "copied", "bytes", "mismatches"],
            [[b["bucket"], b["objects"], b["copied"], b["bytes"], len(b["mismatches"])] for b in result["buckets"]])
     write_report(report, "files", result)

@@ -50,7 +50,7 @@ def _insert_sql(table: str, cols: list[tuple[str, str]], conflict: str) -> str:
 
 
 async def run(source_url: str, from_url: str, service_key: str, target_url: str, settings: Settings,
-              jobs: int, only: set[str]) -> dict[str, Any]:
+              jobs: int, only: set[str], batch: int = PAGE) -> dict[str, Any]:
     from ownbase.storage.backends import build_backend
 
     started = time.monotonic()
@@ -83,7 +83,7 @@ async def run(source_url: str, from_url: str, service_key: str, target_url: str,
                 task = bar.add_task("copying objects", total=max(1, total_bytes))
                 for b in buckets:
                     results.append(await _bucket(src, tgt, http, backend, b["id"], object_cols,
-                                                 done.get(b["id"], {}), jobs, bar, task))
+                                                 done.get(b["id"], {}), jobs, batch, bar, task))
                 bar.update(task, completed=max(1, total_bytes))  # objects already present were skipped
         return {"ok": not any(r["mismatches"] for r in results), "buckets": results,
                 "seconds": round(time.monotonic() - started, 3)}
@@ -94,7 +94,7 @@ async def run(source_url: str, from_url: str, service_key: str, target_url: str,
 
 
 async def _bucket(src: asyncpg.Connection, tgt: asyncpg.Connection, http: httpx.AsyncClient, backend: Any,
-                  bucket: str, cols: list[tuple[str, str]], state: dict[str, Any], jobs: int,
+                  bucket: str, cols: list[tuple[str, str]], state: dict[str, Any], jobs: int, batch: int,
                   bar: Any, task: Any) -> dict[str, Any]:
     after = state.get("after", "")
     copied, nbytes = int(state.get("copied", 0)), int(state.get("bytes", 0))
@@ -110,7 +110,7 @@ async def _bucket(src: asyncpg.Connection, tgt: asyncpg.Connection, http: httpx.
         page = await src.fetch(
             f"select {select} from storage.objects where bucket_id = $1 and name collate \"C\" > $2"
             f" order by name collate \"C\""
-            f" limit {PAGE}", bucket, after)
+            " limit $3", bucket, after, batch)
         if not page:
             break
 

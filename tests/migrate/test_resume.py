@@ -4,6 +4,7 @@ of `files` add nothing twice."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import signal
 import subprocess
@@ -89,3 +90,48 @@ def test_files_rerun_adds_nothing_twice(supabase_source: Source, source_storage:
     rows = sql(fresh_target, "select count(*) as n, count(distinct name) as d from storage.objects"
                              " where bucket_id = 'avatars'")[0]
     assert rows["n"] == rows["d"] == 237
+
+
+def test_killed_files_run_resumes_without_duplicates_or_gaps(supabase_source: Source, source_storage: ServerHandle,
+                                                              fresh_target: ServerHandle) -> None:
+    args = ["files", "--from", supabase_source.url, "--from-url", source_storage.url,
+            "--from-service-key", source_storage.service_key, "--bucket", "documents"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ownbase", "migrate", *args, "--jobs", "1", "--batch", "5",
+         "--data-dir", str(fresh_target.data_dir)],
+        env=fresh_target.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=str(fresh_target.data_dir.parent))
+
+    def resume_point() -> dict[str, Any] | None:
+        rows = sql(fresh_target, "select info from ownbase.migrate_progress where step = 'files'"
+                                 " and item = 'documents'")
+        return json.loads(rows[0]["info"]) if rows else None
+
+    deadline = time.monotonic() + 120
+    while resume_point() is None:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    # Freeze the source Storage API mid-bucket, then kill the copy outright.
+    source_storage.process.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        source_storage.process.send_signal(signal.SIGCONT)
+    point = resume_point()
+    assert point is not None and not point.get("complete")
+    stored = sql(fresh_target, "select count(*) as n from storage.objects where bucket_id = 'documents'")[0]["n"]
+    assert 0 < stored < 182 and stored == point["copied"]
+
+    report = fresh_target.data_dir.parent / "resume-files-kill.json"
+    migrate(fresh_target, *args, "--report", str(report))
+    assert json.loads(report.read_text())["buckets"][0]["mismatches"] == []
+    rows = sql(fresh_target, "select count(*) as n, count(distinct name) as d from storage.objects"
+                             " where bucket_id = 'documents'")[0]
+    assert rows["n"] == rows["d"] == 182
+    with fresh_target.client(fresh_target.service_key) as c:
+        for obj in supabase_source.fixture["objects"]:
+            if obj["bucket"] == "documents":
+                r = c.get(f"/storage/v1/object/authenticated/documents/{obj['name']}")
+                assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == obj["sha256"]
