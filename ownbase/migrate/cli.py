@@ -166,6 +166,7 @@ def users(
     data_dir: Optional[Path] = DATA_DIR,
     sessions: bool = typer.Option(False, "--sessions", help="Also copy sessions and refresh tokens."),
     jwt_secret: Optional[str] = typer.Option(None, "--jwt-secret", help="The project's legacy HS256 JWT secret."),
+    trust_jwks: Optional[str] = typer.Option(None, "--trust-jwks", help="The project's JWKS URL (asymmetric keys)."),
     report: Optional[Path] = REPORT,
 ) -> None:
     """Copy auth.users and auth.identities (same ids, same hashes); optionally sessions."""
@@ -173,7 +174,8 @@ def users(
 
     s = target.settings(data_dir)
     src, tgt = _ends(source, to, data_dir)
-    result = _run(step.run(src, tgt, sessions, jwt_secret, s, replace=replace), report, "users")
+    result = _run(step.run(src, tgt, sessions, jwt_secret, s, replace=replace, trust_jwks=trust_jwks),
+                  report, "users")
     _table("users", ["table", "source", "copied"], [[k, v["source"], v["copied"]] for k, v in result["tables"].items()])
     for note in result["notes"]:
         out.print(f"[yellow]note:[/yellow] {note}")

@@ -30,7 +30,7 @@ SESSION_TABLES = ("sessions", "refresh_tokens", "mfa_amr_claims")
 
 
 async def run(source_url: str, target_url: str, sessions: bool, jwt_secret: str | None,
-              settings: Settings, replace: bool = False) -> dict[str, Any]:
+              settings: Settings, replace: bool = False, trust_jwks: str | None = None) -> dict[str, Any]:
     src = await connect(source_url)
     tgt = await connect(target_url)
     names = BASE_TABLES + (SESSION_TABLES if sessions else ())
@@ -65,6 +65,8 @@ async def run(source_url: str, target_url: str, sessions: bool, jwt_secret: str 
         for k in skipped:
             out["notes"].append(f"{k}: some rows conflict with different rows already on the target (same email?)")
         out["jwt_secret"] = _jwt_note(jwt_secret, settings, out["notes"])
+        if trust_jwks:
+            out["trusted_jwks"] = await _trust_jwks(trust_jwks, settings, out["notes"])
         out["ok"] = not skipped
         return out
     finally:
@@ -96,6 +98,35 @@ async def _copy(src: asyncpg.Connection, tgt: asyncpg.Connection, name: str, rep
         conflict = f"on conflict (id) do update set {updates}"
     inserted = await tgt.execute(f"insert into auth.{name} ({col_sql}) select {col_sql} from {temp} {conflict}")
     return {"source": source_rows, "copied": int(inserted.split()[-1]), "present": present}
+
+
+async def _trust_jwks(url: str, settings: Settings, notes: list[str]) -> dict[str, Any]:
+    """Save the project's public signing keys for OWNBASE_JWT_TRUSTED_JWKS (Supabase never exports
+    the private halves, so tokens it signed can only be verified, until they expire)."""
+    import json
+    from pathlib import Path
+
+    import httpx
+
+    from ownbase.keys import trusted_keys
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        resp = await client.get(url)
+    if resp.status_code != 200:
+        raise StepError(f"{url} answered {resp.status_code}")
+    try:
+        keys = [k for k in resp.json().get("keys", []) if k.get("kty") in ("RSA", "EC", "OKP") and "d" not in k]
+        text = json.dumps({"keys": keys}, indent=2)
+        usable = trusted_keys(text)
+    except (ValueError, AttributeError) as exc:
+        raise StepError(f"{url} is not a JWKS: {exc}") from None
+    path = Path(settings.data_dir).resolve() / "keys" / "trusted-jwks.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
+    if settings.jwt_trusted_jwks.strip() != str(path):
+        notes.append(f"set OWNBASE_JWT_TRUSTED_JWKS={path} in the target's environment and restart: tokens"
+                     " signed by the project's asymmetric keys are then accepted until they expire")
+    return {"file": str(path), "keys": [k.kid for k in usable]}
 
 
 def _jwt_note(secret: str | None, settings: Settings, notes: list[str]) -> str:

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import asyncpg
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 from supabase import ClientOptions, create_client
 
 from tests.conftest import ServerHandle, run, sql
@@ -273,3 +277,49 @@ async def _create_clone(admin_url: str) -> None:
         await conn.execute("create database sb_back template sb_source")
     finally:
         await conn.close()
+
+
+def test_trusted_jwks_keeps_asymmetric_source_tokens_valid(migrated: dict[str, Any], supabase_source: Source,
+                                                           target: ServerHandle,
+                                                           server_factory: Callable[..., ServerHandle]) -> None:
+    """Supabase's asymmetric keys cannot be exported: their public half is trusted until tokens expire."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = {**json.loads(ECAlgorithm.to_jwk(key.public_key())), "kid": "sb-key-1", "alg": "ES256", "use": "sig"}
+    body = json.dumps({"keys": [jwk]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    report = target.data_dir.parent / "trust.json"
+    try:
+        migrate(target, "users", "--from", supabase_source.url, "--report", str(report),
+                "--trust-jwks", f"http://127.0.0.1:{httpd.server_port}/auth/v1/.well-known/jwks.json")
+    finally:
+        httpd.shutdown()
+    trusted = json.loads(report.read_text())["trusted_jwks"]
+    assert trusted["keys"] == ["sb-key-1"]
+    handle = server_factory({"OWNBASE_DATABASE_URL": target.env["OWNBASE_DATABASE_URL"],
+                             "OWNBASE_STORAGE_LOCAL_DIR": target.env["OWNBASE_STORAGE_LOCAL_DIR"],
+                             "OWNBASE_JWT_TRUSTED_JWKS": trusted["file"]})
+    user = next(u for u in supabase_source.fixture["users"] if u["kind"] == "email")
+    now = int(time.time())
+    claims = {"sub": user["id"], "role": "authenticated", "aud": "authenticated", "iat": now, "exp": now + 600}
+    good = jwt.encode(claims, key, algorithm="ES256", headers={"kid": "sb-key-1"})
+    other = jwt.encode(claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256", headers={"kid": "sb-key-1"})
+    confused = jwt.encode(claims, "sb-key-1-as-a-secret-that-is-long-enough", algorithm="HS256",
+                          headers={"kid": "sb-key-1"})
+    with handle.client(token=good) as c:
+        r = c.get("/auth/v1/user")
+        assert r.status_code == 200 and r.json()["id"] == user["id"]
+    for bad in (other, confused):
+        with handle.client(token=bad) as c:
+            assert c.get("/auth/v1/user").status_code in (401, 403)
