@@ -153,7 +153,7 @@ def sync(
     elif show:
         result = _run(step.status(source, url), report, "sync")
     else:
-        result = _run(step.start(source, url, jobs, recopy), report, "sync")
+        result = _run(step.start(source, url, jobs, recopy, target.settings(data_dir)), report, "sync")
     _table("sync", ["what", "value"], [[k, v] for k, v in result.items() if k not in ("copy",)])
     write_report(report, "sync", result)
 

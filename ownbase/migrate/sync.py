@@ -8,6 +8,10 @@ stopping (``--pause``) and starting again loses nothing, the slot keeps the posi
 workers run as replica, so app triggers do not fire. ``--finish`` sets sequences (logical
 replication does not carry them), drops the subscription, the slot and the publication.
 
+The auth tables (users, identities, sessions, refresh tokens, AMR claims) follow too when the
+source role may publish them (on Supabase ``postgres`` is a member of their owner) and the target
+has no users yet (or ``--recopy``): a password changed or a token refreshed on Supabase arrives.
+
 Tables without a primary key or replica identity are left out of the publication (publishing
 them would make the source refuse UPDATE/DELETE on them) and reported; copy them with
 ``migrate data --table`` at cut-over.
@@ -20,9 +24,10 @@ from typing import Any
 
 import asyncpg
 
-from ownbase.migrate import catalog, data, progress
+from ownbase.migrate import catalog, data, progress, users
 from ownbase.migrate.conn import connect, qident, qliteral
 from ownbase.migrate.progress import StepError
+from ownbase.settings import Settings
 
 NAME = "ownbase_migrate"  # publication, slot and subscription
 
@@ -53,7 +58,19 @@ async def _status(src: asyncpg.Connection, tgt: asyncpg.Connection) -> dict[str,
             "seconds_since_applied": None if stat is None else stat["since_applied"]}
 
 
-async def start(source_url: str, target_url: str, jobs: int, recopy: bool) -> dict[str, Any]:
+AUTH_TABLES = ("users", "identities", "sessions", "refresh_tokens", "mfa_amr_claims")
+
+
+async def _auth_tables(src: asyncpg.Connection, tgt: asyncpg.Connection) -> list[tuple[str, list[str]]]:
+    """auth tables both sides have, with the columns to publish (what the target can hold)."""
+    out = []
+    for name in AUTH_TABLES:
+        if await catalog.relation_exists(src, "auth", name) and await catalog.relation_exists(tgt, "auth", name):
+            out.append((name, await users.common_columns(src, tgt, name)))
+    return out
+
+
+async def start(source_url: str, target_url: str, jobs: int, recopy: bool, settings: Settings) -> dict[str, Any]:
     src = await connect(source_url)
     tgt = await connect(target_url)
     try:
@@ -74,13 +91,24 @@ async def start(source_url: str, target_url: str, jobs: int, recopy: bool) -> di
                             " --recopy to empty them on the target and copy them again at the replication"
                             " start point")
         publishable, skipped = await _publishable(src, tables)
-        if recopy and tables:
+        notes: list[str] = []
+        auth = await _auth_tables(src, tgt)
+        if auth and await tgt.fetchval("select exists (select 1 from auth.users)") and not recopy:
+            auth = []
+            notes.append("users were already copied: they are not followed; run `migrate users` again at"
+                         " cut-over, or start sync with --recopy to follow them too")
+        if recopy:
             async with tgt.transaction():
-                await tgt.execute("truncate " + ", ".join(t.qualified for t in tables))
-                await tgt.execute("delete from ownbase.migrate_progress where step = 'data'")
-        await _publication(src, publishable)
+                if tables:
+                    await tgt.execute("truncate " + ", ".join(t.qualified for t in tables))
+                if auth:  # a migration target holds only migrated users
+                    await tgt.execute("truncate " + ", ".join(f"auth.{n}" for n, _ in auth) + " cascade")
+                await tgt.execute("delete from ownbase.migrate_progress where step in ('data', 'users')")
+        auth = await _publication(src, publishable, auth, notes)
         snapshot, repl = await asyncio.to_thread(_create_slot, source_url)
         try:
+            if auth:  # first: app tables reference auth.users
+                await users.run(source_url, target_url, True, None, settings, snapshot=snapshot)
             copied = await data.run(source_url, target_url, jobs, set(), snapshot=snapshot)
         except BaseException:
             await asyncio.to_thread(repl.close)
@@ -90,9 +118,11 @@ async def start(source_url: str, target_url: str, jobs: int, recopy: bool) -> di
         await tgt.execute(
             f"create subscription {NAME} connection {qliteral(source_url)} publication {NAME}"
             f" with (create_slot = false, slot_name = {NAME}, copy_data = false, enabled = true)")
-        await progress.mark(tgt, "sync", "started", {"tables": [t.key for t in publishable]})
+        followed = [t.key for t in publishable] + [f"auth.{n}" for n, _ in auth]
+        await progress.mark(tgt, "sync", "started", {"tables": followed})
         return {"ok": True, "started": True, "tables": [t.key for t in publishable],
-                "not_replicated": skipped, "copy": copied["tables"], **await _status(src, tgt)}
+                "auth_tables": [f"auth.{n}" for n, _ in auth], "not_replicated": skipped, "notes": notes,
+                "copy": copied["tables"], **await _status(src, tgt)}
     finally:
         await src.close()
         await tgt.close()
@@ -112,14 +142,27 @@ async def _publishable(src: asyncpg.Connection, tables: list[catalog.Table]) -> 
     return ok, skipped  # type: ignore[return-value]
 
 
-async def _publication(src: asyncpg.Connection, tables: list[catalog.Table]) -> None:
+async def _publication(src: asyncpg.Connection, tables: list[catalog.Table], auth: list[tuple[str, list[str]]],
+                       notes: list[str]) -> list[tuple[str, list[str]]]:
+    """Publish the app tables, and the auth tables (with column lists) where this role may."""
     await src.execute(f"drop publication if exists {NAME}")
     if await src.fetchval("select exists (select 1 from pg_replication_slots where slot_name = $1)", NAME):
         await src.execute("select pg_drop_replication_slot($1)", NAME)  # left by an aborted start
     targets = ", ".join(t.qualified for t in tables)
     if not targets:
         raise StepError("no app table can be replicated (none has a primary key or replica identity)")
-    await src.execute(f"create publication {NAME} for table {targets} with (publish_via_partition_root = true)")
+    options = "with (publish_via_partition_root = true)"
+    if auth:
+        with_auth = targets + ", " + ", ".join(
+            f"auth.{qident(n)} ({', '.join(qident(c) for c in cols)})" for n, cols in auth)
+        try:
+            async with src.transaction():
+                await src.execute(f"create publication {NAME} for table {with_auth} {options}")
+            return auth
+        except asyncpg.PostgresError as exc:  # not the owner of auth.*, or a server before column lists
+            notes.append(f"users are not followed ({exc}); run `migrate users` again at cut-over")
+    await src.execute(f"create publication {NAME} for table {targets} {options}")
+    return []
 
 
 def _create_slot(source_url: str) -> tuple[str, Any]:

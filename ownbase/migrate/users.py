@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from ownbase.migrate import catalog, pipe, progress
-from ownbase.migrate.conn import connect, qident, quiet_triggers, restore_triggers
+from ownbase.migrate.conn import connect, qident, qliteral, quiet_triggers, restore_triggers
 from ownbase.migrate.progress import StepError
 from ownbase.settings import Settings
 
@@ -30,7 +30,8 @@ SESSION_TABLES = ("sessions", "refresh_tokens", "mfa_amr_claims")
 
 
 async def run(source_url: str, target_url: str, sessions: bool, jwt_secret: str | None,
-              settings: Settings, replace: bool = False, trust_jwks: str | None = None) -> dict[str, Any]:
+              settings: Settings, replace: bool = False, trust_jwks: str | None = None,
+              snapshot: str | None = None) -> dict[str, Any]:
     src = await connect(source_url)
     tgt = await connect(target_url)
     names = BASE_TABLES + (SESSION_TABLES if sessions else ())
@@ -44,7 +45,7 @@ async def run(source_url: str, target_url: str, sessions: bool, jwt_secret: str 
             method = await quiet_triggers(tgt, targets)
             for name in names:
                 if await catalog.relation_exists(src, "auth", name):
-                    out["tables"][f"auth.{name}"] = await _copy(src, tgt, name, replace)
+                    out["tables"][f"auth.{name}"] = await _copy(src, tgt, name, replace, snapshot)
             if sessions:
                 await tgt.execute(
                     "select setval(pg_get_serial_sequence('auth.refresh_tokens', 'id'),"
@@ -74,10 +75,16 @@ async def run(source_url: str, target_url: str, sessions: bool, jwt_secret: str 
         await tgt.close()
 
 
-async def _copy(src: asyncpg.Connection, tgt: asyncpg.Connection, name: str, replace: bool) -> dict[str, int]:
+async def common_columns(src: asyncpg.Connection, tgt: asyncpg.Connection, name: str) -> list[str]:
+    """Columns of auth.<name> both sides have (the target's non-generated ones)."""
     target_cols = [c for c, gen in (await catalog.column_names(tgt, "auth", name)).items() if not gen]
     source_cols = await catalog.column_names(src, "auth", name)
-    cols = [c for c in target_cols if c in source_cols]
+    return [c for c in target_cols if c in source_cols]
+
+
+async def _copy(src: asyncpg.Connection, tgt: asyncpg.Connection, name: str, replace: bool,
+                snapshot: str | None = None) -> dict[str, int]:
+    cols = await common_columns(src, tgt, name)
     exprs = []
     for c in cols:
         if name == "users" and c in USER_DEFAULTS:
@@ -87,7 +94,9 @@ async def _copy(src: asyncpg.Connection, tgt: asyncpg.Connection, name: str, rep
     col_sql = ", ".join(qident(c) for c in cols)
     temp = f"migrate_{name}"
     await tgt.execute(f"create temp table {temp} on commit drop as select {col_sql} from auth.{name} with no data")
-    source_rows = await pipe.stream(src, f"select {', '.join(exprs)} from auth.{name}", tgt, temp, cols, "text")
+    join = (lambda: src.execute(f"set transaction snapshot {qliteral(snapshot)}")) if snapshot else None
+    source_rows = await pipe.stream(src, f"select {', '.join(exprs)} from auth.{name}", tgt, temp, cols, "text",
+                                    before=join)
     key = "id"
     present = int(await tgt.fetchval(
         f"select count(*) from {temp} m where exists (select 1 from auth.{name} t where t.{key} = m.{key})"))

@@ -45,6 +45,9 @@ def test_sync_carries_changes_and_survives_a_pause(sync_source: Source, sync_tar
     assert started["started"] and set(started["tables"]) == {
         "public.invoices", "public.posts", "public.profiles", "public.todos"}
     assert started["not_replicated"] == []
+    assert started["auth_tables"] == ["auth.users", "auth.identities", "auth.sessions", "auth.refresh_tokens",
+                                      "auth.mfa_amr_claims"]
+    assert sql(sync_target, "select count(*) as n from auth.users")[0]["n"] == 200
     assert sql(sync_target, "select count(*) as n from public.todos")[0]["n"] == \
         int(supabase_source.psql("select count(*) from public.todos"))
 
@@ -60,6 +63,20 @@ def test_sync_carries_changes_and_survives_a_pause(sync_source: Source, sync_tar
     ids = f"{changed}, {gone}, {new_id}"
     wait_until(lambda: _rows(sync_target, q.format(ids)) == [(changed, "changed after the copy"),
                                                             (new_id, "written after the copy")], LAG_BOUND)
+
+    # Users follow too: a sign-up (with its profile from the source's trigger) and a password change.
+    new_user = "11111111-2222-4333-8444-555555555555"
+    supabase_source.psql(f"""insert into auth.users (instance_id, id, aud, role, email, encrypted_password,
+        confirmation_token, recovery_token, email_change_token_new, email_change, raw_user_meta_data,
+        created_at, updated_at) values ('00000000-0000-0000-0000-000000000000', '{new_user}', 'authenticated',
+        'authenticated', 'late-signup@example.com', '', '', '', '', '', '{{"username": "late_signup"}}',
+        now(), now())""")
+    supabase_source.psql(f"update auth.users set encrypted_password = 'changed-hash' where id = '{user}'")
+    wait_until(lambda: _rows(sync_target, f"select username from public.profiles where id = '{new_user}'")
+               == [("late_signup",)] and _rows(sync_target, f"select encrypted_password from auth.users"
+                                                             f" where id = '{user}'") == [("changed-hash",)],
+               LAG_BOUND)
+    assert sql(sync_target, "select count(*) as n from public.profiles where id = $1::uuid", new_user)[0]["n"] == 1
 
     migrate(sync_target, "sync", *src, "--pause")
     supabase_source.psql(f"update public.todos set title = 'written while paused' where id = {changed}")
