@@ -7,11 +7,13 @@ can contain too) lets each entry be kept, rewritten or dropped by its type.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ownbase.migrate.progress import StepError
 
@@ -57,12 +59,24 @@ def find_pg_dump(source_major: int, explicit: str | None) -> str:
     return min(found)[1]
 
 
+def _without_password(url: str) -> tuple[str, dict[str, str]]:
+    """The URL minus its password, which goes to the child through PGPASSWORD instead (a command
+    line is visible to every local user in the process list)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url, {}
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[1]}")), {"PGPASSWORD": unquote(parts.password)}
+
+
 def dump(pg_dump: str, url: str, schemas: list[str]) -> str:
+    safe_url, secret = _without_password(url)
     args = [pg_dump, "--schema-only", "--no-owner", "--no-publications", "--no-subscriptions",
-            "--no-security-labels", "--no-tablespaces", "--dbname", url]
+            "--no-security-labels", "--no-tablespaces", "--dbname", safe_url]
     for s in schemas:
         args += ["--schema", '"' + s.replace('"', '""') + '"']
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=3600)
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=3600, env={**os.environ, **secret})
     if proc.returncode != 0:
         raise StepError(f"pg_dump failed: {proc.stderr.strip()[-2000:]}")
     return proc.stdout
