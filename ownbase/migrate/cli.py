@@ -184,9 +184,13 @@ def users(
 
 @app.command()
 def files(
-    source: str = FROM,
-    from_url: str = typer.Option(..., "--from-url", help="Source project URL (https://<ref>.supabase.co)."),
-    from_service_key: str = typer.Option(..., "--from-service-key", help="Source service_role key."),
+    source: Optional[str] = FROM_OR_TO,
+    to: Optional[str] = TO,
+    from_url: Optional[str] = typer.Option(None, "--from-url", help="Source project URL (https://<ref>.supabase.co)."),
+    from_service_key: Optional[str] = typer.Option(None, "--from-service-key", help="Source service_role key."),
+    to_url: Optional[str] = typer.Option(None, "--to-url", help="The way back: the project URL to upload to."),
+    to_service_key: Optional[str] = typer.Option(None, "--to-service-key", help="The way back: its service key."),
+    replace: bool = REPLACE,
     data_dir: Optional[Path] = DATA_DIR,
     jobs: int = typer.Option(8, min=1, max=64, help="Objects transferred at once."),
     bucket: list[str] = typer.Option([], "--bucket", help="Only these buckets."),
@@ -197,6 +201,20 @@ def files(
     from ownbase.migrate import files as step
 
     s, url = _target(data_dir)
+    if to:
+        from ownbase.migrate import files_back
+
+        if not (to_url and to_service_key):
+            err.print("[red]error:[/red] the way back needs --to-url and --to-service-key")
+            raise typer.Exit(2)
+        back = _run(files_back.run(url, s, to, to_url, to_service_key, jobs, set(bucket), replace), report, "files")
+        _table("files (way back)", ["bucket", "uploaded", "bytes", "deleted", "failed"],
+               [[b["bucket"], b["uploaded"], b["bytes"], b["deleted"], len(b["failed"])] for b in back["buckets"]])
+        write_report(report, "files", back)
+        raise typer.Exit(0 if back["ok"] else 1)
+    if not (source and from_url and from_service_key):
+        err.print("[red]error:[/red] give --from, --from-url and --from-service-key (or --to for the way back)")
+        raise typer.Exit(2)
     result = _run(step.run(source, from_url, from_service_key, url, s, jobs, set(bucket), batch), report,
                   "files")
     _table("files", ["bucket", "objects", "copied", "bytes", "mismatches"],

@@ -323,3 +323,31 @@ def test_trusted_jwks_keeps_asymmetric_source_tokens_valid(migrated: dict[str, A
     for bad in (other, confused):
         with handle.client(token=bad) as c:
             assert c.get("/auth/v1/user").status_code in (401, 403)
+
+
+def test_the_way_back_for_files(migrated: dict[str, Any], supabase_source: Source, source_storage: ServerHandle,
+                                target: ServerHandle) -> None:
+    """Uploads and deletions made on ownbase after cut-over reach the project's Storage API."""
+    back = supabase_source.url.rsplit("/", 1)[0] + "/sb_back"  # created by the database way-back test
+    new_bytes = b"written on ownbase after cut-over " * 100
+    gone = next(o for o in supabase_source.fixture["objects"] if o["bucket"] == "documents")
+    with target.client(target.service_key) as c:
+        assert c.post("/storage/v1/object/avatars/after-cutover/new.txt", content=new_bytes,
+                      headers={"content-type": "text/plain"}).status_code == 200
+        assert c.request("DELETE", "/storage/v1/object/documents",
+                         json={"prefixes": [gone["name"]]}).status_code == 200
+    report = target.data_dir.parent / "files-back.json"
+    try:
+        migrate(target, "files", "--to", back, "--to-url", source_storage.url, "--to-service-key",
+                source_storage.service_key, "--replace", "--report", str(report))
+        result = {b["bucket"]: b for b in json.loads(report.read_text())["buckets"]}
+        assert result["avatars"]["uploaded"] == 1 and result["documents"]["deleted"] == 1
+        assert result["documents"]["uploaded"] == 0 and not result["avatars"]["failed"]
+        with source_storage.client(source_storage.service_key) as c:
+            assert c.get("/storage/v1/object/authenticated/avatars/after-cutover/new.txt").content == new_bytes
+            assert c.get(f"/storage/v1/object/authenticated/documents/{gone['name']}").status_code in (400, 404)
+    finally:  # the Storage stand-in is shared by the session's other tests: put it back
+        with source_storage.client(source_storage.service_key) as c:
+            c.post(f"/storage/v1/object/documents/{gone['name']}", headers={"content-type": gone["mimetype"],
+                   "x-upsert": "true"}, content=(supabase_source.files_dir / "documents" / gone["name"]).read_bytes())
+            c.request("DELETE", "/storage/v1/object/avatars", json={"prefixes": ["after-cutover/new.txt"]})
