@@ -188,6 +188,12 @@ def files(
     to: Optional[str] = TO,
     from_url: Optional[str] = typer.Option(None, "--from-url", help="Source project URL (https://<ref>.supabase.co)."),
     from_service_key: Optional[str] = typer.Option(None, "--from-service-key", help="Source service_role key."),
+    from_s3_endpoint: Optional[str] = typer.Option(
+        None, "--from-s3-endpoint",
+        help="Read bytes from the project's S3 endpoint (https://<ref>.supabase.co/storage/v1/s3)."),
+    from_s3_key_id: Optional[str] = typer.Option(None, "--from-s3-key-id", help="S3 access key id."),
+    from_s3_secret: Optional[str] = typer.Option(None, "--from-s3-secret", help="S3 secret access key."),
+    from_s3_region: str = typer.Option("us-east-1", "--from-s3-region", help="The project's region."),
     to_url: Optional[str] = typer.Option(None, "--to-url", help="The way back: the project URL to upload to."),
     to_service_key: Optional[str] = typer.Option(None, "--to-service-key", help="The way back: its service key."),
     replace: bool = REPLACE,
@@ -212,10 +218,19 @@ def files(
                [[b["bucket"], b["uploaded"], b["bytes"], b["deleted"], len(b["failed"])] for b in back["buckets"]])
         write_report(report, "files", back)
         raise typer.Exit(0 if back["ok"] else 1)
-    if not (source and from_url and from_service_key):
-        err.print("[red]error:[/red] give --from, --from-url and --from-service-key (or --to for the way back)")
+    s3 = None
+    if from_s3_endpoint:
+        from ownbase.migrate.sources import S3Source
+
+        if not (from_s3_key_id and from_s3_secret):
+            err.print("[red]error:[/red] --from-s3-endpoint needs --from-s3-key-id and --from-s3-secret")
+            raise typer.Exit(2)
+        s3 = S3Source(from_s3_endpoint, from_s3_key_id, from_s3_secret, from_s3_region)
+    if not source or not (s3 or (from_url and from_service_key)):
+        err.print("[red]error:[/red] give --from and either --from-url with --from-service-key or the --from-s3-*"
+                  " options (or --to for the way back)")
         raise typer.Exit(2)
-    result = _run(step.run(source, from_url, from_service_key, url, s, jobs, set(bucket), batch), report,
+    result = _run(step.run(source, from_url, from_service_key, url, s, jobs, set(bucket), batch, s3), report,
                   "files")
     _table("files", ["bucket", "objects", "copied", "bytes", "mismatches"],
            [[b["bucket"], b["objects"], b["copied"], b["bytes"], len(b["mismatches"])] for b in result["buckets"]])

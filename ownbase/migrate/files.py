@@ -1,7 +1,7 @@
 """``migrate files``: buckets, ``storage.objects`` rows and their bytes.
 
-Bytes stream from the source Storage API (service key) into the configured backend, ``jobs`` at a
-time, hashed on the way and compared with the size and MD5 eTag the source recorded. Objects go in
+Bytes stream from the source Storage API (service key) or its S3 endpoint (sources.py) into the
+configured backend, ``jobs`` at a time, hashed on the way and compared with the size and MD5 eTag the source recorded. Objects go in
 name order by pages; after each page the bucket's resume point (last name) is recorded on the
 target. Blob keys and rows keep the source's ``version``, so a rerun rewrites the same blob and the
 row insert (``on conflict do nothing``) never duplicates.
@@ -14,14 +14,12 @@ import hashlib
 import re
 import time
 from typing import Any, AsyncIterator
-from urllib.parse import quote
-
 import asyncpg
-import httpx
 
 from ownbase.migrate import catalog, progress
 from ownbase.migrate.conn import connect, qident, quiet_triggers, restore_triggers
 from ownbase.migrate.progress import StepError
+from ownbase.migrate.sources import ApiReader, S3Reader, S3Source
 from ownbase.settings import Settings
 
 PAGE = 200
@@ -49,8 +47,8 @@ def _insert_sql(table: str, cols: list[tuple[str, str]], conflict: str) -> str:
     return f"insert into storage.{table} ({names}) values ({values}) {conflict}"
 
 
-async def run(source_url: str, from_url: str, service_key: str, target_url: str, settings: Settings,
-              jobs: int, only: set[str], batch: int = PAGE) -> dict[str, Any]:
+async def run(source_url: str, from_url: str | None, service_key: str | None, target_url: str, settings: Settings,
+              jobs: int, only: set[str], batch: int = PAGE, s3: S3Source | None = None) -> dict[str, Any]:
     from ownbase.storage.backends import build_backend
 
     started = time.monotonic()
@@ -58,7 +56,12 @@ async def run(source_url: str, from_url: str, service_key: str, target_url: str,
     tgt = await connect(target_url)
     backend = build_backend(settings)
     await backend.start()
-    headers = {"apikey": service_key, "Authorization": f"Bearer {service_key}"}
+    reader: Any
+    if s3 is not None:
+        reader = S3Reader(s3)
+        await reader.start()
+    else:
+        reader = ApiReader(str(from_url), str(service_key))
     try:
         if not await catalog.relation_exists(src, "storage", "objects"):
             raise StepError("the source has no storage.objects table")
@@ -77,23 +80,22 @@ async def run(source_url: str, from_url: str, service_key: str, target_url: str,
             " from storage.objects group by 1")
         total_bytes = sum(r["bytes"] for r in totals if r["bucket_id"] in {b["id"] for b in buckets})
         results = []
-        async with httpx.AsyncClient(base_url=from_url.rstrip("/"), headers=headers,
-                                     timeout=httpx.Timeout(60, connect=15)) as http:
-            with progress.bar(bytes_mode=True) as bar:
-                task = bar.add_task("copying objects", total=max(1, total_bytes))
-                for b in buckets:
-                    results.append(await _bucket(src, tgt, http, backend, b["id"], object_cols,
-                                                 done.get(b["id"], {}), jobs, batch, bar, task))
-                bar.update(task, completed=max(1, total_bytes))  # objects already present were skipped
+        with progress.bar(bytes_mode=True) as bar:
+            task = bar.add_task("copying objects", total=max(1, total_bytes))
+            for b in buckets:
+                results.append(await _bucket(src, tgt, reader, backend, b["id"], object_cols,
+                                             done.get(b["id"], {}), jobs, batch, bar, task))
+            bar.update(task, completed=max(1, total_bytes))  # objects already present were skipped
         return {"ok": not any(r["mismatches"] for r in results), "buckets": results,
                 "seconds": round(time.monotonic() - started, 3)}
     finally:
+        await reader.close()
         await backend.close()
         await src.close()
         await tgt.close()
 
 
-async def _bucket(src: asyncpg.Connection, tgt: asyncpg.Connection, http: httpx.AsyncClient, backend: Any,
+async def _bucket(src: asyncpg.Connection, tgt: asyncpg.Connection, reader: Any, backend: Any,
                   bucket: str, cols: list[tuple[str, str]], state: dict[str, Any], jobs: int, batch: int,
                   bar: Any, task: Any) -> dict[str, Any]:
     after = state.get("after", "")
@@ -119,7 +121,7 @@ async def _bucket(src: asyncpg.Connection, tgt: asyncpg.Connection, http: httpx.
                 values = list(row)
                 if values[names.index("version")] is None:  # ownbase keys blobs by version
                     values[names.index("version")] = values[names.index("id")]
-                problem, size = await _transfer(http, backend, bucket, row["name"],
+                problem, size = await _transfer(reader, backend, bucket, row["name"],
                                                 values[names.index("version")], row["metadata"])
                 bar.advance(task, size)
                 if problem:
@@ -147,29 +149,26 @@ async def _bucket(src: asyncpg.Connection, tgt: asyncpg.Connection, http: httpx.
             "status": "copied"}
 
 
-async def _transfer(http: httpx.AsyncClient, backend: Any, bucket: str, name: str, version: str,
+async def _transfer(reader: Any, backend: Any, bucket: str, name: str, version: str,
                     metadata: str | None) -> tuple[str | None, int]:
     """Stream one object into the backend; return (problem or None, bytes)."""
     import json
 
     meta = json.loads(metadata) if metadata else {}
     md5, sha, size = hashlib.md5(), hashlib.sha256(), 0
-    url = f"/storage/v1/object/authenticated/{quote(bucket, safe='')}/{quote(name, safe='/')}"
-    async with http.stream("GET", url) as resp:
-        if resp.status_code != 200:
-            await resp.aread()
-            return f"source answered {resp.status_code}", 0
+    async with reader.open(bucket, name) as (problem, body, content_type):
+        if problem:
+            return problem, 0
 
         async def chunks() -> AsyncIterator[bytes]:
             nonlocal size
-            async for chunk in resp.aiter_bytes(256 * 1024):
+            async for chunk in body:
                 md5.update(chunk)
                 sha.update(chunk)
                 size += len(chunk)
                 yield chunk
 
-        await backend.write(bucket, blob_key(name, version), chunks(),
-                            meta.get("mimetype") or resp.headers.get("content-type", "application/octet-stream"))
+        await backend.write(bucket, blob_key(name, version), chunks(), meta.get("mimetype") or content_type)
     expected = meta.get("size")
     m = MD5_ETAG.match(str(meta.get("eTag", "")))
     problem = None
