@@ -1,10 +1,10 @@
 """``migrate files``: buckets, ``storage.objects`` rows and their bytes.
 
 Bytes stream from the source Storage API (service key) or its S3 endpoint (sources.py) into the
-configured backend, ``jobs`` at a time, hashed on the way and compared with the size and MD5 eTag the source recorded. Objects go in
-name order by pages; after each page the bucket's resume point (last name) is recorded on the
-target. Blob keys and rows keep the source's ``version``, so a rerun rewrites the same blob and the
-row insert (``on conflict do nothing``) never duplicates.
+configured backend, ``jobs`` at a time, hashed on the way and compared with the size and MD5 eTag
+the source recorded. Objects go in name order by pages; after each page the bucket's resume point
+(last name) is recorded on the target. Blob keys and rows keep the source's ``version``, so a rerun
+rewrites the same blob and the row insert (``on conflict do nothing``) never duplicates.
 """
 
 from __future__ import annotations
