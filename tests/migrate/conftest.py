@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -187,5 +186,3 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 60) -> None:
 def http(handle: ServerHandle) -> httpx.Client:
     return handle.client(handle.service_key)
 
-
-__all__ = ["Source", "migrate", "SOURCE_JWT_SECRET", "shutil", "http", "wait_until"]
