@@ -240,6 +240,7 @@ def _register_service_commands() -> None:
 
 
 _register_service_commands()
+app.add_typer(__import__("ownbase.migrate.cli", fromlist=["app"]).app, name="migrate")  # issue 11
 
 
 def main() -> None:

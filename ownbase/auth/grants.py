@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 
 from ownbase.auth import errors, idtoken, sessions, users
-from ownbase.auth.passwords import verify_password
+from ownbase.auth.passwords import hash_password, needs_rehash, verify_password
 from ownbase.auth.rules import banned, confirmed, user_agent
 from ownbase.auth.tokens import pkce_challenge_ok
 from ownbase.auth.web import body, client_ip, ctx_of, limit, string
@@ -53,7 +53,10 @@ async def _password_grant(request: Request) -> Any:
     if banned(user):
         raise errors.user_banned()
     ip = client_ip(request)
+    rehashed = await hash_password(password, s.auth_bcrypt_cost) if needs_rehash(user["encrypted_password"]) else None
     async with ctx.db.owner.acquire() as conn, conn.transaction():
+        if rehashed is not None:  # an imported argon2 / Firebase scrypt hash becomes bcrypt
+            await users.set_password(conn, user["id"], rehashed)
         reply = await sessions.create(conn, ctx, user, "password", ip=ip, user_agent=user_agent(request))
         await users.audit(conn, "login", user, ip, "account", {"provider": "email"})
     if len(password) < s.auth_password_min_length:
