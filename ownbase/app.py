@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -15,8 +16,10 @@ from starlette.routing import Route
 
 from ownbase import logs
 from ownbase.context import Context
+from ownbase.db.exposure import exposure_warnings
 from ownbase.db.migrate import apply_migrations, ensure_authenticator
 from ownbase.db.pool import connect, open_database
+from ownbase.db.startup import startup_lock
 from ownbase.http.client_ip import parse_networks
 from ownbase.http.middleware import OwnbaseMiddleware
 from ownbase.keys import build_keyring
@@ -43,11 +46,30 @@ def authenticator_password(settings: Settings, keys_secret: str) -> str:
     return settings.db_authenticator_password or keys_secret
 
 
+# Set by `ownbase start` once its parent process has prepared the database: uvicorn's workers
+# (and the single in-process server) then skip the work instead of repeating it N times.
+PREPARED_ENV = "_OWNBASE_DATABASE_PREPARED"
+
+
+def _waiting() -> None:
+    log.warning("waiting for another ownbase to finish start-up (migrations, roles) ...")
+
+
 async def prepare_database(settings: Settings, owner_url: str, password: str) -> list[str]:
+    """All start-up database work, once, under the start-up advisory lock; then the exposure
+    advice (read-only, outside the lock). Returns the bundled migrations applied now."""
     conn = await connect(owner_url, settings)
     try:
-        applied = await apply_migrations(conn)
-        await ensure_authenticator(conn, settings.db_authenticator_role, password)
+        async with startup_lock(conn, settings.db_startup_lock_timeout, _waiting):
+            applied = await apply_migrations(conn)
+            await ensure_authenticator(conn, settings.db_authenticator_role, password)
+            for svc in services():
+                if svc.prepare is not None:
+                    await svc.prepare(conn, settings)
+        if applied:
+            log.info("applied ownbase migrations %s", ", ".join(applied))
+        for line in await exposure_warnings(conn, list(settings.db_schemas)):
+            log.warning(line)
         return applied
     finally:
         await conn.close()
@@ -87,7 +109,8 @@ def tune_gc() -> None:
     gc.set_threshold(young, middle, FULL_GC_EVERY)
 
 
-def build_app(settings: Settings | None = None) -> Starlette:
+def build_app(settings: Settings | None = None, *, prepare: bool = True) -> Starlette:
+    """``prepare=False``: the database was prepared by the starting parent (ownbase start)."""
     settings = settings or load_settings()
     svcs = services()
     holder: dict[str, Context] = {}
@@ -98,7 +121,8 @@ def build_app(settings: Settings | None = None) -> Starlette:
             raise RuntimeError("OWNBASE_DATABASE_URL is not set (use `ownbase start`)")
         keys = build_keyring(settings)
         password = authenticator_password(settings, keys.derive_secret("db-authenticator"))
-        await prepare_database(settings, settings.database_url, password)
+        if prepare:
+            await prepare_database(settings, settings.database_url, password)
         db = await open_database(settings, settings.database_url, password)
         redis_client = None
         if settings.redis_url:
@@ -145,4 +169,4 @@ def create_app() -> Starlette:
     """uvicorn factory (``ownbase.app:create_app``) used by ``ownbase start``."""
     settings = load_settings()
     logs.configure(settings.log_level, settings.log_format)
-    return build_app(settings)
+    return build_app(settings, prepare=os.environ.get(PREPARED_ENV) != "1")
