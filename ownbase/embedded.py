@@ -97,6 +97,7 @@ class EmbeddedPostgres:
             bin_dir = self.bins
             if bin_dir not in _PERMISSIONS_DONE:  # walks the whole install: once per process
                 ensure_user_exists(SYSTEM_USER)
+            if self.bin_dir is None and bin_dir not in _PERMISSIONS_DONE:  # the wheel's files (root-only)
                 ensure_prefix_permissions(bin_dir)
                 ensure_folder_permissions(
                     bin_dir,
@@ -104,7 +105,7 @@ class EmbeddedPostgres:
                 )
                 ensure_folder_permissions(bin_dir.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
                 ensure_folder_permissions(bin_dir.parent / "share", stat.S_IRGRP | stat.S_IROTH)
-                _PERMISSIONS_DONE.add(bin_dir)
+            _PERMISSIONS_DONE.add(bin_dir)
             ensure_prefix_permissions(self.root)
             entry = pwd.getpwnam(SYSTEM_USER)
             for path in (self.root, self.pgdata, self.socket_dir):
