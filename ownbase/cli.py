@@ -18,6 +18,7 @@ See docs/cli.md ("Adding a command").
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import importlib
 import json
@@ -160,6 +161,20 @@ class DataDirLock:
             os.close(self.fd)
             self.fd = None
 
+    def is_held(self) -> bool:
+        """Whether some process (a running `ownbase start`, a command) holds the lock now."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops a lock we may have taken
+        return False
+
 
 def embedded_postgres(settings: Settings) -> Any:
     from ownbase.embedded import EmbeddedPostgres
@@ -185,12 +200,14 @@ def _server_file(settings: Settings) -> Path:
 
 
 def _running_api_url(settings: Settings) -> str | None:
+    data = Path(settings.data_dir).resolve()
     try:
         info = json.loads(_server_file(settings).read_text())
-        os.kill(int(info["pid"]), 0)
+        url = str(info["api_url"])
     except (OSError, ValueError, KeyError, TypeError):
-        return None  # no server, or one that died without cleaning up
-    return str(info["api_url"])
+        return None  # no server
+    # A server killed without cleaning up left the file behind but no longer holds the lock.
+    return url if DataDirLock(data).is_held() else None
 
 
 def key_info(settings: Settings, api_url: str | None = None) -> dict[str, str]:
@@ -228,7 +245,7 @@ def _check_port(host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except OSError as exc:
-            reason = "is already in use" if exc.errno == 98 else f"cannot be bound ({exc.strerror})"
+            reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
             fail(f"port {port} on {host} {reason} (another ownbase, or `supabase start`?): stop "
                  f"that server or choose another port with --port N (or OWNBASE_PORT)")
 

@@ -89,6 +89,9 @@ def test_keys_reports_the_running_servers_url(tmp_root: Path, database_url: str,
     finally:
         assert srv.stop() == 0
     assert keys()["api_url"] == "http://127.0.0.1:54321"  # stopped: the configured URL again
+    # A server killed without cleaning up leaves its file, but not its lock: the file is ignored.
+    (srv.data_dir / "server.json").write_text(json.dumps({"api_url": "http://127.0.0.1:1", "pid": 1}))
+    assert keys()["api_url"] == "http://127.0.0.1:54321"
 
 
 def _run_on_terminal(args: list[str], env: dict[str, str], ready_url: str, timeout: float = 90) -> str:
