@@ -17,13 +17,23 @@ import typer
 from ownbase import cli
 from ownbase.db import dbmigrate, typegen
 from ownbase.db.migrate import apply_migrations
+from ownbase.db.startup import StartupLockTimeout, startup_lock
+
+
+def _waiting() -> None:
+    cli.console.print("waiting for another ownbase to finish start-up (migrations, roles) ...")
 
 
 async def _migrate(target: cli.Target, directory: Path, dry_run: bool) -> int:
     conn = await cli.connect(target)
     try:
-        # ownbase's own schema first: app migrations use auth.uid(), the request roles, ...
-        await apply_migrations(conn)
+        # ownbase's own schema first: app migrations use auth.uid(), the request roles, ... Under
+        # the start-up lock, so a server starting against the same database meanwhile is waited for.
+        try:
+            async with startup_lock(conn, target.settings.db_startup_lock_timeout, _waiting):
+                await apply_migrations(conn)
+        except StartupLockTimeout as exc:
+            cli.fail(str(exc))
         if dry_run:
             plan = await dbmigrate.plan(conn, directory)
             for name in plan.ignored:
