@@ -9,6 +9,7 @@ system user, as the wheel itself does.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import stat
@@ -16,6 +17,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger("ownbase.embedded")
 
 SUPERUSER = "postgres"
 DATABASE = "postgres"
@@ -151,6 +154,8 @@ class EmbeddedPostgres:
         if self.state_file.exists():
             port = self.port
             if not _port_is_free(port):
+                log.warning("port %d of the embedded PostgreSQL is taken by another program: it moves "
+                            "to a new port (see the DB URL)", port)
                 port = None
         if port is None:
             port = free_port()

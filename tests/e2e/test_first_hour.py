@@ -50,6 +50,15 @@ def test_embedded_port_stays_the_same_after_a_quick_restart(tmp_root: Path) -> N
         assert emb.url() == f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         emb.stop()
+    # Only a port another program really listens on makes it move.
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        emb.start()
+        try:
+            assert emb.port != port
+        finally:
+            emb.stop()
 
 
 def test_taken_api_port_is_one_clear_line_before_any_banner(tmp_root: Path) -> None:
