@@ -52,6 +52,7 @@ def test_embedded_port_stays_the_same_after_a_quick_restart(tmp_root: Path) -> N
         emb.stop()
     # Only a port another program really listens on makes it move.
     with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past our own TIME_WAITs
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
         emb.start()
