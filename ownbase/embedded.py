@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger("ownbase.embedded")
+logger = logging.getLogger("ownbase.embedded")
 
 SUPERUSER = "postgres"
 DATABASE = "postgres"
@@ -154,7 +154,7 @@ class EmbeddedPostgres:
         if self.state_file.exists():
             port = self.port
             if not _port_is_free(port):
-                log.warning("port %d of the embedded PostgreSQL is taken by another program: it moves "
+                logger.warning("port %d of the embedded PostgreSQL is taken by another program: it moves "
                             "to a new port (see the DB URL)", port)
                 port = None
         if port is None:
