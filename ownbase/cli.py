@@ -10,6 +10,7 @@ function (listed in COMMAND_MODULES) and reaches everything through this module'
   the command (holding the data-dir lock) when no server runs there;
 * ``connect(target)`` / ``open_pool(target)``: owner connections through ``ownbase.db.pool``,
   so TLS settings (``sslmode``, ``OWNBASE_DB_SSL_ROOT_CERT``) apply to every command;
+* ``run(coroutine)``: asyncio.run, with database errors turned into one clear line;
 * ``fail(message, code)``, ``console`` (stderr) for messages.
 
 See docs/cli.md ("Adding a command").
@@ -29,7 +30,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, NoReturn, Optional
+from typing import Any, Coroutine, Iterator, NoReturn, Optional, TypeVar
 
 import asyncpg
 import typer
@@ -44,6 +45,7 @@ console = Console(stderr=True)
 # Packages that add commands; each has register(app: typer.Typer) -> None.
 COMMAND_MODULES = ("ownbase.db.cli", "ownbase.auth.cli", "ownbase.mail.cli", "ownbase.storage.cli")
 
+T = TypeVar("T")
 _GROUPS: dict[str, typer.Typer] = {}
 _registered = False  # command modules are imported by main(), after this module is complete
 
@@ -129,6 +131,17 @@ async def open_pool(target: Target, max_size: int = 2) -> asyncpg.Pool:
         return await create_pool(target.url, target.settings, min_size=1, max_size=max_size)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         fail(f"cannot connect to the database: {exc}")
+
+
+def run(work: Coroutine[Any, Any, T]) -> T:
+    """Run a command's async work; database errors become one clear line, not a traceback."""
+    try:
+        return asyncio.run(work)
+    except asyncpg.UndefinedTableError as exc:
+        fail(f"{exc} - ownbase's schema is not in this database yet: run `ownbase start` (or "
+             "`ownbase db migrate`) against it once")
+    except asyncpg.PostgresError as exc:
+        fail(f"database error: {type(exc).__name__}: {exc}")
 
 
 # --- data dir -------------------------------------------------------------------------------

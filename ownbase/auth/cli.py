@@ -6,7 +6,6 @@ password on first sign-in (or use a migration Lambda trigger instead) — see do
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 import sys
@@ -93,7 +92,7 @@ def register(app: typer.Typer) -> None:
         if id_attribute and not id_attribute.startswith("custom:"):
             raise typer.BadParameter("--id-attribute must be a custom attribute (custom:...)")
         with cli.database(cli.settings(data_dir=data_dir), db_url) as target:
-            users = asyncio.run(fetch_users(target))
+            users = cli.run(fetch_users(target))
         header = COGNITO_HEADER + ([id_attribute] if id_attribute else [])
         rows = [r for u in users if (r := row_for(u, username, id_attribute)) is not None]
         handle = sys.stdout if str(output) == "-" else open(output, "w", newline="", encoding="utf-8")

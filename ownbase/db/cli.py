@@ -7,7 +7,6 @@ embedded server, started for the duration of the command when no server runs) an
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -97,7 +96,7 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             cli.fail(str(exc), 2)
         with cli.database(cli.settings(data_dir=data_dir), db_url) as target:
-            code = asyncio.run(_migrate(target, directory, dry_run))
+            code = cli.run(_migrate(target, directory, dry_run))
         raise typer.Exit(code)
 
     @types_app.command("typescript")
@@ -111,5 +110,5 @@ def register(app: typer.Typer) -> None:
         for item in schema:
             schemas += [s.strip() for s in item.split(",") if s.strip()]
         with cli.database(cli.settings(data_dir=data_dir), db_url) as target:
-            code = asyncio.run(_typescript(target, schemas))
+            code = cli.run(_typescript(target, schemas))
         raise typer.Exit(code)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import Any, Optional
@@ -40,7 +39,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List mails in the outbox (the console backend's mail catcher)."""
         with cli.database(cli.settings(data_dir=data_dir), db_url) as target:
-            rows = asyncio.run(fetch(target, to, limit))
+            rows = cli.run(fetch(target, to, limit))
         if as_json:
             sys.stdout.write(json.dumps(rows, indent=2) + "\n")
             return

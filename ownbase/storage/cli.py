@@ -3,7 +3,6 @@ does it every minute)."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import Optional
 
@@ -44,5 +43,5 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Delete blobs that no object row references, and expired resumable uploads."""
         with cli.database(cli.settings(data_dir=data_dir), db_url) as target:
-            removed = asyncio.run(run_sweep(target, stale_seconds, bucket))
+            removed = cli.run(run_sweep(target, stale_seconds, bucket))
         sys.stdout.write(f"removed {removed} orphaned blob(s) / expired upload(s)\n")

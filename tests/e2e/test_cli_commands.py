@@ -76,6 +76,15 @@ def test_commands_start_the_stopped_embedded_database(tmp_root: Path) -> None:
     assert again.stop() == 0
 
 
+def test_commands_on_a_database_ownbase_never_prepared(tmp_root: Path) -> None:
+    data_dir = tmp_root / f"cli-fresh-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, **TEST_ENV, "OWNBASE_DATABASE_URL": ""}
+    proc = ownbase("mail", "list", "--data-dir", str(data_dir), env=env, cwd=tmp_root)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "ownbase start" in proc.stderr, proc.stderr
+    assert not (data_dir / "postgres" / "data" / "postmaster.pid").exists()
+
+
 def _system_postgres_bin() -> Path:
     """A PostgreSQL build with TLS (the embedded wheel is built without OpenSSL)."""
     for version in ("18", "17", "16", "15"):
