@@ -7,7 +7,7 @@ import gc
 import logging
 import os
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -109,6 +109,24 @@ def tune_gc() -> None:
     gc.set_threshold(young, middle, FULL_GC_EVERY)
 
 
+# One stuck step (a connection that never answers, a task that ignores cancellation) must not keep
+# the process, and with --workers uvicorn's parent waiting for it, from exiting.
+SHUTDOWN_STEP_SECONDS = 10
+
+
+async def _bounded(step: Awaitable[None], what: str) -> bool:
+    """Run one shutdown step for at most SHUTDOWN_STEP_SECONDS; False if it failed or timed out."""
+    try:
+        async with asyncio.timeout(SHUTDOWN_STEP_SECONDS):
+            await step
+        return True
+    except TimeoutError:
+        log.warning("shutdown of %s did not finish in %d s; going on", what, SHUTDOWN_STEP_SECONDS)
+    except Exception:  # noqa: BLE001 - the other steps still run
+        log.exception("shutdown of %s failed", what)
+    return False
+
+
 def build_app(settings: Settings | None = None, *, prepare: bool = True) -> Starlette:
     """``prepare=False``: the database was prepared by the starting parent (ownbase start)."""
     settings = settings or load_settings()
@@ -148,13 +166,13 @@ def build_app(settings: Settings | None = None, *, prepare: bool = True) -> Star
             ctx.shutting_down = True
             for svc in reversed(started):
                 if svc.shutdown is not None:
-                    try:
-                        await svc.shutdown(ctx)
-                    except Exception:  # noqa: BLE001
-                        log.exception("shutdown of %s failed", svc.name)
-            await db.close()
+                    await _bounded(svc.shutdown(ctx), svc.name)
+            if not await _bounded(db.close(), "the database pools"):
+                for pool in (db.read, db.api, db.owner):
+                    if pool is not None:
+                        pool.terminate()
             if redis_client is not None:
-                await redis_client.aclose()
+                await _bounded(redis_client.aclose(), "the Redis client")
 
     routes: list = [Route("/health", health), Route("/ready", ready)]
     for svc in svcs:
