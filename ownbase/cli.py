@@ -247,20 +247,24 @@ def _export(**values: Any) -> None:
             os.environ[f"OWNBASE_{key.upper()}"] = str(value)
 
 
-def _check_port(host: str, port: int) -> None:
-    """Bind the API port before anything else (as uvicorn will, with SO_REUSEADDR), so a taken
-    port is one clear line and a non-zero exit, not a banner with keys followed by a failure."""
+def _reserve_port(host: str, port: int) -> socket.socket | None:
+    """Bind the API port before anything else, so a taken port is one clear line and a non-zero
+    exit, not a banner with keys followed by a failure. The socket stays bound (not listening)
+    until uvicorn binds, so no other program takes the port meanwhile; with SO_REUSEADDR on both
+    (uvicorn sets it too) uvicorn's bind is not refused by this one."""
     if port == 0:
-        return
+        return None
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
-            fail(f"port {port} on {host} {reason} (another ownbase, or `supabase start`?): stop "
-                 f"that server or choose another port with --port N (or OWNBASE_PORT)")
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+        fail(f"port {port} on {host} {reason} (another ownbase, or `supabase start`?): stop "
+             f"that server or choose another port with --port N (or OWNBASE_PORT)")
+    return sock
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -305,7 +309,7 @@ def start(
     except RuntimeError as exc:
         fail(str(exc))
     try:
-        _check_port(cfg.host, cfg.port)
+        reserved = _reserve_port(cfg.host, cfg.port)
     except typer.Exit:
         lock.release()
         raise
@@ -340,11 +344,15 @@ def start(
         # place that re-raise returns here, so the embedded PostgreSQL is stopped cleanly below.
         signal.signal(signal.SIGTERM, lambda *_: None)
         signal.signal(signal.SIGINT, lambda *_: None)
+        if reserved is not None:
+            reserved.close()
         uvicorn.run(**uvicorn_options(cfg))
     except KeyboardInterrupt:
         console.print("interrupted during start-up; stopping")
         raise typer.Exit(130) from None
     finally:
+        if reserved is not None:
+            reserved.close()
         server_file.unlink(missing_ok=True)
         if embedded is not None:
             embedded.stop()
