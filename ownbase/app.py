@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -15,8 +16,10 @@ from starlette.routing import Route
 
 from ownbase import logs
 from ownbase.context import Context
+from ownbase.db.exposure import exposure_warnings
 from ownbase.db.migrate import apply_migrations, ensure_authenticator
 from ownbase.db.pool import connect, open_database
+from ownbase.db.startup import startup_lock
 from ownbase.http.client_ip import parse_networks
 from ownbase.http.middleware import OwnbaseMiddleware
 from ownbase.keys import build_keyring
@@ -43,11 +46,30 @@ def authenticator_password(settings: Settings, keys_secret: str) -> str:
     return settings.db_authenticator_password or keys_secret
 
 
+# Set by `ownbase start` once its parent process has prepared the database: uvicorn's workers
+# (and the single in-process server) then skip the work instead of repeating it N times.
+PREPARED_ENV = "_OWNBASE_DATABASE_PREPARED"
+
+
+def _waiting() -> None:
+    log.warning("waiting for another ownbase to finish start-up (migrations, roles) ...")
+
+
 async def prepare_database(settings: Settings, owner_url: str, password: str) -> list[str]:
+    """All start-up database work, once, under the start-up advisory lock; then the exposure
+    advice (read-only, outside the lock). Returns the bundled migrations applied now."""
     conn = await connect(owner_url, settings)
     try:
-        applied = await apply_migrations(conn)
-        await ensure_authenticator(conn, settings.db_authenticator_role, password)
+        async with startup_lock(conn, settings.db_startup_lock_timeout, _waiting):
+            applied = await apply_migrations(conn)
+            await ensure_authenticator(conn, settings.db_authenticator_role, password)
+            for svc in services():
+                if svc.prepare is not None:
+                    await svc.prepare(conn, settings)
+        if applied:
+            log.info("applied ownbase migrations %s", ", ".join(applied))
+        for line in await exposure_warnings(conn, list(settings.db_schemas)):
+            log.warning(line)
         return applied
     finally:
         await conn.close()
@@ -88,7 +110,26 @@ def tune_gc() -> None:
     gc.set_threshold(young, middle, FULL_GC_EVERY)
 
 
-def build_app(settings: Settings | None = None) -> Starlette:
+# One stuck step (a connection that never answers, a task that ignores cancellation) must not keep
+# the process, and with --workers uvicorn's parent waiting for it, from exiting.
+SHUTDOWN_STEP_SECONDS = 10
+
+
+async def _bounded(step: Awaitable[None], what: str) -> bool:
+    """Run one shutdown step for at most SHUTDOWN_STEP_SECONDS; False if it failed or timed out."""
+    try:
+        async with asyncio.timeout(SHUTDOWN_STEP_SECONDS):
+            await step
+        return True
+    except TimeoutError:
+        log.warning("shutdown of %s did not finish in %d s; going on", what, SHUTDOWN_STEP_SECONDS)
+    except Exception:  # noqa: BLE001 - the other steps still run
+        log.exception("shutdown of %s failed", what)
+    return False
+
+
+def build_app(settings: Settings | None = None, *, prepare: bool = True) -> Starlette:
+    """``prepare=False``: the database was prepared by the starting parent (ownbase start)."""
     settings = settings or load_settings()
     svcs = services()
     holder: dict[str, Context] = {}
@@ -99,7 +140,8 @@ def build_app(settings: Settings | None = None) -> Starlette:
             raise RuntimeError("OWNBASE_DATABASE_URL is not set (use `ownbase start`)")
         keys = build_keyring(settings)
         password = authenticator_password(settings, keys.derive_secret("db-authenticator"))
-        await prepare_database(settings, settings.database_url, password)
+        if prepare:
+            await prepare_database(settings, settings.database_url, password)
         db = await open_database(settings, settings.database_url, password)
         redis_client = None
         if settings.redis_url:
@@ -125,13 +167,13 @@ def build_app(settings: Settings | None = None) -> Starlette:
             ctx.shutting_down = True
             for svc in reversed(started):
                 if svc.shutdown is not None:
-                    try:
-                        await svc.shutdown(ctx)
-                    except Exception:  # noqa: BLE001
-                        log.exception("shutdown of %s failed", svc.name)
-            await db.close()
+                    await _bounded(svc.shutdown(ctx), svc.name)
+            if not await _bounded(db.close(), "the database pools"):
+                for pool in (db.read, db.api, db.owner):
+                    if pool is not None:
+                        pool.terminate()
             if redis_client is not None:
-                await redis_client.aclose()
+                await _bounded(redis_client.aclose(), "the Redis client")
 
     routes: list = [Route("/health", health), Route("/ready", ready)]
     for svc in svcs:
@@ -146,4 +188,4 @@ def create_app() -> Starlette:
     """uvicorn factory (``ownbase.app:create_app``) used by ``ownbase start``."""
     settings = load_settings()
     logs.configure(settings.log_level, settings.log_format)
-    return build_app(settings)
+    return build_app(settings, prepare=os.environ.get(PREPARED_ENV) != "1")

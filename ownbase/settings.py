@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     cors_origins: CsvList = ["*"]  # allowed browser origins, * for any
     trusted_proxies: CsvList = []  # CIDRs whose X-Forwarded-For is believed
     log_level: str = "info"  # debug, info, warning or error
-    log_format: Literal["json", "text"] = "json"  # json (one object per line) or text
+    log_format: Literal["auto", "json", "text"] = "auto"  # auto (readable text on a terminal, JSON otherwise), json (one object per line) or text
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # JSON bodies (REST/auth/storage); uploads have their own
     rate_limit_ip_per_minute: int = Field(6000, ge=0)  # general limit per client IP, 0 disables
     rate_limit_user_per_minute: int = Field(6000, ge=0)  # general limit per user (JWT sub), 0 disables
@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     db_max_rows: int = Field(1000, ge=1)  # cap on rows returned by one /rest/v1 read
     db_statement_timeout_ms: int = Field(8000, ge=0)  # per data request, 0 disables
     db_ssl_root_cert: str = ""  # CA bundle for sslmode=verify-full (e.g. RDS global bundle)
+    db_startup_lock_timeout: int = Field(300, ge=1)  # seconds a starting process waits while another one does the start-up database work (migrations, roles) before it gives up
     db_aggregates_enabled: bool = False  # true: /rest/v1 allows aggregate functions in select (amount.sum(), count()), as PostgREST's db-aggregates-enabled
     db_tx_end: Literal["commit", "commit-allow-override", "rollback", "rollback-allow-override"] = "commit"  # how /rest/v1 ends each transaction, as PostgREST's db-tx-end; the -allow-override values honour Prefer: tx=commit|rollback
     db_plan_enabled: bool = False  # true: /rest/v1 answers Accept: application/vnd.pgrst.plan with the statement's EXPLAIN, as PostgREST's db-plan-enabled

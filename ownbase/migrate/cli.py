@@ -16,6 +16,10 @@ from ownbase.migrate import target
 from ownbase.migrate.progress import StepError, write_report
 
 app = typer.Typer(no_args_is_help=True, help="Move a Supabase project onto ownbase (see docs/migration/).")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="migrate")
 out = Console()
 err = Console(stderr=True)
 

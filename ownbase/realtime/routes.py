@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.routing import Route, WebSocketRoute
 
@@ -13,12 +13,21 @@ from ownbase.service import Service
 
 if TYPE_CHECKING:
     from ownbase.context import Context
+    from ownbase.settings import Settings
 
 
 async def startup(ctx: "Context") -> None:
     hub = Hub(ctx)
     await hub.start()
     ctx.state["realtime"] = hub
+
+
+async def prepare(conn: Any, settings: "Settings") -> None:
+    """Capture triggers for tables added to the publication while no server ran: installed once,
+    under the start-up lock, before any process serves (the leader keeps them in sync after)."""
+    from ownbase.realtime.changes import sync_triggers
+
+    await sync_triggers(conn)
 
 
 async def shutdown(ctx: "Context") -> None:
@@ -37,4 +46,5 @@ SERVICE = Service(
     ],
     startup=startup,
     shutdown=shutdown,
+    prepare=prepare,
 )
