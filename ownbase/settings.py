@@ -73,6 +73,8 @@ class Settings(BaseSettings):
 
     # --- redis ----------------------------------------------------------------------
     redis_url: str = ""  # redis:// or rediss:// ; empty: in-process state (one process only)
+    redis_timeout_ms: int = Field(500, ge=1)  # longest a request waits on Redis before counting its rate limits per process until Redis answers again
+    ready_require_redis: bool = False  # true: /ready answers 503 while Redis is unreachable (default: 200 with the degraded components listed)
 
     # --- auth -----------------------------------------------------------------------
     site_url: str = "http://localhost:3000"  # your app's URL: default redirect target and base of links in mails
