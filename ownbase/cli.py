@@ -153,6 +153,7 @@ def start(
         import uvicorn
 
         from ownbase import logs
+        from ownbase.http.server import uvicorn_http_options
 
         logs.configure(settings.log_level, settings.log_format)
         # uvicorn re-raises the stop signal after its graceful shutdown; with no-op handlers in
@@ -166,7 +167,7 @@ def start(
             port=settings.port,
             workers=settings.workers,
             loop="uvloop",
-            http="httptools",
+            **uvicorn_http_options(settings),  # httptools with header size and time bounds
             ws="websockets",
             # Realtime: no permessage-deflate. Its zlib state costs ~250 KB per socket and CPU on
             # every frame (Supabase Realtime does not compress either); see docs/realtime.md.

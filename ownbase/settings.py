@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # JSON bodies (REST/auth); storage has its own
     rate_limit_ip_per_minute: int = Field(6000, ge=0)  # general limit per client IP, 0 disables
     rate_limit_user_per_minute: int = Field(6000, ge=0)  # general limit per user (JWT sub), 0 disables
+    http_max_header_bytes: int = Field(32 * 1024, ge=1024)  # request line + headers; larger requests get 431 and the connection is closed
+    http_header_timeout: float = Field(30.0, gt=0)  # seconds a connection may take to send a request's headers (slowloris bound)
 
     # --- database ------------------------------------------------------------------
     database_url: str = ""  # empty: embedded PostgreSQL in the data dir
