@@ -1,5 +1,6 @@
-"""Outermost ASGI middleware: request id, client address, CORS, general rate limits, JSON access
-logs and the last-resort 500 (JSON with the request id, never a stack trace)."""
+"""Outermost ASGI middleware: request id, client address, CORS, general rate limits, the gateway's
+API key check, JSON access logs and the last-resort 500 (JSON with the request id, never a stack
+trace)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Awaitable, Callable
 
 from ownbase.http.client_ip import client_ip
 from ownbase.http.errors import error_bytes
+from ownbase.http.gateway import KeyCheck, guarded, query_apikey
 from ownbase.keys import unverified_claims
 
 log = logging.getLogger("ownbase.access")
@@ -49,6 +51,7 @@ class OwnbaseMiddleware:
     def __init__(self, app: ASGIApp, get_ctx: Callable[[], Any]) -> None:
         self.app = app
         self.get_ctx = get_ctx
+        self._keycheck: KeyCheck | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -95,6 +98,9 @@ class OwnbaseMiddleware:
                 await self._send_error(send_wrapper, path, 429, "over_request_rate_limit",
                                        "Request rate limit reached",
                                        [(b"retry-after", str(limited).encode())])
+            elif (problem := self._key_problem(ctx, scope, method, path)) is not None:
+                await self._send_error(send_wrapper, path, problem.status, problem.code_for(path),
+                                       problem.message, [(b"www-authenticate", b"Bearer")], hint=problem.hint)
             else:
                 await self.app(scope, receive, send_wrapper)
         except Exception:  # noqa: BLE001 - the last resort: log with the id, answer JSON
@@ -135,6 +141,17 @@ class OwnbaseMiddleware:
                     if not d.allowed:
                         return d.retry_after
         return None
+
+    def _key_problem(self, ctx: Any, scope: Scope, method: str, path: str) -> Any:
+        if ctx is None or not guarded(method, path):
+            return None
+        if self._keycheck is None or self._keycheck.keys is not ctx.keys:
+            self._keycheck = KeyCheck(ctx.keys)
+        apikey = _header(scope, b"apikey") or query_apikey(scope.get("query_string", b""))
+        auth = _header(scope, b"authorization") or ""
+        scheme, _, token = auth.strip().partition(" ")
+        bearer = token.strip() if scheme.lower() == "bearer" else None
+        return self._keycheck.problem(apikey, bearer, _header(scope, b"user-agent"), _header(scope, b"origin"))
 
     @staticmethod
     def _allowed_origin(ctx: Any, origin: str | None) -> str | None:
