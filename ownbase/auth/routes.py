@@ -12,6 +12,7 @@ from starlette.routing import Route
 from ownbase.auth import account, admin, grants, mails, signup, verify
 from ownbase.auth.errors import AuthError, render, unexpected
 from ownbase.auth.lifecycle import shutdown, startup
+from ownbase.http.errors import database_unavailable
 from ownbase.service import Service
 
 log = logging.getLogger("ownbase.auth")
@@ -28,7 +29,9 @@ def gotrue(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             result = await handler(request)
         except AuthError as err:
             return render(request, err)
-        except Exception:  # noqa: BLE001 - GoTrue's 500 shape instead of a bare crash
+        except Exception as exc:  # noqa: BLE001 - GoTrue's 500 shape instead of a bare crash
+            if database_unavailable(exc):
+                raise  # the http layer answers 503 in GoTrue's shape
             log.exception("auth request failed")
             return render(request, unexpected())
         response = result if isinstance(result, Response) else JSONResponse(result)

@@ -11,7 +11,7 @@ import uuid
 from typing import Any, Awaitable, Callable
 
 from ownbase.http.client_ip import client_ip
-from ownbase.http.errors import error_bytes
+from ownbase.http.errors import database_unavailable, error_bytes, unavailable_bytes
 from ownbase.http.gateway import KeyCheck, guarded, query_apikey
 from ownbase.keys import unverified_claims
 
@@ -103,7 +103,15 @@ class OwnbaseMiddleware:
                                        problem.message, [(b"www-authenticate", b"Bearer")], hint=problem.hint)
             else:
                 await self.app(scope, receive, send_wrapper)
-        except Exception:  # noqa: BLE001 - the last resort: log with the id, answer JSON
+        except Exception as exc:  # noqa: BLE001 - the last resort: log with the id, answer JSON
+            if database_unavailable(exc):
+                # The database is down or unreachable: 503 (clients retry), as /rest/v1 answers.
+                errlog.warning("database unavailable: %s", type(exc).__name__,
+                               extra={"request_id": request_id, "path": path})
+                if not status_holder["started"]:
+                    await self._send(send_wrapper, 503, unavailable_bytes(path, request_id=request_id),
+                                     [(b"retry-after", b"1")])
+                return
             errlog.exception("unhandled error", extra={"request_id": request_id, "path": path})
             if not status_holder["started"]:
                 await self._send_error(send_wrapper, path, 500, "unexpected_failure",
@@ -194,7 +202,10 @@ class OwnbaseMiddleware:
     @staticmethod
     async def _send_error(send: Send, path: str, status: int, code: str, message: str,
                           headers: list[tuple[bytes, bytes]], **extra: Any) -> None:
-        body = error_bytes(path, status, code, message, **extra)
+        await OwnbaseMiddleware._send(send, status, error_bytes(path, status, code, message, **extra), headers)
+
+    @staticmethod
+    async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
         await send({
             "type": "http.response.start",
             "status": status,
