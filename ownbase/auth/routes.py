@@ -12,7 +12,7 @@ from starlette.routing import Route
 from ownbase.auth import account, admin, grants, mails, signup, verify
 from ownbase.auth.errors import AuthError, render, unexpected
 from ownbase.auth.lifecycle import shutdown, startup
-from ownbase.http.errors import database_unavailable
+from ownbase.http.errors import generic_status
 from ownbase.service import Service
 
 log = logging.getLogger("ownbase.auth")
@@ -30,8 +30,8 @@ def gotrue(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         except AuthError as err:
             return render(request, err)
         except Exception as exc:  # noqa: BLE001 - GoTrue's 500 shape instead of a bare crash
-            if database_unavailable(exc):
-                raise  # the http layer answers 503 in GoTrue's shape
+            if generic_status(exc) is not None:
+                raise  # the http layer answers (503 / 400) in GoTrue's shape
             log.exception("auth request failed")
             return render(request, unexpected())
         response = result if isinstance(result, Response) else JSONResponse(result)

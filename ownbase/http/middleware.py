@@ -11,7 +11,7 @@ import uuid
 from typing import Any, Awaitable, Callable
 
 from ownbase.http.client_ip import client_ip
-from ownbase.http.errors import database_unavailable, error_bytes, unavailable_bytes
+from ownbase.http.errors import error_bytes, generic_error
 from ownbase.http.gateway import KeyCheck, guarded, query_apikey
 from ownbase.keys import unverified_claims
 
@@ -104,13 +104,16 @@ class OwnbaseMiddleware:
             else:
                 await self.app(scope, receive, send_wrapper)
         except Exception as exc:  # noqa: BLE001 - the last resort: log with the id, answer JSON
-            if database_unavailable(exc):
-                # The database is down or unreachable: 503 (clients retry), as /rest/v1 answers.
-                errlog.warning("database unavailable: %s", type(exc).__name__,
+            generic = generic_error(path, exc, request_id=request_id)
+            if generic is not None:
+                # Not a bug: the database is unreachable (503, clients retry, as /rest/v1 answers)
+                # or the input is nested too deeply to process (400).
+                errlog.warning("request failed: %s", type(exc).__name__,
                                extra={"request_id": request_id, "path": path})
                 if not status_holder["started"]:
-                    await self._send(send_wrapper, 503, unavailable_bytes(path, request_id=request_id),
-                                     [(b"retry-after", b"1")])
+                    status, body = generic
+                    await self._send(send_wrapper, status, body,
+                                     [(b"retry-after", b"1")] if status == 503 else [])
                 return
             errlog.exception("unhandled error", extra={"request_id": request_id, "path": path})
             if not status_holder["started"]:

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from ownbase.context import Context
 from ownbase.http.auth_context import CredentialError, resolve
-from ownbase.http.errors import database_unavailable
+from ownbase.http.errors import generic_status
 from ownbase.service import Service
 from ownbase.storage import errors, tus
 from ownbase.storage.body import parse_upload
@@ -50,8 +50,8 @@ def handler(fn: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[R
             # The client went away mid-body: the upload was discarded; nobody reads this.
             return errors.invalid_request("Client disconnected").response()
         except Exception as exc:  # noqa: BLE001 - backend/database failures: Storage's 500 shape
-            if database_unavailable(exc):
-                raise  # the http layer answers 503 in Storage's shape
+            if generic_status(exc) is not None:
+                raise  # the http layer answers (503 / 400) in Storage's shape
             log.exception("storage request failed: %s %s", request.method, request.url.path)
             return errors.internal().response()
 
