@@ -12,7 +12,7 @@ from typing import Any, Awaitable, Callable
 
 from ownbase.http.client_ip import client_ip
 from ownbase.http.errors import error_bytes, generic_error
-from ownbase.http.gateway import KeyCheck, guarded, query_apikey
+from ownbase.http.gateway import KeyCheck, KeyProblem, guarded, query_apikey
 from ownbase.keys import unverified_claims
 
 log = logging.getLogger("ownbase.access")
@@ -107,7 +107,7 @@ class OwnbaseMiddleware:
             generic = generic_error(path, exc, request_id=request_id)
             if generic is not None:
                 # Not a bug: the database is unreachable (503, clients retry, as /rest/v1 answers)
-                # or the input is nested too deeply to process (400).
+                # or the input could not be processed (400: nested too deeply, refused as data).
                 errlog.warning("request failed: %s", type(exc).__name__,
                                extra={"request_id": request_id, "path": path})
                 if not status_holder["started"]:
@@ -153,7 +153,7 @@ class OwnbaseMiddleware:
                         return d.retry_after
         return None
 
-    def _key_problem(self, ctx: Any, scope: Scope, method: str, path: str) -> Any:
+    def _key_problem(self, ctx: Any, scope: Scope, method: str, path: str) -> KeyProblem | None:
         if ctx is None or not guarded(method, path):
             return None
         if self._keycheck is None or self._keycheck.keys is not ctx.keys:
