@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import os
@@ -10,8 +9,6 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator, Awaitable
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ownbase import logs
@@ -21,9 +18,10 @@ from ownbase.db.migrate import apply_migrations, ensure_authenticator
 from ownbase.db.pool import connect, open_database
 from ownbase.db.startup import startup_lock
 from ownbase.http.client_ip import parse_networks
+from ownbase.http.health import health, ready
 from ownbase.http.middleware import OwnbaseMiddleware
 from ownbase.keys import build_keyring
-from ownbase.limits import MemoryRateLimiter, RedisRateLimiter
+from ownbase.limits import MemoryRateLimiter, SharedRateLimiter
 from ownbase.service import Service
 from ownbase.settings import Settings, load_settings
 
@@ -73,23 +71,6 @@ async def prepare_database(settings: Settings, owner_url: str, password: str) ->
         return applied
     finally:
         await conn.close()
-
-
-async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
-
-
-async def ready(request: Request) -> Response:
-    ctx: Context | None = getattr(request.app.state, "ctx", None)
-    if ctx is None or ctx.shutting_down:
-        return JSONResponse({"status": "starting" if ctx is None else "stopping"}, status_code=503)
-    try:
-        async with asyncio.timeout(2):
-            await ctx.db.owner.fetchval("select 1")
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
-        return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, status_code=503)
-    # A down read replica is reported, not failed: reads fall back to the primary.
-    return JSONResponse({"status": "ok", **await ctx.db.replica_status()})
 
 
 FULL_GC_EVERY = 1000  # young-generation passes between full collections (CPython's default: 10)
@@ -148,7 +129,7 @@ def build_app(settings: Settings | None = None, *, prepare: bool = True) -> Star
             import redis.asyncio as aioredis
 
             redis_client = aioredis.from_url(settings.redis_url)
-            limiter = RedisRateLimiter(redis_client)
+            limiter = SharedRateLimiter(redis_client, settings.redis_timeout_ms / 1000)
         else:
             limiter = MemoryRateLimiter()
         ctx = Context(settings=settings, keys=keys, db=db, limiter=limiter,

@@ -37,6 +37,7 @@ import typer
 from rich.console import Console
 
 from ownbase import logs
+from ownbase.http.server import uvicorn_http_options
 from ownbase.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="ownbase: your own Supabase-compatible backend.")
@@ -277,7 +278,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        **uvicorn_http_options(settings),  # httptools with header size and time bounds
         ws="websockets",
         # Realtime: no permessage-deflate. Its zlib state costs ~250 KB per socket and CPU on
         # every frame (Supabase Realtime does not compress either); see docs/realtime.md.

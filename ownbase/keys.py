@@ -110,7 +110,9 @@ class KeyRing:
             cached = self._cache.get(token)
             if cached is not None:
                 exp = cached.get("exp")
-                if isinstance(exp, (int, float)) and exp > time.time():
+                # No exp: accepted without expiry, as GoTrue and PostgREST do (ownbase's own tokens
+                # always carry one); a present exp was checked to be a number when first verified.
+                if exp is None or exp > time.time():
                     return cached
                 self._cache.pop(token, None)
                 raise TokenError("JWT expired", "expired")
@@ -151,7 +153,7 @@ class KeyRing:
                     token,
                     key.key,
                     algorithms=[key.algorithm],
-                    options={"verify_aud": audience is not None, "require": ["exp"]},
+                    options={"verify_aud": audience is not None},
                     audience=audience,
                     leeway=leeway,
                 )

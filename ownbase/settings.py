@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # JSON bodies (REST/auth/storage); uploads have their own
     rate_limit_ip_per_minute: int = Field(6000, ge=0)  # general limit per client IP, 0 disables
     rate_limit_user_per_minute: int = Field(6000, ge=0)  # general limit per user (JWT sub), 0 disables
+    http_max_header_bytes: int = Field(32 * 1024, ge=1024)  # request line + headers; larger requests get 431 and the connection is closed
+    http_header_timeout: float = Field(30.0, gt=0)  # seconds a connection may take to send a request's headers (slowloris bound)
 
     # --- database ------------------------------------------------------------------
     database_url: str = ""  # empty: embedded PostgreSQL in the data dir
@@ -77,6 +79,8 @@ class Settings(BaseSettings):
 
     # --- redis ----------------------------------------------------------------------
     redis_url: str = ""  # redis:// or rediss:// ; empty: in-process state (one process only)
+    redis_timeout_ms: int = Field(500, ge=1)  # longest a request waits on Redis before counting its rate limits per process until Redis answers again
+    ready_require_redis: bool = False  # true: /ready answers 503 while Redis is unreachable (default: 200 with the degraded components listed)
 
     # --- auth -----------------------------------------------------------------------
     site_url: str = "http://localhost:3000"  # your app's URL: default redirect target and base of links in mails

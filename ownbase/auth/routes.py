@@ -12,6 +12,7 @@ from starlette.routing import Match, Route
 from ownbase.auth import account, admin, disabled, grants, identities, mails, oauth, providers, signup, verify
 from ownbase.auth.errors import AuthError, OAuthError, render, unexpected
 from ownbase.auth.lifecycle import shutdown, startup
+from ownbase.http.errors import generic_status
 from ownbase.service import Service
 
 log = logging.getLogger("ownbase.auth")
@@ -33,7 +34,9 @@ def gotrue(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             return render(request, err)
         except OAuthError as err:
             return err.response()
-        except Exception:  # noqa: BLE001 - GoTrue's 500 shape instead of a bare crash
+        except Exception as exc:  # noqa: BLE001 - GoTrue's 500 shape instead of a bare crash
+            if generic_status(exc) is not None:
+                raise  # the http layer answers (503 / 400) in GoTrue's shape
             log.exception("auth request failed")
             return render(request, unexpected())
         response = result if isinstance(result, Response) else JSONResponse(result)

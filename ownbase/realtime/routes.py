@@ -20,6 +20,8 @@ async def startup(ctx: "Context") -> None:
     hub = Hub(ctx)
     await hub.start()
     ctx.state["realtime"] = hub
+    # /ready lists realtime as degraded while Redis is unreachable (in-process fan-out).
+    ctx.components["realtime"] = lambda: {**hub.status(), "cause": "redis"}
 
 
 async def prepare(conn: Any, settings: "Settings") -> None:

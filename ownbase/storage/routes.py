@@ -13,6 +13,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from ownbase.db.pool import database_unreachable
+from ownbase.http.errors import generic_status
 from ownbase.service import Service
 from ownbase.storage import errors, tus_routes
 from ownbase.storage.body import parse_upload
@@ -44,6 +45,8 @@ def handler(fn: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[R
                 log.warning("storage request failed, database unavailable: %s %s: %s", request.method,
                             request.url.path, exc)
                 return errors.database_unavailable().response()
+            if generic_status(exc) is not None:
+                raise  # the http layer answers (503 / 400) in Storage's shape
             log.exception("storage request failed: %s %s", request.method, request.url.path)
             return errors.internal().response()
 
