@@ -20,9 +20,9 @@ from ownbase.storage.body import parse_upload
 from ownbase.storage.callers import caller_of, storage_of
 from ownbase.storage.lifecycle import shutdown, startup
 from ownbase.storage.responses import BlobGone, content_disposition, safe_type_headers, serve_object
-from ownbase.storage.service import SERVICE_AUTH, Caller, Storage, _url_path, blob_key, info_json, object_json
+from ownbase.storage.service import SERVICE_AUTH, Caller, Storage, _url_path, info_json, object_json
 from ownbase.storage.images import read_limited
-from ownbase.storage.transform import MAX_INPUT_BYTES, negotiate, parse_token_transform, parse_transform, render, sniff
+from ownbase.storage.transform import negotiate, parse_token_transform, parse_transform, render, sniff
 
 P = "/storage/v1"
 log = logging.getLogger("ownbase.storage")
