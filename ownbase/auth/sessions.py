@@ -15,6 +15,9 @@ from ownbase.auth.tokens import new_refresh_token
 from ownbase.context import Context
 
 
+MFA_METHODS = ("totp", "mfa/phone", "mfa/webauthn")  # AMR methods that make a session aal2
+
+
 def _inet(ip: str) -> str | None:
     try:
         return str(ipaddress.ip_address(ip)) if ip else None
@@ -58,15 +61,34 @@ async def _reply(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, s
     amr = _amr(list(await conn.fetch(
         "select authentication_method, updated_at from auth.mfa_amr_claims where session_id = $1",
         session_id)))
-    token, exp = access_token(ctx, user, session_id, amr)
+    # aal2 exactly when a second factor was verified in this session (GoTrue's rule); refresh keeps it.
+    aal = "aal2" if any(m["method"] in MFA_METHODS for m in amr) else "aal1"
+    token, exp = access_token(ctx, user, session_id, amr, aal)
+    user_out = users.user_json(user, await users.identities(conn, user["id"]))
+    found = await users.factors(conn, user["id"])
+    if found:  # supabase-js computes the next assurance level from session.user.factors
+        user_out["factors"] = found
     return {
         "access_token": token,
         "token_type": "bearer",
         "expires_in": ctx.settings.auth_access_token_ttl,
         "expires_at": exp,
         "refresh_token": refresh,
-        "user": users.user_json(user, await users.identities(conn, user["id"])),
+        "user": user_out,
     }
+
+
+async def reissue(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, session_id: Any) -> dict[str, Any]:
+    """A fresh refresh token for an existing session after an MFA step-up. The session's earlier
+    tokens are deleted, not revoked: the reuse grace would otherwise let a pre-MFA token mint aal2."""
+    await conn.execute("delete from auth.refresh_tokens where session_id = $1", session_id)
+    new = new_refresh_token()
+    await conn.execute(
+        """insert into auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at,
+               parent, session_id)
+           values ('00000000-0000-0000-0000-000000000000', $1, $2, false, now(), now(), null, $3)""",
+        new, str(user["id"]), session_id)
+    return await _reply(conn, ctx, user, session_id, new)
 
 
 async def create(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, method: str, *,
