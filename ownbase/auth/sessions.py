@@ -26,9 +26,8 @@ def _inet(ip: str) -> str | None:
 
 
 def _amr(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
-    out = [{"method": r["authentication_method"], "timestamp": int(r["updated_at"].timestamp())} for r in rows]
-    out.sort(key=lambda m: m["timestamp"], reverse=True)
-    return out
+    rows = sorted(rows, key=lambda r: r["updated_at"], reverse=True)  # newest first, to the microsecond
+    return [{"method": r["authentication_method"], "timestamp": int(r["updated_at"].timestamp())} for r in rows]
 
 
 def access_token(ctx: Context, user: asyncpg.Record, session_id: Any, amr: list[dict[str, Any]],
