@@ -117,9 +117,10 @@ def verify_registration(rp: RelyingParty, credential: RegistrationCredential, ch
             expected_origin=rp.origins, require_user_verification=False)
     except Exception:  # noqa: BLE001 - the library raises many types; all mean "not a valid attestation"
         raise CeremonyError(parse=False) from None
-    transports = [t.value for t in (credential.response.transports or [])]
+    transports = [str(getattr(t, "value", t)) for t in (credential.response.transports or [])]
     return NewCredential(result.credential_id, result.credential_public_key, result.sign_count, result.aaguid,
-                         result.fmt.value, result.credential_device_type.value == "multi_device",
+                         str(getattr(result.fmt, "value", result.fmt)),
+                         str(getattr(result.credential_device_type, "value", "")) == "multi_device",
                          result.credential_backed_up, transports)
 
 
