@@ -14,7 +14,7 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ownbase.auth import errors, sessions, totp, users
+from ownbase.auth import aal, errors, sessions, totp, users
 from ownbase.auth.account import current_user
 from ownbase.auth.disabled import ENROLL_OFF, VERIFY_OFF
 from ownbase.auth.web import admin_caller, body, client_ip, ctx_of, string, user_caller
@@ -69,10 +69,9 @@ async def _caller(request: Request, conn: asyncpg.Connection) -> tuple[asyncpg.R
     if auth.claims.get("is_anonymous") is True:
         raise errors.AuthError(403, "no_authorization", "Anonymous user not allowed to perform these actions")
     sid = auth.claims.get("session_id")
-    if not sid or not users.is_uuid(str(sid)):
+    if not isinstance(sid, str) or not users.is_uuid(sid):
         return user, None, "aal1"
-    aal = await conn.fetchval("select aal from auth.sessions where id = $1", uuid.UUID(str(sid)))
-    return user, uuid.UUID(str(sid)), aal or "aal1"
+    return user, uuid.UUID(sid), await aal.session_aal(conn, auth.claims)
 
 
 async def _factor(conn: asyncpg.Connection, request: Request, user_id: Any, *, lock: bool = False) -> asyncpg.Record:
@@ -115,7 +114,7 @@ async def enroll(request: Request) -> Any:
     ctx = ctx_of(request)
     s = ctx.settings
     async with ctx.db.owner.acquire() as conn, conn.transaction():
-        user, _, aal = await _caller(request, conn)
+        user, _, level = await _caller(request, conn)
         data = await body(request)
         ftype = string(data, "factor_type")
         if ftype not in ENROLL_OFF:
@@ -141,7 +140,7 @@ async def enroll(request: Request) -> Any:
         if counts["total"] >= s.auth_mfa_max_enrolled_factors or counts["verified"] >= s.auth_mfa_max_verified_factors:
             raise errors.AuthError(422, "too_many_enrolled_mfa_factors",
                                    "Maximum number of verified factors reached, unenroll to continue")
-        if counts["verified"] and aal != "aal2":
+        if counts["verified"] and level != "aal2":
             raise errors.AuthError(403, "insufficient_aal", "AAL2 required to enroll a new factor")
         secret = totp.new_secret()
         factor_id = uuid.uuid4()
@@ -254,9 +253,9 @@ async def _verify_in_tx(conn: asyncpg.Connection, ctx: Context, request: Request
 async def unenroll(request: Request) -> Any:
     ctx = ctx_of(request)
     async with ctx.db.owner.acquire() as conn, conn.transaction():
-        user, _, aal = await _caller(request, conn)
+        user, _, level = await _caller(request, conn)
         factor = await _factor(conn, request, user["id"], lock=True)
-        if factor["status"] == "verified" and aal != "aal2":
+        if factor["status"] == "verified" and level != "aal2":
             raise errors.AuthError(422, "insufficient_aal", "AAL2 required to unenroll verified factor")
         await _step_down(conn, factor)
         await conn.execute("delete from auth.mfa_factors where id = $1", factor["id"])

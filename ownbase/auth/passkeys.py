@@ -14,7 +14,7 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ownbase.auth import ceremony, errors, sessions, users
+from ownbase.auth import aal, ceremony, errors, sessions, users
 from ownbase.auth.account import current_user
 from ownbase.auth.rules import banned, confirmed, user_agent
 from ownbase.auth.web import admin_caller, body, client_ip, ctx_of, limit, string, user_caller
@@ -65,14 +65,7 @@ def _not_anonymous(claims: dict[str, Any]) -> None:
 
 async def _require_aal2_if_mfa(conn: asyncpg.Connection, user: asyncpg.Record, claims: dict[str, Any]) -> None:
     """Users with a verified MFA factor manage passkeys only from an aal2 session."""
-    if not await conn.fetchval("select 1 from auth.mfa_factors where user_id = $1 and status = 'verified'",
-                               user["id"]):
-        return
-    sid = claims.get("session_id")
-    aal = None
-    if isinstance(sid, str) and users.is_uuid(sid):
-        aal = await conn.fetchval("select aal from auth.sessions where id = $1", uuid.UUID(sid))
-    if aal != "aal2":
+    if await aal.below_reachable(conn, user["id"], claims):
         raise errors.AuthError(403, "insufficient_aal",
                                "AAL2 session is required to manage passkeys when MFA is enabled")
 

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from supabase import Client
 from supabase_auth.errors import AuthApiError
 
+from ownbase.auth import mfa
 from tests.auth.conftest import py_client, unique_email
 from tests.conftest import ServerHandle, sql
 
@@ -41,9 +42,9 @@ def new_user(server: ServerHandle, tag: str) -> tuple[str, str]:
     return email, user.id
 
 
-def signed_in(server: ServerHandle, email: str) -> Client:
+def signed_in(server: ServerHandle, email: str, password: str = PASSWORD) -> Client:
     sb = py_client(server)
-    sb.auth.sign_in_with_password({"email": email, "password": PASSWORD})
+    sb.auth.sign_in_with_password({"email": email, "password": password})
     return sb
 
 
@@ -168,8 +169,15 @@ def test_unenroll_needs_aal2_and_steps_down(server: ServerHandle) -> None:
     assert api_error(lambda: weak.auth.mfa.unenroll({"factor_id": factor_id})) == ("insufficient_aal", 422)
     assert api_error(lambda: weak.auth.mfa.enroll({"factor_type": "totp", "friendly_name": "second"})) == \
         ("insufficient_aal", 403)
-    r = send(server, "PUT", "/user", weak.auth.get_session().access_token, {"data": {"x": 1}})
-    assert r.status_code == 200  # only email/password changes would need aal2
+    weak_token = weak.auth.get_session().access_token
+    assert send(server, "PUT", "/user", weak_token, {"data": {"x": 1}}).status_code == 200  # metadata: fine
+    for change in ({"password": "another-secret"}, {"email": unique_email("moved")}):
+        r = send(server, "PUT", "/user", weak_token, change)
+        assert (r.status_code, r.json()) == (401, {
+            "code": "insufficient_aal",
+            "message": "AAL2 session is required to update email or password when MFA is enabled."})
+    assert send(server, "PUT", "/user", strong.auth.get_session().access_token,
+                {"password": "another-secret"}).status_code == 200
 
     # From aal2 a second factor may be enrolled; an unverified one goes without aal2.
     second = strong.auth.mfa.enroll({"factor_type": "totp", "friendly_name": "second"})
@@ -288,3 +296,25 @@ def test_fuzz_mfa_routes_never_5xx(fuzz_server: ServerHandle, fuzz_token: tuple[
     who = server.service_key if route == "admin" else token
     r = send(server, method, path, who, None, content=json.dumps(body))
     assert r.status_code < 500, (route, body, r.text)
+
+
+async def test_mfa_verification_attempt_hook_point() -> None:
+    """The call site the auth hooks module fills: a no-op by default; a rejecting hook's message (or
+    GoTrue's default one) is what verify answers with 403 mfa_verification_rejected."""
+    payload = {"user_id": str(uuid.uuid4()), "factor_id": str(uuid.uuid4()), "factor_type": "totp", "valid": True}
+    assert await mfa.verification_attempt(None, payload) is None  # type: ignore[arg-type]
+    seen: list[dict[str, Any]] = []
+
+    async def reject(ctx: Any, got: dict[str, Any]) -> dict[str, Any]:
+        seen.append(got)
+        return {"decision": "reject"} if len(seen) == 1 else {"decision": "reject", "message": "locked"}
+
+    mfa.set_verification_attempt_hook(reject)
+    try:
+        assert await mfa.verification_attempt(None, payload) == \
+            "Further MFA verification attempts will be rejected."  # type: ignore[arg-type]
+        assert await mfa.verification_attempt(None, payload) == "locked"  # type: ignore[arg-type]
+    finally:
+        mfa.set_verification_attempt_hook(None)
+    assert seen == [payload, payload]
+    assert await mfa.verification_attempt(None, payload) is None  # type: ignore[arg-type]
