@@ -61,7 +61,7 @@ async def settings_route(request: Request) -> Response:
         "sms_provider": "",
         "saml_enabled": False,
         "saml_private_key_next_configured": False,
-        "passkeys_enabled": False,
+        "passkeys_enabled": s.auth_passkey_enabled,
     })
 
 

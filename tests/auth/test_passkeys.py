@@ -233,6 +233,7 @@ def test_admin_lists_and_deletes_passkeys(pk_server: ServerHandle) -> None:
 
 
 def test_wrong_methods_and_unknown_paths_when_enabled(pk_server: ServerHandle) -> None:
+    assert httpx.get(pk_server.url + "/auth/v1/settings").json()["passkeys_enabled"] is True
     r = call(pk_server, "GET", "/passkeys/registration/options")
     assert r.status_code == 405 and r.headers.get_list("allow") == ["POST"]
     r = call(pk_server, "GET", "/passkeys/a/b/c")
