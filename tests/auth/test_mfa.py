@@ -63,7 +63,7 @@ def enroll_verified(sb: Client, name: str = "phone") -> tuple[str, str]:
 
 def send(server: ServerHandle, method: str, path: str, token: str | None, body: Any = None,
          **kw: Any) -> httpx.Response:
-    headers = {"apikey": server.anon_key, **NEW}
+    headers = {"apikey": server.anon_key, **NEW, **kw.pop("headers", {})}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     return httpx.request(method, server.url + "/auth/v1" + path, headers=headers, json=body, timeout=30, **kw)
@@ -246,7 +246,30 @@ def test_anonymous_users_cannot_enroll(auto_server: ServerHandle) -> None:
 
 @pytest.fixture(scope="module")
 def tight_server(server_factory: Callable[..., ServerHandle]) -> ServerHandle:
-    return server_factory({"OWNBASE_AUTH_MFA_MAX_ENROLLED_FACTORS": "2", "OWNBASE_AUTH_RATE_LIMIT_MFA": "2"})
+    return server_factory({"OWNBASE_AUTH_MFA_MAX_ENROLLED_FACTORS": "2", "OWNBASE_AUTH_RATE_LIMIT_MFA": "2",
+                           "OWNBASE_TRUSTED_PROXIES": "127.0.0.1/32"})
+
+
+def test_verify_from_another_ip_is_refused(tight_server: ServerHandle) -> None:
+    """GoTrue binds a challenge to the address that asked for it."""
+    server = tight_server
+    email, _ = new_user(server, "mfa-ip")
+    sb = signed_in(server, email)
+    enrolled = sb.auth.mfa.enroll({"factor_type": "totp"})
+    token = sb.auth.get_session().access_token
+    r = send(server, "POST", f"/factors/{enrolled.id}/challenge", token, {},
+             headers={"X-Forwarded-For": "203.0.113.7"})
+    assert r.status_code == 200, r.text
+    code = code_at(enrolled.totp.secret)
+    r = send(server, "POST", f"/factors/{enrolled.id}/verify", token, {"challenge_id": r.json()["id"], "code": code},
+             headers={"X-Forwarded-For": "198.51.100.9"})
+    assert (r.status_code, r.json()) == (422, {"code": "mfa_ip_address_mismatch",
+                                               "message": "Challenge and verify IP addresses mismatch."})
+    r = send(server, "POST", f"/factors/{enrolled.id}/challenge", token, {},
+             headers={"X-Forwarded-For": "198.51.100.9"})
+    r = send(server, "POST", f"/factors/{enrolled.id}/verify", token, {"challenge_id": r.json()["id"], "code": code},
+             headers={"X-Forwarded-For": "198.51.100.9"})
+    assert r.status_code == 200 and claims(r.json()["access_token"])["aal"] == "aal2"
 
 
 def test_factor_count_and_rate_limits(tight_server: ServerHandle) -> None:
