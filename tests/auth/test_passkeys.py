@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.auth.authenticator import SoftAuthenticator, b64
 from tests.auth.conftest import py_client, unique_email
-from tests.auth.test_mfa import claims, code_at
+from tests.auth.mfa_helpers import claims, code_at
 from tests.conftest import ServerHandle, sql
 
 NEW = {"X-Supabase-Api-Version": "2024-01-01"}
