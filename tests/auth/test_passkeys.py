@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import httpx
@@ -14,12 +15,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.auth.authenticator import SoftAuthenticator, b64
 from tests.auth.conftest import py_client, unique_email
-from tests.auth.mfa_helpers import claims, code_at
+from tests.auth.mfa_helpers import NEW, PASSWORD, claims, code_at
 from tests.conftest import ServerHandle, sql
 
-NEW = {"X-Supabase-Api-Version": "2024-01-01"}
 ORIGIN = "http://app.example:3000"
-PASSWORD = "secret123"
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +36,19 @@ def call(server: ServerHandle, method: str, path: str, token: str | None = None,
     return httpx.request(method, server.url + "/auth/v1" + path, headers=headers, json=body, timeout=30, **kw)
 
 
+def gotrue_error(r: httpx.Response) -> tuple[int, str, str]:
+    return r.status_code, r.json()["code"], r.json()["message"]
+
+
+@dataclass
+class Holder:
+    email: str
+    user_id: str
+    token: str
+    device: SoftAuthenticator
+    passkey: dict[str, Any]
+
+
 def user_session(server: ServerHandle, tag: str = "pk", **attrs: Any) -> tuple[str, str, dict[str, Any]]:
     email = unique_email(tag)
     user = py_client(server, server.service_key).auth.admin.create_user(
@@ -46,12 +58,20 @@ def user_session(server: ServerHandle, tag: str = "pk", **attrs: Any) -> tuple[s
     return email, user.id, r.json()
 
 
-def register(server: ServerHandle, token: str, device: SoftAuthenticator) -> httpx.Response:
+def register(server: ServerHandle, token: str, device: SoftAuthenticator, **kw: Any) -> httpx.Response:
     start = call(server, "POST", "/passkeys/registration/options", token, {})
     assert start.status_code == 200, start.text
     data = start.json()
     return call(server, "POST", "/passkeys/registration/verify", token,
-                {"challenge_id": data["challenge_id"], "credential": device.create(data["options"])})
+                {"challenge_id": data["challenge_id"], "credential": device.create(data["options"], **kw)})
+
+
+def holder(server: ServerHandle, tag: str) -> Holder:
+    email, user_id, session = user_session(server, tag)
+    device = SoftAuthenticator(ORIGIN)
+    r = register(server, session["access_token"], device)
+    assert r.status_code == 200, r.text
+    return Holder(email, user_id, session["access_token"], device, r.json())
 
 
 def sign_in_options(server: ServerHandle) -> dict[str, Any]:
@@ -61,11 +81,17 @@ def sign_in_options(server: ServerHandle) -> dict[str, Any]:
     return r.json()  # type: ignore[no-any-return]
 
 
-def test_register_sign_in_list_rename_remove(pk_server: ServerHandle) -> None:
-    server = pk_server
-    email, user_id, session = user_session(server, data={"name": "Ada"})
-    token = session["access_token"]
-    start = call(server, "POST", "/passkeys/registration/options", token, {}).json()
+def sign_in(server: ServerHandle, device: SoftAuthenticator, **kw: Any) -> httpx.Response:
+    opts = sign_in_options(server)
+    return call(server, "POST", "/passkeys/authentication/verify", None,
+                {"challenge_id": opts["challenge_id"], "credential": device.get(opts["options"], **kw)})
+
+
+# --- registration --------------------------------------------------------------------------------
+
+def test_registration_options(pk_server: ServerHandle) -> None:
+    email, user_id, session = user_session(pk_server, data={"name": "Ada"})
+    start = call(pk_server, "POST", "/passkeys/registration/options", session["access_token"], {}).json()
     options = start["options"]
     assert options["rp"] == {"name": "app.example", "id": "app.example"}
     assert options["user"] == {"id": b64(user_id.encode()), "name": email, "displayName": "Ada"}
@@ -75,170 +101,193 @@ def test_register_sign_in_list_rename_remove(pk_server: ServerHandle) -> None:
     assert {p["alg"] for p in options["pubKeyCredParams"]} >= {-7, -257}
     assert uuid.UUID(start["challenge_id"]) and isinstance(start["expires_at"], int)
 
-    device = SoftAuthenticator(ORIGIN)
-    done = call(server, "POST", "/passkeys/registration/verify", token,
-                {"challenge_id": start["challenge_id"], "credential": device.create(options)})
-    assert done.status_code == 200, done.text
-    passkey = done.json()
-    assert set(passkey) == {"id", "friendly_name", "created_at"} and passkey["friendly_name"] == "Passkey"
-    # The challenge was used up.
-    again = call(server, "POST", "/passkeys/registration/verify", token,
-                 {"challenge_id": start["challenge_id"], "credential": device.create(options)})
-    assert (again.status_code, again.json()) == (400, {"code": "webauthn_challenge_not_found",
-                                                       "message": "Challenge not found or already used"})
 
-    # Sign in: discoverable credential, no email typed.
-    sign = sign_in_options(server)
-    assert sign["options"]["allowCredentials"] == [] and sign["options"]["rpId"] == "app.example"
-    r = call(server, "POST", "/passkeys/authentication/verify", None,
-             {"challenge_id": sign["challenge_id"], "credential": device.get(sign["options"])})
-    assert r.status_code == 200, r.text
-    signed = r.json()
-    assert signed["user"]["id"] == user_id and signed["refresh_token"]
-    token_claims = claims(signed["access_token"])
-    assert token_claims["aal"] == "aal1" and [m["method"] for m in token_claims["amr"]] == ["passkey"]
-    # The session works with supabase-py (e.g. getUser with it).
-    sb = py_client(server)
-    sb.auth.set_session(signed["access_token"], signed["refresh_token"])
-    assert sb.auth.get_user().user.email == email
-
-    listed = call(server, "GET", "/passkeys", signed["access_token"]).json()
-    assert [p["id"] for p in listed] == [passkey["id"]] and "last_used_at" in listed[0]
-    renamed = call(server, "PATCH", f"/passkeys/{passkey['id']}", token, {"friendly_name": "Laptop"})
-    assert renamed.status_code == 200 and renamed.json()["friendly_name"] == "Laptop"
-    for body, message in (({}, "friendly_name is required"),
-                          ({"friendly_name": "x" * 121}, "friendly_name must be 120 characters or less")):
-        r = call(server, "PATCH", f"/passkeys/{passkey['id']}", token, body)
-        assert (r.status_code, r.json()["message"]) == (400, message)
-
-    # Another user cannot see or remove it.
-    _, _, stranger = user_session(server, "pk-other")
-    r = call(server, "DELETE", f"/passkeys/{passkey['id']}", stranger["access_token"])
-    assert (r.status_code, r.json()) == (404, {"code": "validation_failed", "message": "Passkey not found"})
-    assert call(server, "GET", "/passkeys", stranger["access_token"]).json() == []
-
-    r = call(server, "DELETE", f"/passkeys/{passkey['id']}", token)
-    assert r.status_code == 204 and r.content == b""
-    assert call(server, "GET", "/passkeys", token).json() == []
-    # A removed passkey signs nobody in.
-    sign = sign_in_options(server)
-    r = call(server, "POST", "/passkeys/authentication/verify", None,
-             {"challenge_id": sign["challenge_id"], "credential": device.get(sign["options"])})
-    assert (r.status_code, r.json()["code"]) == (400, "webauthn_verification_failed")
+def test_register_answers_the_new_passkey(pk_server: ServerHandle) -> None:
+    h = holder(pk_server, "pk-reg")
+    assert set(h.passkey) == {"id", "friendly_name", "created_at"} and h.passkey["friendly_name"] == "Passkey"
+    row = sql(pk_server, "select user_id::text, sign_count from auth.webauthn_credentials where id = $1::uuid",
+              h.passkey["id"])[0]
+    assert (row["user_id"], row["sign_count"]) == (h.user_id, 0)
 
 
-def test_ceremony_failures(pk_server: ServerHandle) -> None:
-    server = pk_server
-    _, _, session = user_session(server, "pk-bad")
-    token = session["access_token"]
-    device = SoftAuthenticator(ORIGIN)
-
-    # Wrong origin in clientDataJSON: verification fails, nothing stored.
-    start = call(server, "POST", "/passkeys/registration/options", token, {}).json()
-    r = call(server, "POST", "/passkeys/registration/verify", token,
-             {"challenge_id": start["challenge_id"],
-              "credential": device.create(start["options"], origin="http://evil.example")})
-    assert (r.status_code, r.json()) == (400, {"code": "webauthn_verification_failed",
-                                               "message": "Credential verification failed"})
-    assert register(server, token, device).status_code == 200
-    # The same authenticator credential twice.
-    dup = register(server, token, device)
-    assert (dup.status_code, dup.json()["code"]) == (422, "webauthn_credential_exists")
-    assert register(server, token, SoftAuthenticator(ORIGIN)).status_code == 200
-    full = call(server, "POST", "/passkeys/registration/options", token, {})
-    assert (full.status_code, full.json()) == (422, {"code": "too_many_passkeys",
-                                                     "message": "Maximum number of passkeys reached"})
-
-    # Garbage credential, missing fields, a registration challenge used for sign-in.
-    sign = sign_in_options(server)
-    for body, code, message in (
-            ({"challenge_id": sign["challenge_id"], "credential": {"id": "x"}}, "webauthn_verification_failed",
-             "Invalid credential response"),
-            ({"credential": {}}, "validation_failed", "challenge_id is required"),
-            ({"challenge_id": "nope", "credential": {}}, "validation_failed", "challenge_id must be a valid UUID"),
-            ({"challenge_id": sign["challenge_id"]}, "validation_failed", "credential is required")):
-        r = call(server, "POST", "/passkeys/authentication/verify", None, body)
-        assert (r.status_code, r.json()) == (400, {"code": code, "message": message}), body
-    other_token = user_session(server, "pk-y")[2]["access_token"]
-    reg = call(server, "POST", "/passkeys/registration/options", other_token, {}).json()
-    r = call(server, "POST", "/passkeys/authentication/verify", None,
-             {"challenge_id": reg["challenge_id"], "credential": device.get({**sign["options"],
-                                                                             "challenge": reg["options"]["challenge"]})})
-    assert r.json()["code"] == "webauthn_challenge_not_found"
-
-    # Expired challenge; a tampered signature; a replayed (non-increasing) counter.
-    sign = sign_in_options(server)
-    sql(server, "update auth.webauthn_challenges set expires_at = now() - interval '1 second' where id = $1::uuid",
-        sign["challenge_id"])
-    r = call(server, "POST", "/passkeys/authentication/verify", None,
-             {"challenge_id": sign["challenge_id"], "credential": device.get(sign["options"])})
-    assert (r.status_code, r.json()) == (400, {"code": "webauthn_challenge_expired", "message": "Challenge has expired"})
-    sign = sign_in_options(server)
-    cred = device.get(sign["options"])
-    cred["response"]["signature"] = b64(b"\x30\x06\x02\x01\x01\x02\x01\x01")
-    r = call(server, "POST", "/passkeys/authentication/verify", None, {"challenge_id": sign["challenge_id"],
-                                                                        "credential": cred})
-    assert (r.status_code, r.json()["message"]) == (400, "Credential verification failed")
-    sign = sign_in_options(server)
-    assert call(server, "POST", "/passkeys/authentication/verify", None,
-                {"challenge_id": sign["challenge_id"], "credential": device.get(sign["options"])}).status_code == 200
-    sign = sign_in_options(server)
-    r = call(server, "POST", "/passkeys/authentication/verify", None,
-             {"challenge_id": sign["challenge_id"], "credential": device.get(sign["options"], bump=False)})
-    assert (r.status_code, r.json()["code"]) == (400, "webauthn_verification_failed")
+def test_registration_challenge_is_single_use(pk_server: ServerHandle) -> None:
+    _, _, session = user_session(pk_server, "pk-once")
+    token, device = session["access_token"], SoftAuthenticator(ORIGIN)
+    start = call(pk_server, "POST", "/passkeys/registration/options", token, {}).json()
+    body = {"challenge_id": start["challenge_id"], "credential": device.create(start["options"])}
+    assert call(pk_server, "POST", "/passkeys/registration/verify", token, body).status_code == 200
+    assert gotrue_error(call(pk_server, "POST", "/passkeys/registration/verify", token, body)) == \
+        (400, "webauthn_challenge_not_found", "Challenge not found or already used")
 
 
-def test_banned_user_cannot_sign_in(pk_server: ServerHandle) -> None:
-    server = pk_server
-    _, user_id, session = user_session(server, "pk-ban")
-    device = SoftAuthenticator(ORIGIN)
-    assert register(server, session["access_token"], device).status_code == 200
-    py_client(server, server.service_key).auth.admin.update_user_by_id(user_id, {"ban_duration": "24h"})
-    sign = sign_in_options(server)
-    r = call(server, "POST", "/passkeys/authentication/verify", None,
-             {"challenge_id": sign["challenge_id"], "credential": device.get(sign["options"])})
-    assert (r.status_code, r.json()) == (403, {"code": "user_banned", "message": "User is banned"})
+def test_registration_from_another_origin_fails(pk_server: ServerHandle) -> None:
+    _, _, session = user_session(pk_server, "pk-origin")
+    r = register(pk_server, session["access_token"], SoftAuthenticator(ORIGIN), origin="http://evil.example")
+    assert gotrue_error(r) == (400, "webauthn_verification_failed", "Credential verification failed")
+    assert call(pk_server, "GET", "/passkeys", session["access_token"]).json() == []
+
+
+def test_the_same_credential_twice(pk_server: ServerHandle) -> None:
+    h = holder(pk_server, "pk-dup")
+    assert gotrue_error(register(pk_server, h.token, h.device)) == \
+        (422, "webauthn_credential_exists", "This credential is already registered")
+
+
+def test_too_many_passkeys(pk_server: ServerHandle) -> None:
+    h = holder(pk_server, "pk-many")
+    assert register(pk_server, h.token, SoftAuthenticator(ORIGIN)).status_code == 200
+    r = call(pk_server, "POST", "/passkeys/registration/options", h.token, {})
+    assert gotrue_error(r) == (422, "too_many_passkeys", "Maximum number of passkeys reached")
 
 
 def test_managing_passkeys_needs_aal2_once_mfa_is_on(pk_server: ServerHandle) -> None:
-    server = pk_server
-    email, _, _ = user_session(server, "pk-mfa")
-    sb = py_client(server)
-    sb.auth.sign_in_with_password({"email": email, "password": PASSWORD})
-    device = SoftAuthenticator(ORIGIN)
-    assert register(server, sb.auth.get_session().access_token, device).status_code == 200
-    passkey_id = call(server, "GET", "/passkeys", sb.auth.get_session().access_token).json()[0]["id"]
+    h = holder(pk_server, "pk-mfa")
+    sb = py_client(pk_server)
+    sb.auth.sign_in_with_password({"email": h.email, "password": PASSWORD})
     factor = sb.auth.mfa.enroll({"factor_type": "totp"})
     sb.auth.mfa.challenge_and_verify({"factor_id": factor.id, "code": code_at(factor.totp.secret)})
-    weak = call(server, "POST", "/token?grant_type=password", None, {"email": email, "password": PASSWORD}).json()
-    for method, path in (("POST", "/passkeys/registration/options"), ("DELETE", f"/passkeys/{passkey_id}")):
-        r = call(server, method, path, weak["access_token"], {} if method == "POST" else None)
-        assert (r.status_code, r.json()) == (403, {
-            "code": "insufficient_aal", "message": "AAL2 session is required to manage passkeys when MFA is enabled"})
-    assert call(server, "DELETE", f"/passkeys/{passkey_id}", sb.auth.get_session().access_token).status_code == 204
+    weak = call(pk_server, "POST", "/token?grant_type=password", None,
+                {"email": h.email, "password": PASSWORD}).json()["access_token"]
+    for method, path in (("POST", "/passkeys/registration/options"), ("DELETE", f"/passkeys/{h.passkey['id']}")):
+        r = call(pk_server, method, path, weak, {} if method == "POST" else None)
+        assert gotrue_error(r) == (403, "insufficient_aal",
+                                   "AAL2 session is required to manage passkeys when MFA is enabled")
+    strong = sb.auth.get_session().access_token
+    assert call(pk_server, "DELETE", f"/passkeys/{h.passkey['id']}", strong).status_code == 204
+
+
+# --- sign-in -------------------------------------------------------------------------------------
+
+def test_sign_in_gives_an_aal1_passkey_session(pk_server: ServerHandle) -> None:
+    h = holder(pk_server, "pk-signin")
+    opts = sign_in_options(pk_server)
+    assert opts["options"]["allowCredentials"] == [] and opts["options"]["rpId"] == "app.example"
+    r = call(pk_server, "POST", "/passkeys/authentication/verify", None,
+             {"challenge_id": opts["challenge_id"], "credential": h.device.get(opts["options"])})
+    assert r.status_code == 200, r.text
+    session = r.json()
+    assert session["user"]["id"] == h.user_id and session["refresh_token"]
+    token = claims(session["access_token"])
+    assert token["aal"] == "aal1" and [m["method"] for m in token["amr"]] == ["passkey"]
+    sb = py_client(pk_server)
+    sb.auth.set_session(session["access_token"], session["refresh_token"])
+    assert sb.auth.get_user().user.email == h.email
+    listed = call(pk_server, "GET", "/passkeys", h.token).json()
+    assert "last_used_at" in listed[0]
+
+
+def test_a_non_increasing_counter_is_refused(pk_server: ServerHandle) -> None:
+    h = holder(pk_server, "pk-clone")
+    assert sign_in(pk_server, h.device).status_code == 200
+    assert gotrue_error(sign_in(pk_server, h.device, bump=False)) == \
+        (400, "webauthn_verification_failed", "Credential verification failed")
+
+
+def test_a_tampered_signature_is_refused(pk_server: ServerHandle) -> None:
+    h = holder(pk_server, "pk-sig")
+    opts = sign_in_options(pk_server)
+    cred = h.device.get(opts["options"])
+    cred["response"]["signature"] = b64(b"\x30\x06\x02\x01\x01\x02\x01\x01")
+    r = call(pk_server, "POST", "/passkeys/authentication/verify", None,
+             {"challenge_id": opts["challenge_id"], "credential": cred})
+    assert gotrue_error(r) == (400, "webauthn_verification_failed", "Credential verification failed")
+
+
+def test_an_expired_challenge_is_refused(pk_server: ServerHandle) -> None:
+    h = holder(pk_server, "pk-exp")
+    opts = sign_in_options(pk_server)
+    sql(pk_server, "update auth.webauthn_challenges set expires_at = now() - interval '1 second'"
+                   " where id = $1::uuid", opts["challenge_id"])
+    r = call(pk_server, "POST", "/passkeys/authentication/verify", None,
+             {"challenge_id": opts["challenge_id"], "credential": h.device.get(opts["options"])})
+    assert gotrue_error(r) == (400, "webauthn_challenge_expired", "Challenge has expired")
+
+
+def test_a_registration_challenge_cannot_sign_in(pk_server: ServerHandle) -> None:
+    h = holder(pk_server, "pk-type")
+    reg = call(pk_server, "POST", "/passkeys/registration/options", h.token, {}).json()
+    opts = {**sign_in_options(pk_server)["options"], "challenge": reg["options"]["challenge"]}
+    r = call(pk_server, "POST", "/passkeys/authentication/verify", None,
+             {"challenge_id": reg["challenge_id"], "credential": h.device.get(opts)})
+    assert gotrue_error(r)[:2] == (400, "webauthn_challenge_not_found")
+
+
+def test_a_banned_user_cannot_sign_in(pk_server: ServerHandle) -> None:
+    h = holder(pk_server, "pk-ban")
+    py_client(pk_server, pk_server.service_key).auth.admin.update_user_by_id(h.user_id, {"ban_duration": "24h"})
+    assert gotrue_error(sign_in(pk_server, h.device)) == (403, "user_banned", "User is banned")
+
+
+VERIFY_INPUT_CASES: list[tuple[str, Any, str, str]] = [
+    ("unreadable credential", {"challenge_id": "{c}", "credential": {"id": "x"}}, "webauthn_verification_failed",
+     "Invalid credential response"),
+    ("no challenge id", {"credential": {}}, "validation_failed", "challenge_id is required"),
+    ("bad challenge id", {"challenge_id": "nope", "credential": {}}, "validation_failed",
+     "challenge_id must be a valid UUID"),
+    ("no credential", {"challenge_id": "{c}"}, "validation_failed", "credential is required"),
+]
+
+
+@pytest.mark.parametrize("case", VERIFY_INPUT_CASES, ids=[c[0] for c in VERIFY_INPUT_CASES])
+def test_sign_in_input_errors(pk_server: ServerHandle, case: tuple[str, Any, str, str]) -> None:
+    _, body, code, message = case
+    challenge_id = sign_in_options(pk_server)["challenge_id"]
+    body = {k: (challenge_id if v == "{c}" else v) for k, v in body.items()}
+    r = call(pk_server, "POST", "/passkeys/authentication/verify", None, body)
+    assert gotrue_error(r) == (400, code, message)
+
+
+# --- management ----------------------------------------------------------------------------------
+
+def test_list_rename_and_delete(pk_server: ServerHandle) -> None:
+    h = holder(pk_server, "pk-manage")
+    pid = h.passkey["id"]
+    assert [p["id"] for p in call(pk_server, "GET", "/passkeys", h.token).json()] == [pid]
+    renamed = call(pk_server, "PATCH", f"/passkeys/{pid}", h.token, {"friendly_name": "Laptop"})
+    assert renamed.status_code == 200 and renamed.json()["friendly_name"] == "Laptop"
+    r = call(pk_server, "DELETE", f"/passkeys/{pid}", h.token)
+    assert r.status_code == 204 and r.content == b""
+    assert call(pk_server, "GET", "/passkeys", h.token).json() == []
+    assert gotrue_error(sign_in(pk_server, h.device))[:2] == (400, "webauthn_verification_failed")
+
+
+@pytest.mark.parametrize("body, message", [({}, "friendly_name is required"),
+                                           ({"friendly_name": "x" * 121},
+                                            "friendly_name must be 120 characters or less")])
+def test_rename_validation(pk_server: ServerHandle, body: dict[str, Any], message: str) -> None:
+    h = holder(pk_server, "pk-rename")
+    r = call(pk_server, "PATCH", f"/passkeys/{h.passkey['id']}", h.token, body)
+    assert gotrue_error(r) == (400, "validation_failed", message)
+
+
+def test_another_user_cannot_see_or_remove_it(pk_server: ServerHandle) -> None:
+    h = holder(pk_server, "pk-own")
+    _, _, stranger = user_session(pk_server, "pk-stranger")
+    r = call(pk_server, "DELETE", f"/passkeys/{h.passkey['id']}", stranger["access_token"])
+    assert gotrue_error(r) == (404, "validation_failed", "Passkey not found")
+    assert call(pk_server, "GET", "/passkeys", stranger["access_token"]).json() == []
 
 
 def test_admin_lists_and_deletes_passkeys(pk_server: ServerHandle) -> None:
-    server = pk_server
-    _, user_id, session = user_session(server, "pk-admin")
-    assert register(server, session["access_token"], SoftAuthenticator(ORIGIN)).status_code == 200
-    admin = server.service_key
-    listed = call(server, "GET", f"/admin/users/{user_id}/passkeys", admin).json()
-    assert len(listed) == 1 and listed[0]["friendly_name"] == "Passkey"
-    r = call(server, "DELETE", f"/admin/users/{user_id}/passkeys/{listed[0]['id']}", admin)
-    assert r.status_code == 204
-    assert call(server, "GET", f"/admin/users/{user_id}/passkeys", admin).json() == []
-    r = call(server, "GET", f"/admin/users/{user_id}/passkeys", session["access_token"])
-    assert (r.status_code, r.json()["code"]) == (403, "not_admin")
+    h = holder(pk_server, "pk-admin")
+    admin = pk_server.service_key
+    listed = call(pk_server, "GET", f"/admin/users/{h.user_id}/passkeys", admin).json()
+    assert [(p["id"], p["friendly_name"]) for p in listed] == [(h.passkey["id"], "Passkey")]
+    assert call(pk_server, "DELETE", f"/admin/users/{h.user_id}/passkeys/{h.passkey['id']}", admin).status_code == 204
+    assert call(pk_server, "GET", f"/admin/users/{h.user_id}/passkeys", admin).json() == []
+    r = call(pk_server, "GET", f"/admin/users/{h.user_id}/passkeys", h.token)
+    assert gotrue_error(r)[:2] == (403, "not_admin")
 
 
-def test_wrong_methods_and_unknown_paths_when_enabled(pk_server: ServerHandle) -> None:
+def test_settings_methods_and_unknown_paths_when_enabled(pk_server: ServerHandle) -> None:
     assert httpx.get(pk_server.url + "/auth/v1/settings").json()["passkeys_enabled"] is True
     r = call(pk_server, "GET", "/passkeys/registration/options")
     assert r.status_code == 405 and r.headers.get_list("allow") == ["POST"]
     r = call(pk_server, "GET", "/passkeys/a/b/c")
     assert r.status_code == 404 and r.text == "404 page not found\n"
 
+
+# --- fuzz ----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def pk_token(pk_server: ServerHandle) -> str:
