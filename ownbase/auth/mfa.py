@@ -5,6 +5,7 @@ answer as GoTrue does with them off (disabled.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -125,6 +126,8 @@ async def enroll(request: Request) -> Any:
         if len(name) > MAX_NAME:
             raise errors.validation(f"friendly_name must be {MAX_NAME} characters or less")
         issuer = string(data, "issuer") or totp.default_issuer(s.site_url)
+        if len(issuer) > MAX_NAME:
+            raise errors.validation(f"issuer must be {MAX_NAME} characters or less")
         await conn.execute(
             """delete from auth.mfa_factors f where f.user_id = $1 and f.status = 'unverified'
                  and f.created_at < now() - make_interval(secs => $2)
@@ -143,6 +146,11 @@ async def enroll(request: Request) -> Any:
         if counts["verified"] and level != "aal2":
             raise errors.AuthError(403, "insufficient_aal", "AAL2 required to enroll a new factor")
         secret = totp.new_secret()
+        link = totp.uri(secret, user["email"] or "", issuer)
+        try:
+            qr_code = await asyncio.to_thread(totp.qr_svg, link)  # up to a few hundred ms for long URIs
+        except totp.TooLong:
+            raise errors.validation("issuer is too long for a QR code") from None
         factor_id = uuid.uuid4()
         await conn.execute(
             """insert into auth.mfa_factors (id, user_id, friendly_name, factor_type, status, created_at,
@@ -150,9 +158,8 @@ async def enroll(request: Request) -> Any:
             factor_id, user["id"], name or None, secret)
         await users.audit(conn, "factor_in_progress", user, client_ip(request), "factor",
                           {"factor_id": str(factor_id), "factor_type": "totp"})
-    link = totp.uri(secret, user["email"] or "", issuer)
     return {"id": str(factor_id), "type": "totp", "friendly_name": name,
-            "totp": {"qr_code": totp.qr_svg(link), "secret": secret, "uri": link}}
+            "totp": {"qr_code": qr_code, "secret": secret, "uri": link}}
 
 
 async def challenge(request: Request) -> Any:

@@ -32,10 +32,18 @@ def uri(secret: str, account: str, issuer: str) -> str:
     return f"otpauth://totp/{label}?{query}"
 
 
+class TooLong(ValueError):
+    """The URI does not fit in a QR code at error level H."""
+
+
 def qr_svg(text: str) -> str:
     """The QR code as an SVG document (error level H, 3-pixel modules) with its XML declaration."""
     out = io.BytesIO()
-    segno.make(text, error="h", micro=False).save(out, kind="svg", scale=3, xmldecl=True)
+    try:
+        code = segno.make(text, error="h", micro=False, boost_error=False)
+    except segno.DataOverflowError:
+        raise TooLong(text) from None
+    code.save(out, kind="svg", scale=3, xmldecl=True)
     return out.getvalue().decode()
 
 
