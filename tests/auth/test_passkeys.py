@@ -110,6 +110,13 @@ def test_register_answers_the_new_passkey(pk_server: ServerHandle) -> None:
     assert (row["user_id"], row["sign_count"]) == (h.user_id, 0)
 
 
+def test_friendly_name_from_a_known_authenticator(pk_server: ServerHandle) -> None:
+    _, _, session = user_session(pk_server, "pk-aaguid")
+    device = SoftAuthenticator(ORIGIN, aaguid=uuid.UUID("fbfc3007-154e-4ecc-8c0b-6e020557d7bd").bytes)
+    r = register(pk_server, session["access_token"], device)
+    assert r.status_code == 200 and r.json()["friendly_name"] == "iCloud Keychain"
+
+
 def test_registration_challenge_is_single_use(pk_server: ServerHandle) -> None:
     _, _, session = user_session(pk_server, "pk-once")
     token, device = session["access_token"], SoftAuthenticator(ORIGIN)
