@@ -139,3 +139,17 @@ def test_rls_policy_requiring_aal2(server: ServerHandle) -> None:
     sb.auth.mfa.challenge_and_verify({"factor_id": enrolled.id, "code": code_at(enrolled.totp.secret)})
     assert sb.table(table).select("*").execute().data == [{"id": 1, "body": "launch codes"}]
     assert signed_in(server, email).table(table).select("*").execute().data == []  # a new aal1 session
+
+
+def test_a_factor_copied_from_supabase_keeps_working(server: ServerHandle) -> None:
+    """A verified TOTP factor dumped from a Supabase project (its secret in auth.mfa_factors) steps
+    the migrated user up with the same authenticator app."""
+    email, user_id = new_user(server, "mfa-copied")
+    factor_id, secret = str(uuid.uuid4()), pyotp.random_base32(32)
+    sql(server, """insert into auth.mfa_factors (id, user_id, friendly_name, factor_type, status, created_at,
+                   updated_at, secret) values ($1::uuid, $2::uuid, 'phone app', 'totp', 'verified', now(), now(), $3)""",
+        factor_id, user_id, secret)
+    sb = signed_in(server, email)
+    assert sb.auth.mfa.get_authenticator_assurance_level().next_level == "aal2"
+    reply = sb.auth.mfa.challenge_and_verify({"factor_id": factor_id, "code": code_at(secret)})
+    assert claims(reply.access_token)["aal"] == "aal2"
