@@ -147,7 +147,8 @@ def test_a_factor_copied_from_supabase_keeps_working(server: ServerHandle) -> No
     email, user_id = new_user(server, "mfa-copied")
     factor_id, secret = str(uuid.uuid4()), pyotp.random_base32(32)
     sql(server, """insert into auth.mfa_factors (id, user_id, friendly_name, factor_type, status, created_at,
-                   updated_at, secret) values ($1::uuid, $2::uuid, 'phone app', 'totp', 'verified', now(), now(), $3)""",
+                   updated_at, secret)
+                   values ($1::uuid, $2::uuid, 'phone app', 'totp', 'verified', now(), now(), $3)""",
         factor_id, user_id, secret)
     sb = signed_in(server, email)
     assert sb.auth.mfa.get_authenticator_assurance_level().next_level == "aal2"
