@@ -118,6 +118,7 @@ class Settings(BaseSettings):
     auth_webauthn_rp_origins: str = ""  # comma-separated origins allowed in ceremonies; empty: OWNBASE_SITE_URL
     auth_webauthn_challenge_expiry: int = Field(300, ge=1)  # seconds a passkey challenge stays valid
     auth_rate_limit_passkey: int = Field(30, ge=0)  # passkey sign-in option requests per IP per window
+    auth_sessions_allow_low_aal: int = Field(0, ge=0)  # seconds an aal1 session of a user with a verified factor lives (0: no cap)
 
     # --- mail -----------------------------------------------------------------------
     mail_backend: Literal["console", "smtp", "ses"] = "console"  # console (log + outbox), smtp or ses

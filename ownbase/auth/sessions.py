@@ -31,10 +31,12 @@ def _amr(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
 
 
 def access_token(ctx: Context, user: asyncpg.Record, session_id: Any, amr: list[dict[str, Any]],
-                 aal: str = "aal1") -> tuple[str, int]:
+                 aal: str = "aal1", exp_cap: int | None = None) -> tuple[str, int]:
     s = ctx.settings
     iat = int(time.time())
     exp = iat + s.auth_access_token_ttl
+    if exp_cap is not None:
+        exp = max(iat, min(exp, exp_cap))
     app_meta = users._obj(user["raw_app_meta_data"])
     claims = {
         "iss": s.issuer,
@@ -62,19 +64,31 @@ async def _reply(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, s
         session_id)))
     # aal2 exactly when a second factor was verified in this session (GoTrue's rule); refresh keeps it.
     aal = "aal2" if any(m["method"] in MFA_METHODS for m in amr) else "aal1"
-    token, exp = access_token(ctx, user, session_id, amr, aal)
-    user_out = users.user_json(user, await users.identities(conn, user["id"]))
     found = await users.factors(conn, user["id"])
+    cap = await _low_aal_deadline(conn, ctx, session_id, aal, found)
+    token, exp = access_token(ctx, user, session_id, amr, aal, cap)
+    user_out = users.user_json(user, await users.identities(conn, user["id"]))
     if found:  # supabase-js computes the next assurance level from session.user.factors
         user_out["factors"] = found
     return {
         "access_token": token,
         "token_type": "bearer",
-        "expires_in": ctx.settings.auth_access_token_ttl,
+        "expires_in": exp - int(time.time()) if cap is not None else ctx.settings.auth_access_token_ttl,
         "expires_at": exp,
         "refresh_token": refresh,
         "user": user_out,
     }
+
+
+async def _low_aal_deadline(conn: asyncpg.Connection, ctx: Context, session_id: Any, aal: str,
+                            factors: list[dict[str, Any]]) -> int | None:
+    """GoTrue's SESSIONS_ALLOW_LOW_AAL: an aal1 session of a user who could be at aal2 lives only
+    that long after it began (unix time of the end), else None."""
+    limit = ctx.settings.auth_sessions_allow_low_aal
+    if not limit or aal == "aal2" or not any(f["status"] == "verified" for f in factors):
+        return None
+    created = await conn.fetchval("select created_at from auth.sessions where id = $1", session_id)
+    return int(created.timestamp()) + limit if created is not None else None
 
 
 async def reissue(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, session_id: Any) -> dict[str, Any]:
@@ -145,6 +159,13 @@ async def refresh(conn: asyncpg.Connection, ctx: Context, token: str, ip: str) -
         raise errors.refresh_not_found()
     if user["banned_until"] is not None and user["banned_until"] > now:
         raise errors.AuthError(400, "user_banned", "Invalid Refresh Token: User Banned")
+    low_aal = s.auth_sessions_allow_low_aal
+    if low_aal and (session["aal"] or "aal1") != "aal2" and session["created_at"] is not None \
+            and session["created_at"] + timedelta(seconds=low_aal) < now \
+            and await conn.fetchval("select 1 from auth.mfa_factors where user_id = $1 and status = 'verified'"
+                                    " limit 1", user["id"]):
+        raise errors.AuthError(400, "session_expired",
+                               "Invalid Refresh Token: Session Expired (Low AAL: User Needs MFA Verification)")
     if row["revoked"]:
         revoked_at = row["updated_at"] or row["created_at"]
         within = revoked_at is not None and revoked_at + timedelta(seconds=s.auth_refresh_reuse_interval) > now

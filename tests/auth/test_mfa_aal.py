@@ -3,6 +3,8 @@ password), how unenrolling and admin deletion step sessions down, and the admin 
 
 from __future__ import annotations
 
+from typing import Callable
+
 import httpx
 import pytest
 
@@ -82,3 +84,26 @@ def test_admin_factor_routes_need_the_service_role(server: ServerHandle) -> None
     r = httpx.get(f"{server.url}/auth/v1/admin/users/{up.user_id}/factors",
                   headers={"apikey": server.anon_key, "Authorization": f"Bearer {token_of(up.sb)}", **NEW})
     assert (r.status_code, r.json()["code"]) == (403, "not_admin")
+
+
+@pytest.fixture(scope="module")
+def low_aal_server(server_factory: Callable[..., ServerHandle]) -> ServerHandle:
+    return server_factory({"OWNBASE_AUTH_SESSIONS_ALLOW_LOW_AAL": "60"})
+
+
+def test_low_aal_sessions_of_mfa_users_are_capped(low_aal_server: ServerHandle) -> None:
+    """GoTrue's SESSIONS_ALLOW_LOW_AAL: an aal1 session of a user with a verified factor lives only
+    that long; aal2 sessions and users without factors are not affected."""
+    server = low_aal_server
+    up = step_up(server, "aal-low")
+    weak = signed_in(server, up.email)
+    session = weak.auth.get_session()
+    token = claims(session.access_token)
+    created = sql(server, "select extract(epoch from created_at)::bigint as t from auth.sessions"
+                          " where id = $1::uuid", token["session_id"])[0]["t"]
+    assert token["exp"] <= created + 60 and session.expires_in <= 60
+    for sb in (weak, up.sb):
+        sql(server, "update auth.sessions set created_at = now() - interval '2 minutes' where id = $1::uuid",
+            claims(token_of(sb))["session_id"])
+    assert api_error(lambda: weak.auth.refresh_session()) == ("session_expired", 400)
+    assert claims(up.sb.auth.refresh_session().session.access_token)["aal"] == "aal2"
