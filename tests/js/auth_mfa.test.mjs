@@ -91,6 +91,9 @@ function cbor(value) {
   throw new Error('unsupported');
 }
 
+const b64u = (bytes) => Buffer.from(bytes).toString('base64url');
+const arrayBuffer = (buf) => buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length);
+
 class SoftAuthenticator {
   constructor() {
     const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -100,32 +103,90 @@ class SoftAuthenticator {
     this.count = 0;
   }
 
-  create(options) {
-    this.userHandle = options.user.id;
-    const clientData = Buffer.from(JSON.stringify({ type: 'webauthn.create', challenge: options.challenge, origin: ORIGIN }));
+  // Raw ceremony outputs (what an authenticator + browser produce), challenge and handle base64url.
+  attest(rpId, challenge, userHandle) {
+    this.userHandle = userHandle;
+    const clientDataJSON = Buffer.from(JSON.stringify({ type: 'webauthn.create', challenge, origin: ORIGIN }));
     const cose = cbor(new Map([[1, 2], [3, -7], [-1, 1], [-2, Buffer.from(this.jwk.x, 'base64url')],
       [-3, Buffer.from(this.jwk.y, 'base64url')]]));
     const idLen = Buffer.alloc(2); idLen.writeUInt16BE(this.credentialId.length);
-    const authData = Buffer.concat([crypto.createHash('sha256').update(options.rp.id).digest(), Buffer.from([0x45]),
+    const authData = Buffer.concat([crypto.createHash('sha256').update(rpId).digest(), Buffer.from([0x45]),
       Buffer.alloc(4), Buffer.alloc(16), idLen, this.credentialId, cose]);
-    const attestation = cbor(new Map([['fmt', 'none'], ['attStmt', new Map()], ['authData', authData]]));
-    const id = this.credentialId.toString('base64url');
+    const attestationObject = cbor(new Map([['fmt', 'none'], ['attStmt', new Map()], ['authData', authData]]));
+    return { clientDataJSON, attestationObject };
+  }
+
+  assert(rpId, challenge) {
+    this.count += 1;
+    const clientDataJSON = Buffer.from(JSON.stringify({ type: 'webauthn.get', challenge, origin: ORIGIN }));
+    const counter = Buffer.alloc(4); counter.writeUInt32BE(this.count);
+    const authenticatorData = Buffer.concat([crypto.createHash('sha256').update(rpId).digest(), Buffer.from([0x05]),
+      counter]);
+    const signature = crypto.sign('sha256',
+      Buffer.concat([authenticatorData, crypto.createHash('sha256').update(clientDataJSON).digest()]), this.privateKey);
+    return { clientDataJSON, authenticatorData, signature, userHandle: Buffer.from(this.userHandle, 'base64url') };
+  }
+
+  // The JSON form supabase-js's serializeCredential*Response produces.
+  create(options) {
+    const out = this.attest(options.rp.id, options.challenge, options.user.id);
+    const id = b64u(this.credentialId);
     return { id, rawId: id, type: 'public-key', clientExtensionResults: {}, authenticatorAttachment: 'platform',
-      response: { clientDataJSON: clientData.toString('base64url'), attestationObject: attestation.toString('base64url'),
+      response: { clientDataJSON: b64u(out.clientDataJSON), attestationObject: b64u(out.attestationObject),
         transports: ['internal'] } };
   }
 
   get(options) {
-    this.count += 1;
-    const clientData = Buffer.from(JSON.stringify({ type: 'webauthn.get', challenge: options.challenge, origin: ORIGIN }));
-    const counter = Buffer.alloc(4); counter.writeUInt32BE(this.count);
-    const authData = Buffer.concat([crypto.createHash('sha256').update(options.rpId).digest(), Buffer.from([0x05]), counter]);
-    const signature = crypto.sign('sha256', Buffer.concat([authData, crypto.createHash('sha256').update(clientData).digest()]),
-      this.privateKey);
-    const id = this.credentialId.toString('base64url');
+    const out = this.assert(options.rpId, options.challenge);
+    const id = b64u(this.credentialId);
     return { id, rawId: id, type: 'public-key', clientExtensionResults: {}, authenticatorAttachment: 'platform',
-      response: { clientDataJSON: clientData.toString('base64url'), authenticatorData: authData.toString('base64url'),
-        signature: signature.toString('base64url'), userHandle: this.userHandle } };
+      response: { clientDataJSON: b64u(out.clientDataJSON), authenticatorData: b64u(out.authenticatorData),
+        signature: b64u(out.signature), userHandle: b64u(out.userHandle) } };
+  }
+}
+
+// A browser's WebAuthn API backed by the software authenticator, for supabase-js's one-call
+// signInWithPasskey() / registerPasskey(). Installed only around those calls.
+class FakePublicKeyCredential {
+  constructor(id, response) {
+    this.id = b64u(id);
+    this.rawId = arrayBuffer(id);
+    this.type = 'public-key';
+    this.authenticatorAttachment = 'platform';
+    this.response = response;
+  }
+
+  getClientExtensionResults() { return {}; }
+}
+
+async function withBrowser(device, run) {
+  const saved = { navigator: Object.getOwnPropertyDescriptor(globalThis, 'navigator') };
+  globalThis.window = globalThis;
+  globalThis.document = {};
+  globalThis.PublicKeyCredential = FakePublicKeyCredential;
+  const credentials = {
+    async create({ publicKey }) {
+      const out = device.attest(publicKey.rp.id, b64u(new Uint8Array(publicKey.challenge)),
+        b64u(new Uint8Array(publicKey.user.id)));
+      return new FakePublicKeyCredential(device.credentialId, {
+        clientDataJSON: arrayBuffer(out.clientDataJSON), attestationObject: arrayBuffer(out.attestationObject) });
+    },
+    async get({ publicKey }) {
+      const out = device.assert(publicKey.rpId, b64u(new Uint8Array(publicKey.challenge)));
+      return new FakePublicKeyCredential(device.credentialId, {
+        clientDataJSON: arrayBuffer(out.clientDataJSON), authenticatorData: arrayBuffer(out.authenticatorData),
+        signature: arrayBuffer(out.signature), userHandle: arrayBuffer(out.userHandle) });
+    },
+  };
+  Object.defineProperty(globalThis, 'navigator', { value: { credentials }, configurable: true, writable: true });
+  try {
+    return await run();
+  } finally {
+    delete globalThis.window;
+    delete globalThis.document;
+    delete globalThis.PublicKeyCredential;
+    if (saved.navigator) Object.defineProperty(globalThis, 'navigator', saved.navigator);
+    else delete globalThis.navigator;
   }
 }
 
@@ -162,4 +223,18 @@ test('passkeys: register, sign in, list, rename, remove through supabase-js', as
   const refused = await client().auth.passkey.verifyAuthentication({
     challengeId: again.challenge_id, credential: device.get(again.options) });
   assert.equal(refused.error.code, 'webauthn_verification_failed');
+});
+
+test('passkeys: registerPasskey() and signInWithPasskey() run the whole ceremony', async () => {
+  const { sb, email } = await signedInUser('js-passkey-browser');
+  const device = new SoftAuthenticator();
+  const registered = await withBrowser(device, () => sb.auth.registerPasskey());
+  assert.equal(registered.error, null);
+  assert.equal(registered.data.friendly_name, 'Passkey');
+  const other = client();
+  const signed = await withBrowser(device, () => other.auth.signInWithPasskey());
+  assert.equal(signed.error, null);
+  assert.equal(signed.data.user.email, email);
+  assert.equal(claims(signed.data.session.access_token).aal, 'aal1');
+  assert.equal((await other.auth.getUser()).data.user.email, email);
 });
