@@ -5,6 +5,7 @@ fuzz of every MFA route (never a 5xx)."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from typing import Any, Callable
 
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ownbase.auth import mfa
 from tests.auth.conftest import py_client
-from tests.auth.mfa_helpers import api_error, claims, code_at, new_user, send, signed_in, token_of
+from tests.auth.mfa_helpers import api_error, claims, code_at, new_user, send, signed_in, token_of, wrong_code
 from tests.conftest import ServerHandle, sql
 
 U = "00000000-0000-4000-8000-000000000001"
@@ -153,6 +154,43 @@ async def test_mfa_verification_attempt_hook_point() -> None:
         mfa.set_verification_attempt_hook(None)
     assert seen == [payload, payload]
     assert await mfa.verification_attempt(None, payload) is None  # type: ignore[arg-type]
+
+
+HOOK = """
+from ownbase.auth import mfa
+
+
+async def _reject_wrong_codes(ctx, payload):
+    if not payload["valid"]:
+        return {"decision": "reject", "message": "Too many wrong codes"}
+    return {"decision": "continue"}
+
+
+mfa.set_verification_attempt_hook(_reject_wrong_codes)
+"""
+
+
+@pytest.fixture(scope="module")
+def hook_server(server_factory: Callable[..., ServerHandle], tmp_path_factory: pytest.TempPathFactory) -> ServerHandle:
+    """A server whose process installs a verification-attempt hook at start (sitecustomize), as the
+    auth hooks module will."""
+    folder = tmp_path_factory.mktemp("mfa-hook")
+    (folder / "sitecustomize.py").write_text(HOOK)
+    return server_factory({"PYTHONPATH": os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])})
+
+
+def test_a_rejecting_hook_ends_every_session(hook_server: ServerHandle) -> None:
+    server = hook_server
+    email, _ = new_user(server, "mfa-hook")
+    other = signed_in(server, email)
+    sb = signed_in(server, email)
+    enrolled = sb.auth.mfa.enroll({"factor_type": "totp"})
+    challenge = sb.auth.mfa.challenge({"factor_id": enrolled.id})
+    r = send(server, "POST", f"/factors/{enrolled.id}/verify", token_of(sb),
+             {"challenge_id": challenge.id, "code": wrong_code(enrolled.totp.secret)})
+    assert (r.status_code, r.json()) == (403, {"code": "mfa_verification_rejected", "message": "Too many wrong codes"})
+    assert api_error(lambda: other.auth.get_user()) == ("session_not_found", 403)
+    assert api_error(lambda: sb.auth.get_user()) == ("session_not_found", 403)
 
 
 @pytest.fixture(scope="module")
