@@ -149,6 +149,23 @@ class Settings(BaseSettings):
     auth_external_oidc_secret: str = ""  # client secret at the generic OIDC issuer
     auth_external_oidc_scopes: CsvList = ["openid", "email", "profile"]  # scopes asked of the generic OIDC issuer
 
+    # --- auth: MFA and passkeys -----------------------------------------------------
+    auth_mfa_totp_enroll_enabled: bool = True  # users may enroll TOTP factors (GoTrue's default)
+    auth_mfa_totp_verify_enabled: bool = True  # TOTP factors may be challenged and verified (step-up to aal2)
+    auth_mfa_max_enrolled_factors: int = Field(10, ge=0)  # factors (any status) one user may have
+    auth_mfa_max_verified_factors: int = Field(10, ge=0)  # verified factors one user may have
+    auth_mfa_challenge_expiry: int = Field(300, ge=1)  # seconds a challenge stays valid (below 300 counts as 300, as GoTrue)
+    auth_mfa_factor_expiry: int = Field(300, ge=1)  # seconds before an unverified, never-challenged factor is dropped (min 300)
+    auth_rate_limit_mfa: int = Field(15, ge=0)  # MFA challenges (and, separately, verifications) per IP per minute; burst twice that
+    auth_passkey_enabled: bool = False  # first-factor passkeys (WebAuthn) under /auth/v1/passkeys
+    auth_passkey_max_per_user: int = Field(10, ge=1)  # passkeys one user may register
+    auth_webauthn_rp_id: str = ""  # WebAuthn relying-party id; empty: the host of OWNBASE_SITE_URL
+    auth_webauthn_rp_display_name: str = ""  # shown by authenticators; empty: the RP id
+    auth_webauthn_rp_origins: str = ""  # comma-separated origins allowed in ceremonies; empty: OWNBASE_SITE_URL
+    auth_webauthn_challenge_expiry: int = Field(300, ge=1)  # seconds a passkey challenge stays valid
+    auth_rate_limit_passkey: int = Field(30, ge=0)  # passkey sign-in option requests per IP per window
+    auth_sessions_allow_low_aal: int = Field(0, ge=0)  # seconds an aal1 session of a user with a verified factor lives (0: no cap)
+
     # --- mail -----------------------------------------------------------------------
     mail_backend: Literal["console", "smtp", "ses"] = "console"  # console (log + outbox), smtp or ses
     mail_from: str = "ownbase <noreply@localhost>"  # From header of every mail

@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Match, Route
 
-from ownbase.auth import account, admin, disabled, grants, identities, mails, oauth, providers, signup, verify
+from ownbase.auth import (account, admin, disabled, grants, identities, mails, mfa, oauth, passkeys, providers,
+                          signup, verify)
 from ownbase.auth.errors import AuthError, OAuthError, render, unexpected
 from ownbase.auth.lifecycle import shutdown, startup
 from ownbase.http.errors import generic_status
@@ -65,7 +66,7 @@ async def settings_route(request: Request) -> Response:
         "sms_provider": "",
         "saml_enabled": False,
         "saml_private_key_next_configured": False,
-        "passkeys_enabled": False,
+        "passkeys_enabled": s.auth_passkey_enabled,
     })
 
 
@@ -87,7 +88,7 @@ async def fallback(request: Request) -> Response:
     method: 405 with an empty body and one Allow header per method."""
     allowed: list[str] = []
     for route in SERVICE.routes:
-        if not isinstance(route, Route) or route.endpoint is fallback:
+        if not isinstance(route, Route) or route.endpoint is fallback or route.name == PASSKEY_CATCH_ALL:
             continue
         match, _ = route.matches({**request.scope, "method": "\0"})  # path only: no method matches
         if match != Match.NONE:
@@ -99,6 +100,17 @@ async def fallback(request: Request) -> Response:
         return response
     return PlainTextResponse("404 page not found\n", status_code=404,
                              headers={"x-content-type-options": "nosniff"})
+
+
+PASSKEY_CATCH_ALL = "passkeys_other"
+
+
+async def _passkeys_other(request: Request) -> Any:
+    """Unknown /passkeys paths or methods: passkey_disabled while off (GoTrue's group check runs
+    first), else chi's 404/405."""
+    if not request.app.state.ctx.settings.auth_passkey_enabled:
+        raise passkeys.disabled_error()
+    return await fallback(request)
 
 
 async def _verify(request: Request) -> Any:
@@ -155,12 +167,24 @@ SERVICE = Service(
         Route(f"{P}/sso/saml/metadata", gotrue(disabled.saml), methods=["GET"]),
         Route(f"{P}/sso/saml/acs", gotrue(disabled.saml), methods=["POST"]),
         Route(f"{P}/user/oauth/grants", gotrue(disabled.user_oauth_grants), methods=ALL_METHODS),
-        Route(f"{P}/factors", gotrue(disabled.enroll), methods=["POST"]),
-        Route(f"{P}/factors/{{factor_id}}/challenge", gotrue(disabled.challenge_or_verify), methods=["POST"]),
-        Route(f"{P}/factors/{{factor_id}}/verify", gotrue(disabled.challenge_or_verify), methods=["POST"]),
-        Route(f"{P}/factors/{{factor_id}}", gotrue(disabled.unenroll), methods=["DELETE"]),
-        Route(f"{P}/passkeys", gotrue(disabled.passkeys), methods=ALL_METHODS),
-        Route(f"{P}/passkeys/{{rest:path}}", gotrue(disabled.passkeys), methods=ALL_METHODS),
+        # MFA (mfa.py) and passkeys (passkeys.py); the passkey catch-alls answer passkey_disabled first.
+        Route(f"{P}/factors", gotrue(mfa.enroll), methods=["POST"]),
+        Route(f"{P}/factors/{{factor_id}}/challenge", gotrue(mfa.challenge), methods=["POST"]),
+        Route(f"{P}/factors/{{factor_id}}/verify", gotrue(mfa.verify), methods=["POST"]),
+        Route(f"{P}/factors/{{factor_id}}", gotrue(mfa.unenroll), methods=["DELETE"]),
+        Route(f"{P}/passkeys", gotrue(passkeys.gated(passkeys.list_mine)), methods=["GET"]),
+        Route(f"{P}/passkeys/registration/options", gotrue(passkeys.gated(passkeys.registration_options)),
+              methods=["POST"]),
+        Route(f"{P}/passkeys/registration/verify", gotrue(passkeys.gated(passkeys.registration_verify)),
+              methods=["POST"]),
+        Route(f"{P}/passkeys/authentication/options", gotrue(passkeys.gated(passkeys.authentication_options)),
+              methods=["POST"]),
+        Route(f"{P}/passkeys/authentication/verify", gotrue(passkeys.gated(passkeys.authentication_verify)),
+              methods=["POST"]),
+        Route(f"{P}/passkeys/{{passkey_id}}", gotrue(passkeys.gated(passkeys.update)), methods=["PATCH"]),
+        Route(f"{P}/passkeys/{{passkey_id}}", gotrue(passkeys.gated(passkeys.delete)), methods=["DELETE"]),
+        Route(f"{P}/passkeys", gotrue(_passkeys_other), methods=ALL_METHODS, name=PASSKEY_CATCH_ALL),
+        Route(f"{P}/passkeys/{{rest:path}}", gotrue(_passkeys_other), methods=ALL_METHODS, name=PASSKEY_CATCH_ALL),
         Route(f"{P}/oauth/{{rest:path}}", gotrue(disabled.oauth_server), methods=ALL_METHODS),
         Route(f"{P}/.well-known/oauth-authorization-server", gotrue(disabled.oauth_server), methods=ALL_METHODS),
         Route(f"{P}/scim/v2/{{rest:path}}", gotrue(disabled.scim), methods=ALL_METHODS),
@@ -171,11 +195,11 @@ SERVICE = Service(
         Route(f"{P}/admin/sso/providers", gotrue(disabled.admin_sso_providers), methods=["GET", "POST"]),
         Route(f"{P}/admin/sso/providers/{{idp_id}}", gotrue(disabled.admin_sso_provider),
               methods=["GET", "PUT", "DELETE"]),
-        Route(f"{P}/admin/users/{{user_id}}/factors", gotrue(disabled.admin_factors), methods=["GET"]),
-        Route(f"{P}/admin/users/{{user_id}}/factors/{{factor_id}}", gotrue(disabled.admin_factor),
+        Route(f"{P}/admin/users/{{user_id}}/factors", gotrue(mfa.admin_factors), methods=["GET"]),
+        Route(f"{P}/admin/users/{{user_id}}/factors/{{factor_id}}", gotrue(mfa.admin_factor),
               methods=["PUT", "DELETE"]),
-        Route(f"{P}/admin/users/{{user_id}}/passkeys", gotrue(disabled.admin_passkeys), methods=["GET"]),
-        Route(f"{P}/admin/users/{{user_id}}/passkeys/{{passkey_id}}", gotrue(disabled.admin_passkey),
+        Route(f"{P}/admin/users/{{user_id}}/passkeys", gotrue(passkeys.admin_list), methods=["GET"]),
+        Route(f"{P}/admin/users/{{user_id}}/passkeys/{{passkey_id}}", gotrue(passkeys.admin_delete),
               methods=["DELETE"]),
     ],
     startup=startup,
