@@ -40,6 +40,11 @@ def build(app: cdk.App, config: DeployConfig, *, code_dir: Path | None = None) -
     env = cdk.Environment(account=config.account, region=config.region)
     billing_env = cdk.Environment(account=config.account, region="us-east-1")
     n = config.name
+    # The VPC checks its AZ names against the region's list, which CDK would look up in the
+    # account; the list is given here instead (the AZ names the network stack uses), so synth
+    # never needs credentials. Same key as cdk.context.json would cache.
+    zones = [f"{config.region}{s}" for s in "abc"[: config.network.max_azs]]
+    app.node.set_context(f"availability-zones:account={config.account}:region={config.region}", zones)
 
     def stack_name(part: str) -> str:
         return f"{n}-{part}"

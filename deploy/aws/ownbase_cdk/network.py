@@ -25,7 +25,7 @@ class NetworkStack(Stack):
         self.vpc = ec2.Vpc(
             self, "Vpc",
             ip_addresses=ec2.IpAddresses.cidr(net.cidr),
-            # Explicit AZ names keep synth offline (no availability-zone lookup).
+            # Explicit AZ names (a, b): synth stays offline (app_builder gives CDK the same list).
             availability_zones=[f"{config.region}{s}" for s in "abc"[: net.max_azs]],
             nat_gateways=(net.max_azs if net.nat_per_az else 1) if nat else 0,
             subnet_configuration=[

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the Lambda bundle (api_mode: lambda) into build/lambda: ownbase and its dependencies as
+# wheels for Linux on the function's architecture, plus the RDS CA bundle. Run from deploy/aws/.
+set -euo pipefail
+arch="${1:-arm64}"                      # arm64 or x86_64, as lambda.architecture
+case "$arch" in
+  arm64) platform=manylinux2014_aarch64 ;;
+  x86_64) platform=manylinux2014_x86_64 ;;
+  *) echo "usage: $0 [arm64|x86_64]" >&2; exit 2 ;;
+esac
+here="$(cd "$(dirname "$0")" && pwd)"
+out="$here/build/lambda"
+rm -rf "$out" && mkdir -p "$out"
+wheels="$(mktemp -d)"
+python3 -m pip wheel --quiet --no-deps --wheel-dir "$wheels" "$here/../.."   # ownbase itself (pure Python)
+python3 -m pip install --quiet --target "$out" --platform "$platform" --implementation cp \
+  --python-version 3.12 --only-binary=:all: "$(ls "$wheels"/ownbase-*.whl)[aws]"
+rm -rf "$wheels"
+curl -fsSL -o "$out/rds-global-bundle.pem" https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
+echo "Lambda bundle in $out ($(du -sh "$out" | cut -f1))"
