@@ -28,7 +28,7 @@ CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/0f0e0d0c-1111-2222-3333-4
 EXTRA_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:smtp-AbCdEf:password"
 FULL = {
     "account": "123456789012", "region": "eu-west-1", "api_mode": "lambda",
-    "network": {"egress": "nat"},
+    "network": {"egress": "endpoints"},
     "database": {"read_replica": True, "multi_az": True},
     "service": {"max_count": 4, "spot": True, "waf": True, "certificate_arn": CERT,
                 "domain_name": "api.example.com"},
@@ -192,17 +192,23 @@ def test_config_rejects_typos_secrets_in_env_and_unsafe_scaling(tmp_path: Path) 
 
 # --- network ------------------------------------------------------------------------------------
 
-def test_network_endpoints_instead_of_nat_by_default(default: Synth, full: Synth) -> None:
+def test_network_nat_by_default_endpoints_selectable(default: Synth, full: Synth) -> None:
     net = default.j("network")
-    assert not resources(net, "AWS::EC2::NatGateway")
     subnets = props(net, "AWS::EC2::Subnet")
     assert len(subnets) == 6 and len({json.dumps(s["AvailabilityZone"]) for s in subnets}) == 2
     assert sum(1 for s in subnets if s.get("MapPublicIpOnLaunch")) == 2  # only the ALB's subnets
-    endpoints = json.dumps(props(net, "AWS::EC2::VPCEndpoint"))
+    assert len(resources(net, "AWS::EC2::NatGateway")) == 1
+    only_s3 = props(net, "AWS::EC2::VPCEndpoint")
+    assert len(only_s3) == 1 and only_s3[0]["VpcEndpointType"] == "Gateway"  # free S3 gateway
+    isolated = full.j("network")
+    assert not resources(isolated, "AWS::EC2::NatGateway")
+    endpoints = json.dumps(props(isolated, "AWS::EC2::VPCEndpoint"))
     for service in ("secretsmanager", "ecr.api", "ecr.dkr", "logs", "email", ".s3"):
         assert service in endpoints, service
-    nat = full.j("network")
-    assert len(resources(nat, "AWS::EC2::NatGateway")) == 1 and not resources(nat, "AWS::EC2::VPCEndpoint")
+    # No route to the internet from the task subnets without NAT.
+    routes = props(isolated, "AWS::EC2::Route")
+    assert all("GatewayId" in r for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0")
+    assert len([r for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0"]) == 2  # public subnets only
 
 
 # --- database -----------------------------------------------------------------------------------

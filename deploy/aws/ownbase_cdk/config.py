@@ -18,11 +18,13 @@ class _Model(BaseModel):
 
 
 class NetworkConfig(_Model):
-    # "endpoints": no NAT gateway; tasks reach S3, Secrets Manager, ECR, CloudWatch Logs and SES
-    # through VPC endpoints (cheaper for a small app; no general internet egress).
-    # "nat": one NAT gateway (per AZ if nat_per_az) for tasks that must call the internet
-    # (OAuth providers, webhooks, external APIs).
-    egress: Literal["endpoints", "nat"] = "endpoints"
+    # "nat": one NAT gateway (per AZ if nat_per_az): tasks can call the internet (OAuth
+    # providers, webhooks, external APIs). ~$33/month + $0.045/GB; the cheapest fixed cost.
+    # "endpoints": no NAT and no internet egress at all; tasks reach S3, Secrets Manager, ECR,
+    # CloudWatch Logs and SES through VPC endpoints: ~$7.30/month per endpoint per AZ (5 x 2 AZ
+    # = ~$73) but $0.01/GB, so it pays with heavy AWS traffic or when no egress is a requirement.
+    # Both get the free S3 gateway endpoint. Numbers: docs/costs.md.
+    egress: Literal["endpoints", "nat"] = "nat"
     nat_per_az: bool = False
     cidr: str = "10.40.0.0/16"
     max_azs: int = Field(2, ge=2, le=3)

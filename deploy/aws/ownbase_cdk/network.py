@@ -1,7 +1,7 @@
 """VPC over two AZs: public subnets (load balancer, NAT), private subnets for tasks and data.
 
-Egress is a choice: VPC endpoints (S3 gateway + interface endpoints for what ownbase calls) or a
-NAT gateway. Endpoints cost ~$7/month each per AZ; one NAT gateway ~$33/month plus traffic.
+Egress is a choice (config network.egress): one NAT gateway, or no internet at all with interface
+endpoints for what ownbase calls. The S3 gateway endpoint (free) is there in both cases.
 """
 
 from __future__ import annotations
@@ -38,12 +38,13 @@ class NetworkStack(Stack):
         )
         self.app_subnets = ec2.SubnetSelection(subnet_group_name=APP_SUBNETS)
         self.data_subnets = ec2.SubnetSelection(subnet_group_name=DATA_SUBNETS)
+        # S3 traffic (storage, backups, ECR image layers) skips the NAT: gateway endpoints are free.
+        self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3,
+                                      subnets=[self.app_subnets])
         if not nat:
             self._endpoints(config)
 
     def _endpoints(self, config: DeployConfig) -> None:
-        self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3,
-                                      subnets=[self.app_subnets])
         services = {
             "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
             "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
