@@ -124,7 +124,7 @@ def test_synth_needs_no_lookups_or_credentials(default: Synth, full: Synth) -> N
         assert envs <= {f"aws://{synth.stacks.service.account}/{synth.stacks.service.region}",
                         f"aws://{synth.stacks.service.account}/us-east-1"}
     names = {s.stack_name for s in full.assembly.stacks}
-    assert {"ownbase-network", "ownbase-database", "ownbase-storage", "ownbase-service", "ownbase-alarms",
+    assert {"ownbase-network", "ownbase-registry", "ownbase-database", "ownbase-storage", "ownbase-service", "ownbase-alarms",
             "ownbase-billing", "ownbase-mail", "ownbase-cache", "ownbase-cognito", "ownbase-frontend"} <= names
 
 
@@ -295,7 +295,10 @@ def test_fargate_graviton_defaults_and_load_balancer(default: Synth) -> None:
             "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"},
             "TargetValue": 60})})
     svc.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 30})
-    svc.has_resource_properties("AWS::ECR::Repository", {"ImageScanningConfiguration": {"ScanOnPush": True}})
+    default.t("registry").has_resource_properties("AWS::ECR::Repository", {
+        "RepositoryName": "ownbase", "ImageScanningConfiguration": {"ScanOnPush": True}})
+    image = ownbase_container(default)["Image"]
+    assert "ownbase-registry" in json.dumps(image) and ":latest" in json.dumps(image)
     container = ownbase_container(default)
     assert container["StopTimeout"] == 90
     assert container["HealthCheck"]["Command"] == ["CMD", "python", "-m", "ownbase.aws.healthcheck"]

@@ -17,6 +17,7 @@ from ownbase_cdk.database import DatabaseStack
 from ownbase_cdk.frontend import FrontendStack
 from ownbase_cdk.mail import MailStack
 from ownbase_cdk.network import NetworkStack
+from ownbase_cdk.registry import RegistryStack
 from ownbase_cdk.service import ServiceStack
 from ownbase_cdk.storage import StorageStack
 
@@ -24,6 +25,7 @@ from ownbase_cdk.storage import StorageStack
 @dataclass
 class Stacks:
     network: NetworkStack
+    registry: RegistryStack | None
     database: DatabaseStack
     storage: StorageStack
     service: ServiceStack
@@ -50,6 +52,7 @@ def build(app: cdk.App, config: DeployConfig, *, code_dir: Path | None = None) -
         return f"{n}-{part}"
 
     network = NetworkStack(app, stack_name("network"), config=config, env=env)
+    registry = None if config.service.image_uri else RegistryStack(app, stack_name("registry"), config=config, env=env)
     database = DatabaseStack(app, stack_name("database"), config=config, network=network, env=env)
     storage = StorageStack(app, stack_name("storage"), config=config, env=env)
     mail = MailStack(app, stack_name("mail"), config=config, env=env) if config.mail.enabled else None
@@ -75,11 +78,12 @@ def build(app: cdk.App, config: DeployConfig, *, code_dir: Path | None = None) -
         cognito_client_id=cognito.client.user_pool_client_id if cognito else None,
     )
     service = ServiceStack(app, stack_name("service"), config=config, network=network, database=database,
-                           storage=storage, parts=parts, cache_sg=cache.security_group if cache else None,
+                           storage=storage, parts=parts,
+                           repository=registry.repository if registry else None, cache_sg=cache.security_group if cache else None,
                            code_dir=code_dir, env=env)
     alarms = AlarmsStack(app, stack_name("alarms"), config=config, service=service, database=database, env=env)
     billing = BillingStack(app, stack_name("billing"), config=config, env=billing_env)
     for key, value in {"project": n, **config.tags}.items():
         Tags.of(app).add(key, value)
-    return Stacks(network=network, database=database, storage=storage, service=service, alarms=alarms,
+    return Stacks(network=network, registry=registry, database=database, storage=storage, service=service, alarms=alarms,
                   billing=billing, mail=mail, cache=cache, cognito=cognito, frontend=frontend)

@@ -41,23 +41,16 @@ def _arch(name: str) -> ecs.CpuArchitecture:
 class ServiceStack(Stack):
     def __init__(self, scope: Construct, cid: str, *, config: DeployConfig, network: NetworkStack,
                  database: DatabaseStack, storage: StorageStack, parts: wiring.Parts,
-                 cache_sg: ec2.ISecurityGroup | None = None, code_dir: Path | None = None,
+                 repository: ecr.IRepository | None = None, cache_sg: ec2.ISecurityGroup | None = None, code_dir: Path | None = None,
                  **kwargs: object) -> None:
         super().__init__(scope, cid, **kwargs)
         svc = config.service
         vpc = network.vpc
         self.config = config
-        if svc.image_uri:
-            self.repository = None
+        if svc.image_uri or repository is None:
             image = ecs.ContainerImage.from_registry(svc.image_uri)
         else:
-            self.repository = ecr.Repository(
-                self, "Images", image_scan_on_push=True, image_tag_mutability=ecr.TagMutability.MUTABLE,
-                lifecycle_rules=[ecr.LifecycleRule(max_image_count=20)],
-                encryption=ecr.RepositoryEncryption.AES_256,
-            )
-            image = ecs.ContainerImage.from_ecr_repository(self.repository, svc.image_tag)
-            CfnOutput(self, "RepositoryUri", value=self.repository.repository_uri)
+            image = ecs.ContainerImage.from_ecr_repository(repository, svc.image_tag)
         self.cluster = ecs.Cluster(self, "Cluster", vpc=vpc, enable_fargate_capacity_providers=True,
                                    container_insights_v2=(ecs.ContainerInsights.ENABLED if svc.container_insights
                                                           else ecs.ContainerInsights.DISABLED))
