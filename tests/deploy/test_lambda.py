@@ -12,6 +12,8 @@ from typing import Any, Iterator
 import asyncpg
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from supabase import ClientOptions, create_client
 
 from ownbase.app import authenticator_password, prepare_database
@@ -160,3 +162,30 @@ def test_oversized_response_becomes_clear_400() -> None:
     assert set(body) == {"code", "message", "details", "hint"} and "6 MB" in body["message"]
     small = {"statusCode": 200, "headers": {}, "isBase64Encoded": False, "body": "ok"}
     assert fit_response(small) is small
+
+
+PREFIXES = ["/auth/v1/", "/rest/v1/", "/storage/v1/", "/db/v1/", "/realtime/v1/api/", "/", "/ready"]
+_segment = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+_query = st.lists(st.tuples(st.text(max_size=8), st.text(max_size=12)), max_size=4)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(method=st.sampled_from(["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"]),
+       prefix=st.sampled_from(PREFIXES), segments=st.lists(_segment, max_size=3), query=_query,
+       body=st.binary(max_size=512), content_type=st.sampled_from(
+           ["application/json", "text/plain", "application/octet-stream", "multipart/form-data", ""]),
+       auth=st.sampled_from(["anon", "service", "garbage", "none"]))
+def test_fuzzed_api_gateway_events_never_answer_5xx(lambda_app: dict[str, Any], method: str, prefix: str,
+                                                    segments: list[str], query: list[tuple[str, str]],
+                                                    body: bytes, content_type: str, auth: str) -> None:
+    from urllib.parse import quote
+
+    path = prefix + "/".join(quote(s, safe="") for s in segments)
+    headers = {"content-type": content_type} if content_type else {}
+    key = {"anon": lambda_app["anon"], "service": lambda_app["service"], "garbage": "x.y.z", "none": ""}[auth]
+    if key:
+        headers |= {"apikey": key, "authorization": f"Bearer {key}"}
+    request = httpx.Request(method, URL + path, params=query, headers=headers,
+                            content=body if method not in ("GET", "HEAD") else b"")
+    answer = lambda_entry.handler(event_for(request), FakeContext())
+    assert 200 <= answer["statusCode"] < 500, (method, path, answer["statusCode"], decode_body(answer)[:300])
