@@ -3,9 +3,10 @@
 # wheels for Linux on the function's architecture, plus the RDS CA bundle. Run from deploy/aws/.
 set -euo pipefail
 arch="${1:-arm64}"                      # arm64 or x86_64, as lambda.architecture
+# Lambda's python3.12 runs on Amazon Linux 2023 (glibc 2.34): manylinux_2_28 wheels and older fit.
 case "$arch" in
-  arm64) platform=manylinux2014_aarch64 ;;
-  x86_64) platform=manylinux2014_x86_64 ;;
+  arm64) machine=aarch64 ;;
+  x86_64) machine=x86_64 ;;
   *) echo "usage: $0 [arm64|x86_64]" >&2; exit 2 ;;
 esac
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -13,7 +14,8 @@ out="$here/build/lambda"
 rm -rf "$out" && mkdir -p "$out"
 wheels="$(mktemp -d)"
 python3 -m pip wheel --quiet --no-deps --wheel-dir "$wheels" "$here/../.."   # ownbase itself (pure Python)
-python3 -m pip install --quiet --target "$out" --platform "$platform" --implementation cp \
+python3 -m pip install --quiet --target "$out" --implementation cp \
+  --platform "manylinux_2_28_$machine" --platform "manylinux_2_17_$machine" --platform "manylinux2014_$machine" \
   --python-version 3.12 --only-binary=:all: "$(ls "$wheels"/ownbase-*.whl)[aws]"
 rm -rf "$wheels"
 curl -fsSL -o "$out/rds-global-bundle.pem" https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem

@@ -1,4 +1,4 @@
-"""RDS PostgreSQL: encrypted, TLS-only, logical replication on (realtime), deletion-protected.
+"""RDS PostgreSQL: encrypted, TLS-only, logical replication available, deletion-protected.
 
 The master credentials are generated into Secrets Manager; tasks receive that secret's JSON
 (OWNBASE_DATABASE_SECRET) and the entry point builds OWNBASE_DATABASE_URL from it.
@@ -23,7 +23,10 @@ class DatabaseStack(Stack):
         major = str(db.postgres_major)
         engine = rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.of(major, major))
         parameters = {
-            "rds.logical_replication": "1",  # realtime's change feed
+            # Logical decoding for replication-based tools (zero-downtime moves with logical
+            # replication, CDC); ownbase's realtime itself uses triggers and needs no slot.
+            # Set at creation: changing it later needs a reboot.
+            "rds.logical_replication": "1",
             "rds.force_ssl": "1",  # no plaintext connections
         }
         if db.max_connections:
