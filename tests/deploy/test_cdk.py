@@ -14,9 +14,7 @@ from typing import Any, Callable, Iterator
 import pytest
 import yaml
 
-pytest.importorskip("aws_cdk", reason="aws-cdk-lib comes with the test extra")
-
-import aws_cdk as cdk  # noqa: E402
+import aws_cdk as cdk  # noqa: E402  (the test extra installs aws-cdk-lib; a missing one must fail)
 from aws_cdk.assertions import Match, Template  # noqa: E402
 from pydantic import ValidationError  # noqa: E402
 

@@ -193,3 +193,28 @@ def test_healthcheck_command(ready_server: tuple[str, dict[str, int]]) -> None:
     assert check() == 0
     state["status"] = 503  # /ready answers 503 while the database is unreachable
     assert check() == 1
+
+
+def test_lambda_reads_named_secrets_at_cold_start() -> None:
+    """OWNBASE_AWS_SECRET_ARNS as the CDK app writes it, against a Secrets Manager stand-in (moto)."""
+    import boto3
+    from moto import mock_aws
+
+    from ownbase.aws.secrets import fetch_secrets
+
+    with mock_aws():
+        client = boto3.client("secretsmanager", region_name="eu-west-1", aws_access_key_id="t",
+                              aws_secret_access_key="t")
+        db = client.create_secret(Name="db", SecretString=json.dumps(
+            {"username": "u", "password": "p w", "host": "h", "port": 5432, "dbname": "d"}))["ARN"]
+        smtp = client.create_secret(Name="smtp", SecretString=json.dumps({"password": "mail-pass"}))["ARN"]
+        env = {"OWNBASE_AWS_SECRET_ARNS": json.dumps({"OWNBASE_DATABASE_SECRET": db,
+                                                      "OWNBASE_MAIL_SMTP_PASSWORD": f"{smtp}:password",
+                                                      "OWNBASE_JWT_PRIVATE_KEY": db}),
+               "OWNBASE_JWT_PRIVATE_KEY": "already set wins"}
+        fetch_secrets(env, client=client)
+    assert json.loads(env["OWNBASE_DATABASE_SECRET"])["password"] == "p w"
+    assert env["OWNBASE_MAIL_SMTP_PASSWORD"] == "mail-pass"  # one field of a JSON secret, as ECS does
+    assert env["OWNBASE_JWT_PRIVATE_KEY"] == "already set wins"
+    compose(env)
+    assert env["OWNBASE_DATABASE_URL"] == "postgresql://u:p%20w@h:5432/d?sslmode=verify-full"
