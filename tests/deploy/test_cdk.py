@@ -184,6 +184,8 @@ def test_config_rejects_typos_secrets_in_env_and_unsafe_scaling(tmp_path: Path) 
         DeployConfig.model_validate({"ownbase": {"environment": {"OWNBASE_MAIL_SMTP_PASSWORD": "hunter2"}}})
     with pytest.raises(ValidationError, match="cache.enabled"):
         DeployConfig.model_validate({"service": {"max_count": 3}})
+    with pytest.raises(ValidationError, match="desired_count"):
+        DeployConfig.model_validate({"service": {"desired_count": 2}})
     with pytest.raises(ValidationError):
         DeployConfig.model_validate({"database": {"postgres_major": 15}})
 

@@ -199,8 +199,8 @@ class DeployConfig(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> DeployConfig:
-        if self.service.max_count < self.service.min_count:
-            raise ValueError("service.max_count must be >= service.min_count")
+        if not self.service.min_count <= self.service.desired_count <= self.service.max_count:
+            raise ValueError("service.desired_count must lie between service.min_count and service.max_count")
         if self.service.max_count > 1 and not self.cache.enabled:
             # ownbase refuses several processes without Redis (shared limits, fan-out, presence)
             raise ValueError("service.max_count > 1 needs cache.enabled: true (ElastiCache Redis)")
