@@ -9,7 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 import yaml
@@ -341,6 +341,7 @@ def test_no_secret_in_plain_environment(default: Synth, full: Synth) -> None:
         for fn in props(synth.j("service"), "AWS::Lambda::Function"):
             for name, value in fn.get("Environment", {}).get("Variables", {}).items():
                 assert name == "OWNBASE_AWS_SECRET_ARNS" or not SECRET_WORDS.search(name), name
+                assert "resolve:secretsmanager" not in json.dumps(value), name  # ARNs only, never values
     secrets = {s["Name"]: s["ValueFrom"] for s in ownbase_container(full)["Secrets"]}
     assert {"OWNBASE_DATABASE_SECRET", "OWNBASE_JWT_PRIVATE_KEY", "OWNBASE_REDIS_AUTH_TOKEN",
             "OWNBASE_MAIL_SMTP_PASSWORD"} <= set(secrets)

@@ -17,7 +17,7 @@ from typing import Iterator
 
 import pytest
 
-from ownbase.aws.container import build_command, cpu_count
+from ownbase.aws.container import cpu_count
 from ownbase.aws.secrets import SecretFormatError, compose, postgres_url
 
 ROOT = Path(__file__).resolve().parents[2]
