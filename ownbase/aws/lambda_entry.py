@@ -86,8 +86,11 @@ class Handler:
         return fit_response(response)
 
     def close(self) -> None:
+        """Shut the app down (Lambda never calls this; tests and tools do)."""
+        asyncio.set_event_loop(self.loop)
         self.loop.run_until_complete(self.lifespan.shutdown())
         self.loop.close()
+        asyncio.set_event_loop(None)
 
 
 def fit_response(response: dict[str, Any]) -> dict[str, Any]:
