@@ -16,7 +16,8 @@ def imports(path: Path) -> list[str]:
         if isinstance(node, ast.Import):
             names += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
-            names.append(node.module)
+            # "from ownbase import logs" is ownbase.logs
+            names += [f"{node.module}.{a.name}" for a in node.names]
     return names
 
 
