@@ -143,6 +143,20 @@ def test_cdk_app_entry_synthesizes_from_config_file(tmp_path: Path) -> None:
     assert manifest["artifacts"]["acme-database"]["environment"] == "aws://123456789012/eu-central-1"
 
 
+def test_templates_pass_cfn_lint(default: Synth, full: Synth) -> None:
+    """AWS's resource specifications (cfn-lint): no invalid property, value or reference."""
+    # The test extra's cfn-lint, next to this interpreter (not whatever else is on PATH).
+    linter = str(Path(sys.executable).parent / "cfn-lint")
+    templates = [str(p) for synth in (default, full)
+                 for p in sorted(Path(synth.assembly.directory).glob("*.template.json"))]
+    assert len(templates) >= 15
+    out = subprocess.run([linter, "--format", "parseable", *templates], capture_output=True, text=True,
+                         timeout=300)
+    errors = [line for line in out.stdout.splitlines() if re.search(r":E\d{4}:", line)]
+    assert errors == [], "\n".join(errors)
+    assert out.returncode in (0, 4, 8, 12), out.stderr  # 2 = errors; 4/8 = warnings/informational
+
+
 # --- config -------------------------------------------------------------------------------------
 
 def _keys(model: type, prefix: str = "") -> set[str]:
@@ -188,6 +202,8 @@ def test_config_rejects_typos_secrets_in_env_and_unsafe_scaling(tmp_path: Path) 
         DeployConfig.model_validate({"service": {"desired_count": 2}})
     with pytest.raises(ValidationError):
         DeployConfig.model_validate({"database": {"postgres_major": 15}})
+    with pytest.raises(ValidationError, match="minor of"):
+        DeployConfig.model_validate({"database": {"postgres_major": 17, "engine_version": "16.13"}})
 
 
 # --- network ------------------------------------------------------------------------------------

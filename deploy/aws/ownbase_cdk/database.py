@@ -21,7 +21,8 @@ class DatabaseStack(Stack):
         super().__init__(scope, cid, **kwargs)
         db = config.database
         major = str(db.postgres_major)
-        engine = rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.of(major, major))
+        engine = rds.DatabaseInstanceEngine.postgres(
+            version=rds.PostgresEngineVersion.of(db.engine_version or major, major))
         parameters = {
             # Logical decoding for replication-based tools (zero-downtime moves with logical
             # replication, CDC); ownbase's realtime itself uses triggers and needs no slot.
