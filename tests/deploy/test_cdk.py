@@ -398,6 +398,8 @@ def test_backup_scheduled_task(default: Synth) -> None:
     svc.has_resource_properties("AWS::Events::Rule", {
         "ScheduleExpression": "cron(0 3 * * ? *)",
         "Targets": [Match.object_like({"EcsParameters": Match.object_like({"LaunchType": "FARGATE"})})]})
+    svc.has_resource_properties("AWS::ECS::TaskDefinition", {"Family": "ownbase-backup"})
+    svc.has_resource_properties("AWS::ECS::Cluster", {"ClusterName": "ownbase"})  # docs/aws/03 uses both
     backup = next(c for c in containers(default) if c["Name"] == "backup")
     assert backup["Command"][:2] == ["backup", "--to"]
     env = {e["Name"]: e["Value"] for e in backup["Environment"]}

@@ -50,7 +50,8 @@ class ServiceStack(Stack):
             image = ecs.ContainerImage.from_registry(svc.image_uri)
         else:
             image = ecs.ContainerImage.from_ecr_repository(repository, svc.image_tag)
-        self.cluster = ecs.Cluster(self, "Cluster", vpc=vpc, enable_fargate_capacity_providers=True,
+        self.cluster = ecs.Cluster(self, "Cluster", vpc=vpc, cluster_name=config.name,
+                                   enable_fargate_capacity_providers=True,
                                    container_insights_v2=(ecs.ContainerInsights.ENABLED if svc.container_insights
                                                           else ecs.ContainerInsights.DISABLED))
 
@@ -87,7 +88,7 @@ class ServiceStack(Stack):
         # --- ownbase task -------------------------------------------------------------------
         self.log_group = logs.LogGroup(self, "Logs", retention=_retention(svc.log_retention_days))
         self.task_definition = ecs.FargateTaskDefinition(
-            self, "Task", cpu=svc.cpu, memory_limit_mib=svc.memory_mib,
+            self, "Task", family=f"{config.name}-api", cpu=svc.cpu, memory_limit_mib=svc.memory_mib,
             runtime_platform=ecs.RuntimePlatform(cpu_architecture=_arch(svc.architecture),
                                                  operating_system_family=ecs.OperatingSystemFamily.LINUX),
         )
@@ -186,7 +187,7 @@ class ServiceStack(Stack):
                      env: dict[str, str]) -> None:
         target = f"s3://{storage.backup_bucket.bucket_name}/{config.name}"
         task = ecs.FargateTaskDefinition(
-            self, "BackupTask", cpu=config.service.cpu, memory_limit_mib=config.service.memory_mib,
+            self, "BackupTask", family=f"{config.name}-backup", cpu=config.service.cpu, memory_limit_mib=config.service.memory_mib,
             runtime_platform=ecs.RuntimePlatform(cpu_architecture=_arch(config.service.architecture),
                                                  operating_system_family=ecs.OperatingSystemFamily.LINUX))
         secrets = {name: ecs.Secret.from_secrets_manager(secret, key) if key else ecs.Secret.from_secrets_manager(secret)
