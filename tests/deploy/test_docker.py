@@ -219,3 +219,31 @@ def test_lambda_reads_named_secrets_at_cold_start() -> None:
     assert env["OWNBASE_JWT_PRIVATE_KEY"] == "already set wins"
     compose(env)
     assert env["OWNBASE_DATABASE_URL"] == "postgresql://u:p%20w@h:5432/d?sslmode=verify-full"
+
+
+def test_build_stage_pip_install_from_the_docker_context(tmp_path: Path) -> None:
+    """The image's `pip install .` from exactly what .dockerignore lets in, then its entry point
+    run from the installed package (not the source tree)."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, ctx / name)
+    shutil.copytree(ROOT / "ownbase", ctx / "ownbase", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    wheels = tmp_path / "wheels"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir",
+                            str(wheels), str(ctx)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel = next(wheels.glob("ownbase-*.whl"))
+    target = tmp_path / "site"
+    installed = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+                                str(target), str(wheel)], capture_output=True, text=True, timeout=300)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    assert list((target / "ownbase").rglob("*.sql"))  # migrations travel with the package
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OWNBASE_", "ENTRYPOINT_"))}
+    env.update(PYTHONPATH=str(target), ENTRYPOINT_CPUS="2")
+    out = subprocess.run([sys.executable, "-m", "ownbase.aws.container", "--print-command"], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.stdout.startswith("ownbase start --workers 1\n"), out.stderr
+    where = subprocess.run([sys.executable, "-c", "import ownbase.aws.container as c; print(c.__file__)"],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert where.stdout.strip().startswith(str(target))
