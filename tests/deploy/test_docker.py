@@ -129,6 +129,46 @@ def test_cpu_count_reads_cgroup_quota(tmp_path: Path) -> None:
     (tmp_path / "cpu.max").write_text("150000 100000")
     assert cpu_count({"ENTRYPOINT_CGROUP_DIR": str(tmp_path)}) == min(1.5, len(os.sched_getaffinity(0)))
     assert cpu_count({"ENTRYPOINT_CPUS": "0.25"}) == 0.25
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("50000\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cpu_count({"ENTRYPOINT_CGROUP_DIR": str(v1)}) == 0.5
+
+
+def test_cpu_count_from_ecs_task_metadata(tmp_path: Path) -> None:
+    """Fargate: the machine shows 2 CPUs to a 0.5 vCPU task; the task metadata endpoint knows."""
+    answers = {"/v4/abc/task": {"Limits": {"CPU": 0.5, "Memory": 1024}}}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = json.dumps(answers.get(self.path, {})).encode()
+            self.send_response(200 if self.path in answers else 404)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/v4/abc"
+        (tmp_path / "cpu.max").write_text("max 100000")
+        env = {"ECS_CONTAINER_METADATA_URI_V4": base, "ENTRYPOINT_CGROUP_DIR": str(tmp_path)}
+        assert cpu_count(env) == 0.5
+        answers["/v4/abc/task"] = {"Limits": {"CPU": 1024}}  # CPU units on older platforms
+        assert cpu_count(env) == min(1.0, len(os.sched_getaffinity(0)))
+        printed = _entry(["--print-command"], {**env, "OWNBASE_REDIS_URL": "redis://127.0.0.1:1/0"})
+        assert printed.stdout.startswith("ownbase start --workers 1\n")
+        # An unreachable endpoint falls back to the cgroup.
+        (tmp_path / "cpu.max").write_text("100000 100000")
+        assert cpu_count({"ECS_CONTAINER_METADATA_URI_V4": "http://127.0.0.1:9/x",
+                          "ENTRYPOINT_CGROUP_DIR": str(tmp_path)}) == 1.0
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_entrypoint_builds_database_and_redis_urls_from_secrets() -> None:
