@@ -268,10 +268,12 @@ def test_fuzz_geojson_never_5xx(geo_server: ServerHandle, path: str, method: str
         sql(geo_server, "delete from public.places where id = 99")
 
 
-@pytest.mark.xfail(strict=True, reason="PostGIS raises malformed geometry text as XX000 (internal_error), which "
-                   "the PostgREST mapping answers 500; a 4xx needs a decision on errors.sqlstate_status")
-def test_malformed_geometry_is_a_4xx(geo_server: ServerHandle) -> None:
+@pytest.mark.parametrize("geom", ["not a geometry", "POINT(1", {"type": "Point"}, {"type": "Nope", "coordinates": [1]},
+                                  "0101000020E6"])
+def test_malformed_geometry_is_a_4xx(geo_server: ServerHandle, geom: object) -> None:
+    """PostGIS raises malformed geometry as XX000 (internal_error); it is the client's input: 400."""
     with raw(geo_server, geo_server.service_key, schema="public") as c:
-        r = c.post("/places", json={"id": 98, "name": "bad", "geom": "not a geometry"})
+        r = c.post("/places", json={"id": 98, "name": "bad", "geom": geom})
     sql(geo_server, "delete from public.places where id = 98")
     assert r.status_code == 400, (r.status_code, r.text)
+    assert r.json()["code"] == "XX000"
