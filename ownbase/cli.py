@@ -153,6 +153,7 @@ def start(
         import uvicorn
 
         from ownbase import logs
+        from ownbase.realtime.wsserver import UVICORN_WS
 
         logs.configure(settings.log_level, settings.log_format)
         # uvicorn re-raises the stop signal after its graceful shutdown; with no-op handlers in
@@ -167,7 +168,8 @@ def start(
             workers=settings.workers,
             loop="uvloop",
             http="httptools",
-            ws="websockets",
+            # uvicorn's sans-I/O websockets protocol, plus realtime's frame extension (wsserver.py)
+            ws=UVICORN_WS,
             # Realtime: no permessage-deflate. Its zlib state costs ~250 KB per socket and CPU on
             # every frame (Supabase Realtime does not compress either); see docs/realtime.md.
             ws_per_message_deflate=False,

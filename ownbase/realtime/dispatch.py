@@ -22,7 +22,7 @@ from ownbase.db.scope import RequestScope, request_scope
 from ownbase.realtime.bindings import Binding
 from ownbase.realtime.bus import Change
 from ownbase.realtime.catalog import Catalog, TableInfo, qualified, quote_ident
-from ownbase.realtime.serializer import Frame, dumps, encode
+from ownbase.realtime.serializer import Frame, Outgoing, dumps, outgoing
 from ownbase.realtime.tokens import Identity
 from ownbase.tasks import cancel_and_wait
 
@@ -35,7 +35,7 @@ log = logging.getLogger("ownbase.realtime")
 class Outbox(Protocol):
     vsn: str
 
-    def enqueue(self, data: str | bytes) -> None: ...
+    def enqueue(self, message: Outgoing) -> None: ...
 
 
 class Subscriber(Protocol):
@@ -175,7 +175,7 @@ class Dispatcher:
                     targets: list[tuple[Subscriber, list[Binding]]],
                     visible: dict[tuple[int, tuple[str, str]], set[int]]) -> None:
         cache: dict[tuple[str, tuple[str, ...] | None, bool], dict[str, Any] | None] = {}
-        frames: dict[tuple[Any, ...], str | bytes] = {}
+        frames: dict[tuple[Any, ...], Outgoing] = {}
         readable_by_role: dict[str, frozenset[str]] = {}
         row = change.row
         for sub, candidates in targets:
@@ -206,7 +206,7 @@ class Dispatcher:
             fkey = (sub.topic, tuple(ids), ckey, sub.conn.vsn)
             frame = frames.get(fkey)
             if frame is None:
-                frame = frames[fkey] = encode(
+                frame = frames[fkey] = outgoing(
                     Frame(None, None, sub.topic, "postgres_changes", {"ids": ids, "data": data}), sub.conn.vsn)
             sub.conn.enqueue(frame)
 

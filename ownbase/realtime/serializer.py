@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from websockets.frames import Frame as WsFrame, Opcode
+
 try:  # orjson is several times faster for the hot fan-out path; stdlib json otherwise
     import orjson
 
@@ -50,6 +52,33 @@ class Frame:
     topic: str
     event: str
     payload: Any
+
+
+class Outgoing:
+    """One encoded message and, made on first use, its WebSocket frame. A message fanned out to
+    many sockets is one ``Outgoing``: encoded and framed once, the same bytes on every socket."""
+
+    __slots__ = ("data", "_wire")
+
+    def __init__(self, data: str | bytes) -> None:
+        self.data = data
+        self._wire: bytes | None = None
+
+    @property
+    def wire(self) -> bytes:
+        """The whole unmasked, uncompressed frame (text for str, binary for bytes)."""
+        if self._wire is None:
+            data = self.data
+            if isinstance(data, str):
+                frame = WsFrame(Opcode.TEXT, data.encode())
+            else:
+                frame = WsFrame(Opcode.BINARY, data)
+            self._wire = frame.serialize(mask=False)
+        return self._wire
+
+
+def outgoing(frame: Frame, vsn: str) -> Outgoing:
+    return Outgoing(encode(frame, vsn))
 
 
 def _s(value: Any) -> str | None:
