@@ -178,6 +178,8 @@ class Connection:
                 except FrameError:
                     continue  # Phoenix ignores undecodable frames
                 await self.handle(frame, size)
+                # an idle socket should not keep its last frame alive while it waits
+                message = data = frame = None  # type: ignore[assignment]
         except WebSocketDisconnect:
             pass
         except Exception:  # noqa: BLE001
