@@ -55,26 +55,19 @@ class Frame:
 
 
 class Outgoing:
-    """One encoded message and, made on first use, its WebSocket frame. A message fanned out to
-    many sockets is one ``Outgoing``: encoded and framed once, the same bytes on every socket."""
+    """One encoded message and its WebSocket frame (unmasked, uncompressed; text for str,
+    binary for bytes). A message fanned out to many sockets is one ``Outgoing``: encoded and
+    framed once, the same bytes written to every socket."""
 
-    __slots__ = ("data", "_wire")
+    __slots__ = ("data", "wire")
 
     def __init__(self, data: str | bytes) -> None:
         self.data = data
-        self._wire: bytes | None = None
-
-    @property
-    def wire(self) -> bytes:
-        """The whole unmasked, uncompressed frame (text for str, binary for bytes)."""
-        if self._wire is None:
-            data = self.data
-            if isinstance(data, str):
-                frame = WsFrame(Opcode.TEXT, data.encode())
-            else:
-                frame = WsFrame(Opcode.BINARY, data)
-            self._wire = frame.serialize(mask=False)
-        return self._wire
+        if isinstance(data, str):
+            frame = WsFrame(Opcode.TEXT, data.encode())
+        else:
+            frame = WsFrame(Opcode.BINARY, data)
+        self.wire = frame.serialize(mask=False)
 
 
 def outgoing(frame: Frame, vsn: str) -> Outgoing:

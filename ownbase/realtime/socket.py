@@ -78,18 +78,18 @@ class Connection:
             self._slow_consumer()
             return
         backlog.append(message)
-        if not self._marked:
-            sink = self._sink
-            if sink is None:
-                self._wake.set()  # type: ignore[union-attr]
-            elif sink.can_write():  # else: `_drained` marks it when the transport has room
-                self._marked = True
-                self.hub.flusher.mark(self)
+        if self._sink is None:
+            self._wake.set()  # type: ignore[union-attr]
+        elif not self._marked:
+            self._marked = True
+            self.hub.flusher.mark(self)
 
     def flush(self) -> None:
         """Hand the backlog to the transport as one write (called once per loop pass)."""
         self._marked = False
         sink = self._sink
+        # Over the transport's high-water mark the backlog waits (bounded, see `enqueue`) and
+        # `_drained` schedules the next flush.
         if self.closed or not self._backlog or sink is None or not sink.can_write():
             return
         self._write_backlog(sink)

@@ -111,11 +111,12 @@ class RealtimeWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def can_write(self) -> bool:
         """False while the transport's buffer is over its high-water mark (a slow reader)."""
-        return self.writable.is_set()
+        return self.writable._set  # type: ignore[attr-defined]  # our _Flag
 
     def write_frames(self, data: bytes) -> bool:
-        """Write already framed bytes (one or more whole frames); False once the socket is closing."""
-        if not self.frames_open():
+        """Write already framed bytes (one or more whole frames); False once the socket is closing.
+        Called only after the handshake (the app holds no socket before it)."""
+        if self.close_sent or self.disconnected or self.transport.is_closing():
             return False
         self.transport.write(data)
         return True
