@@ -173,6 +173,10 @@ def start(
             # Realtime: no permessage-deflate. Its zlib state costs ~250 KB per socket and CPU on
             # every frame (Supabase Realtime does not compress either); see docs/realtime.md.
             ws_per_message_deflate=False,
+            # No WebSocket pings from the server: like Phoenix servers (Supabase Realtime), liveness
+            # is the client's heartbeat (OWNBASE_REALTIME_HEARTBEAT_TIMEOUT). A ping costs a timer,
+            # a frame and a pong to parse per socket every 20 s (docs/realtime.md, Performance).
+            ws_ping_interval=None,
             proxy_headers=False,  # X-Forwarded-For is handled by OWNBASE_TRUSTED_PROXIES
             timeout_graceful_shutdown=20,
             log_config=None,
