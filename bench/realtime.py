@@ -415,7 +415,13 @@ async def run_size(server: Server, n: int, rounds: int, burst: int) -> dict[str,
     srv_us = (server.cpu_s() - cpu_srv) / max(1, got) * 1e6
     cli_us = (client_cpu_s() - cpu_cli) / max(1, got) * 1e6
     u_lost, u_dup = exactly_once(clients, "bcast", set(range(rounds, rounds + burst)))
+    late = 0
+    if b_lost + c_lost + u_lost:  # missing or only slow? give stragglers 15 s more
+        await asyncio.sleep(15)
+        late = (u_lost - exactly_once(clients, "bcast", set(range(rounds, rounds + burst)))[0]
+                + c_lost - exactly_once(clients, "changes", set(ids))[0])
     closed = sum(1 for c in clients if c.closed_code is not None)
+    short = sum(1 for c in clients if len(c.bcast) < burst)
 
     stop.set()
     hb.cancel()
@@ -432,6 +438,8 @@ async def run_size(server: Server, n: int, rounds: int, burst: int) -> dict[str,
         "server_cpu_us_paced": paced_us, "client_cpu_us_burst": cli_us, "server_idle_cpu_pct": idle_rate * 100,
         "server_cpu_us_pg": pg_us,
         "lost": b_lost + c_lost + u_lost, "duplicated": b_dup + c_dup + u_dup, "closed_by_server": closed,
+        "lost_by_phase": {"paced": b_lost, "changes": c_lost, "burst": u_lost},
+        "arrived_late": late, "sockets_short_of_burst": short,
         "load": load_avg(),
     }
 
@@ -454,6 +462,9 @@ async def run_server(tmp: Path, sizes: list[int], workers: int, args: argparse.N
             res["workers"] = workers
             results.append(res)
             print(json.dumps(res), flush=True)
+            if res["lost"] or res["closed_by_server"]:
+                log = (tmp / "server.log").read_text(errors="replace")
+                print("server log (tail):\n" + log[-4000:], flush=True)
     finally:
         server.stop()
     return results

@@ -62,7 +62,7 @@ class Connection:
         self._backlog: list[Outgoing] = []  # messages not yet handed to the transport
         self._marked = False  # a flush is scheduled
         self._max_pending = ctx.settings.realtime_max_pending_messages
-        self._sink: FrameSink | None = ws.scope.get("extensions", {}).get(EXTENSION)
+        self._sink: FrameSink | None = (ws.scope.get("extensions") or {}).get(EXTENSION)
         self._writer: asyncio.Task[None] | None = None  # only without a sink
         self._wake: asyncio.Event | None = None
 
