@@ -317,10 +317,16 @@ async def heartbeat(clients: list[WsClient], stop: asyncio.Event) -> None:
                     c.send({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": f"h{i}"})
 
 
+SLOWEST = {"settle_s": 0.0, "timeouts": 0}  # the slowest wait for all copies of one message
+
+
 async def settle(count: Callable[[], int], expected: int, limit: float = 30.0) -> None:
-    deadline = time.monotonic() + limit
+    start = time.monotonic()
+    deadline = start + limit
     while time.monotonic() < deadline and count() < expected:
         await asyncio.sleep(0.005)
+    SLOWEST["settle_s"] = max(SLOWEST["settle_s"], time.monotonic() - start)
+    SLOWEST["timeouts"] += count() < expected
 
 
 def exactly_once(clients: list[WsClient], attr: str, ids: set[int]) -> tuple[int, int]:
@@ -335,6 +341,8 @@ def exactly_once(clients: list[WsClient], attr: str, ids: set[int]) -> tuple[int
 
 
 async def run_size(server: Server, n: int, rounds: int, burst: int) -> dict[str, Any]:
+    SLOWEST.update(settle_s=0.0, timeouts=0)
+    COUNTS.update(bcast=0, changes=0)  # the previous size's clients counted here too
     topic = f"realtime:bench-{n}"
     base = server.rss_kb()
     t0 = time.monotonic()
@@ -422,6 +430,7 @@ async def run_size(server: Server, n: int, rounds: int, burst: int) -> dict[str,
                 + c_lost - exactly_once(clients, "changes", set(ids))[0])
     closed = sum(1 for c in clients if c.closed_code is not None)
     short = sum(1 for c in clients if len(c.bcast) < burst)
+    missing = [k for k, c in enumerate(clients) if len({i for i, _, _ in c.changes}) < rounds]
 
     stop.set()
     hb.cancel()
@@ -439,7 +448,9 @@ async def run_size(server: Server, n: int, rounds: int, burst: int) -> dict[str,
         "server_cpu_us_pg": pg_us,
         "lost": b_lost + c_lost + u_lost, "duplicated": b_dup + c_dup + u_dup, "closed_by_server": closed,
         "lost_by_phase": {"paced": b_lost, "changes": c_lost, "burst": u_lost},
-        "arrived_late": late, "sockets_short_of_burst": short,
+        "arrived_late": late, "sockets_short_of_burst": short, "slowest_settle_s": SLOWEST["settle_s"],
+        "settle_timeouts": SLOWEST["timeouts"],
+        "sockets_missing_changes": [len(missing), missing[:1], missing[-1:]],
         "load": load_avg(),
     }
 
