@@ -14,7 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from websockets.frames import Frame as WsFrame, Opcode
+from websockets.frames import Frame as WsFrame
+from websockets.frames import Opcode
 
 try:  # orjson is several times faster for the hot fan-out path; stdlib json otherwise
     import orjson

@@ -145,7 +145,7 @@ def plain_asgi_server(tmp_root: Path, database_url: str, jwt_private_key: str):
     launcher = ("import uvicorn; uvicorn.run('ownbase.app:create_app', factory=True, host='127.0.0.1', "
                 f"port={port}, ws='websockets-sansio', ws_per_message_deflate=False, log_config=None)")
     log_path = data_dir.parent / f"{data_dir.name}.log"
-    proc = subprocess.Popen([sys.executable, "-c", launcher], env=env, stdout=open(log_path, "wb"),
+    proc = subprocess.Popen([sys.executable, "-c", launcher], env=env, stdout=open(log_path, "wb"),  # noqa: SIM115
                             stderr=subprocess.STDOUT, cwd=str(tmp_root))
     handle = ServerHandle(f"http://127.0.0.1:{port}", port, data_dir, env, proc, log_path)
     wait_ready(handle)
