@@ -271,6 +271,9 @@ def _reserve_port(host: str, port: int) -> socket.socket | None:
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Everything `ownbase start` tells uvicorn, in one place."""
+    # Imported here: only `ownbase start` needs the realtime websocket protocol, not every command.
+    from ownbase.realtime.wsserver import UVICORN_WS
+
     return dict(
         app="ownbase.app:create_app",
         factory=True,
@@ -279,10 +282,15 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         workers=settings.workers,
         loop="uvloop",
         **uvicorn_http_options(settings),  # httptools with header size and time bounds
-        ws="websockets",
+        # uvicorn's sans-I/O websockets protocol, plus realtime's frame extension (wsserver.py)
+        ws=UVICORN_WS,
         # Realtime: no permessage-deflate. Its zlib state costs ~250 KB per socket and CPU on
         # every frame (Supabase Realtime does not compress either); see docs/realtime.md.
         ws_per_message_deflate=False,
+        # No WebSocket pings from the server: like Phoenix servers (Supabase Realtime), liveness
+        # is the client's heartbeat (OWNBASE_REALTIME_HEARTBEAT_TIMEOUT). A ping costs a timer,
+        # a frame and a pong to parse per socket every 20 s (docs/realtime.md, Performance).
+        ws_ping_interval=None,
         proxy_headers=False,  # X-Forwarded-For is handled by OWNBASE_TRUSTED_PROXIES
         timeout_graceful_shutdown=20,
         log_config=None,
