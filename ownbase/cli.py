@@ -206,6 +206,12 @@ def _banner(settings: Settings) -> None:
                        ("service_role key", "service_role_key"), ("JWKS URL", "jwks_url"),
                        ("DB URL", "db_url"), ("Data dir", "data_dir")):
         out.print(f"{label:>17}: {info[key]}", soft_wrap=True)
+    if settings.dashboard:  # issue 15: tell a fresh install how to get into /dashboard
+        from ownbase.dashboard.cli import first_admin_hint
+
+        hint = first_admin_hint(settings.database_url, settings.api_url)
+        if hint:
+            out.print(hint, soft_wrap=True, markup=False)
     sys.stdout.flush()
 
 
@@ -229,7 +235,7 @@ def _register_service_commands() -> None:
     import importlib
 
     for module in ("ownbase.rest.cli", "ownbase.auth.cli", "ownbase.mail.cli", "ownbase.storage.cli",
-                   "ownbase.realtime.cli"):
+                   "ownbase.realtime.cli", "ownbase.dashboard.cli"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -1,0 +1,143 @@
+"""Dashboard access: CLI accounts, session cookie, CSRF, login rate limit, no API privileges."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+import httpx
+import pyotp
+import pytest
+
+from ownbase.dashboard.routes import ROUTES
+from tests.conftest import ServerHandle, create_database
+from tests.dashboard.conftest import PASSWORD, create_admin, csrf_of, sign_in
+
+PUBLIC = {"/dashboard", "/dashboard/login"}
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: {"op": "insert", "kind": "create", "service": "auth",
+                                                   "path": "admin/users"}.get(m.group(1), "x"), path)
+
+
+def test_admin_create_cli_and_duplicate(dash: ServerHandle) -> None:
+    out = create_admin(dash, "Dup-Admin@Example.com")
+    assert out.returncode == 0, out.stderr
+    assert "dup-admin@example.com created" in out.stdout
+    again = create_admin(dash, "dup-admin@example.com")
+    assert again.returncode == 1 and "exists already" in again.stderr
+    short = create_admin(dash, "short@example.com", "abc")
+    assert short.returncode == 1 and "at least 8" in short.stderr
+
+
+def test_fresh_start_prints_first_admin_hint(pg_admin_url: str, server_factory: Callable[..., ServerHandle]) -> None:
+    fresh = server_factory({"OWNBASE_DATABASE_URL": create_database(pg_admin_url)})
+    assert "ownbase admin create" in fresh.log()
+    fresh.stop()
+
+
+def test_every_route_needs_the_session_cookie(dash: ServerHandle) -> None:
+    checked = 0
+    with httpx.Client(base_url=dash.url, timeout=30) as client:
+        for route in ROUTES:
+            path = getattr(route, "path", "")
+            if path in PUBLIC or path.startswith("/dashboard/static"):
+                continue
+            for method in sorted(getattr(route, "methods", None) or {"GET"}):
+                if method == "HEAD":
+                    continue
+                r = client.request(method, _concrete(path), json={})
+                assert r.status_code in (401, 303), (method, path, r.status_code, r.text[:200])
+                if r.status_code == 303:
+                    assert r.headers["location"] == "/dashboard/login"
+                checked += 1
+        # A forged cookie is no better than none.
+        client.cookies.set("ownbase_dashboard", "forged", path="/dashboard")
+        assert client.get("/dashboard/api/tables").status_code == 401
+    assert checked >= 15
+
+
+def test_cookie_flags_and_logout(dash: ServerHandle, admin: str) -> None:
+    with httpx.Client(base_url=dash.url, timeout=30) as client:
+        r = client.post("/dashboard/login", data={"email": admin, "password": PASSWORD})
+        assert r.status_code == 303
+        cookie = r.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and "path=/dashboard" in cookie
+        token = csrf_of(client)
+        assert client.get("/dashboard/api/tables").status_code == 200
+        assert client.post("/dashboard/logout", headers={"x-csrf-token": token}).status_code == 200
+        assert client.get("/dashboard/api/tables").status_code == 401
+
+
+def test_wrong_password_refused(dash: ServerHandle, admin: str) -> None:
+    r = httpx.post(dash.url + "/dashboard/login", data={"email": admin, "password": "wrong password"})
+    assert r.status_code == 401 and "ownbase_dashboard" not in r.headers.get("set-cookie", "")
+    # An app user (auth.users) is not a dashboard account.
+    r = httpx.post(dash.url + "/dashboard/login", data={"email": "nobody@example.com", "password": PASSWORD})
+    assert r.status_code == 401
+
+
+def test_csrf_token_checked(dash: ServerHandle, signed_in: tuple[httpx.Client, str]) -> None:
+    client, token = signed_in
+    body = {"sql": "select 1 as one"}
+    assert client.post("/dashboard/api/sql", json=body).status_code == 403
+    assert client.post("/dashboard/api/sql", json=body, headers={"x-csrf-token": "nope"}).status_code == 403
+    cross = client.post("/dashboard/api/sql", json=body,
+                        headers={"x-csrf-token": token, "origin": "https://evil.example"})
+    assert cross.status_code == 403
+    ok = client.post("/dashboard/api/sql", json=body, headers={"x-csrf-token": token})
+    assert ok.status_code == 200 and ok.json()["rows"] == [[1]]
+
+
+def test_login_rate_limited(server_factory: Callable[..., ServerHandle]) -> None:
+    srv = server_factory({"OWNBASE_DASHBOARD_LOGIN_PER_WINDOW": "3", "OWNBASE_DASHBOARD_LOGIN_WINDOW": "3600"})
+    assert create_admin(srv, "limited@example.com").returncode == 0
+    for _ in range(3):
+        r = httpx.post(srv.url + "/dashboard/login", data={"email": "limited@example.com", "password": "bad password"})
+        assert r.status_code == 401
+    r = httpx.post(srv.url + "/dashboard/login", data={"email": "limited@example.com", "password": PASSWORD})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+    srv.stop()
+
+
+def test_session_gives_no_api_privileges(dash: ServerHandle, signed_in: tuple[httpx.Client, str]) -> None:
+    client, _ = signed_in
+    session = client.cookies.get("ownbase_dashboard")
+    assert session
+    with httpx.Client(base_url=dash.url, timeout=30, cookies={"ownbase_dashboard": session}) as raw:
+        for path in ("/rest/v1/", "/auth/v1/admin/users", "/storage/v1/bucket", "/auth/v1/user"):
+            r = raw.get(path)
+            # Storage answers a missing key as Supabase Storage does: HTTP 400, statusCode "403".
+            denied = r.status_code in (401, 403) or (r.status_code == 400 and r.json().get("statusCode") == "403")
+            assert denied, (path, r.status_code, r.text[:200])
+        r = raw.get("/auth/v1/admin/users", headers={"authorization": f"Bearer {session}"})
+        assert r.status_code in (401, 403)
+
+
+def test_totp_login(dash: ServerHandle) -> None:
+    import subprocess
+    import sys
+
+    assert create_admin(dash, "totp@example.com").returncode == 0
+    out = subprocess.run([sys.executable, "-m", "ownbase", "admin", "totp", "totp@example.com",
+                          "--data-dir", str(dash.data_dir)], env=dash.env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    secret = re.search(r"secret=([A-Z2-7]+)", out.stdout).group(1)  # type: ignore[union-attr]
+    r = httpx.post(dash.url + "/dashboard/login", data={"email": "totp@example.com", "password": PASSWORD})
+    assert r.status_code == 401
+    sign_in(dash, "totp@example.com", code=pyotp.TOTP(secret).now())
+
+
+def test_dashboard_off(server_factory: Callable[..., ServerHandle]) -> None:
+    srv = server_factory({"OWNBASE_DASHBOARD": "off"})
+    assert httpx.get(srv.url + "/dashboard/login").status_code == 404
+    assert httpx.get(srv.url + "/dashboard/api/tables").status_code == 404
+    srv.stop()
+
+
+@pytest.mark.parametrize("path", ["/dashboard/login"])
+def test_login_page_has_no_inline_secrets(dash: ServerHandle, path: str) -> None:
+    r = httpx.get(dash.url + path)
+    assert r.status_code == 200 and "content-security-policy" in r.headers
+    assert dash.service_key not in r.text and dash.anon_key not in r.text
