@@ -146,7 +146,12 @@ async def read_rows(conn: Any, schema: str, table: str, *, limit: int = 50, offs
     except (asyncpg.DataError, asyncpg.SyntaxOrAccessError) as exc:
         raise BadInput(str(exc)) from None
     return {"columns": cols, "total": total,
-            "rows": [{"_ctid": r["_ctid"], **json.loads(r["_row"])} for r in rows]}
+            "rows": [{"_ctid": r["_ctid"], **_obj(r["_row"])} for r in rows]}
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    """jsonb arrives decoded on pools with a json codec and as text on plain connections."""
+    return json.loads(value) if isinstance(value, str) else dict(value)
 
 
 def _text(value: Any) -> str | None:
@@ -200,7 +205,7 @@ async def insert_row(conn: Any, schema: str, table: str, values: Any) -> dict[st
     sql = (f"insert into {target} ({', '.join(names)}) values ({', '.join(exprs)})" if names
            else f"insert into {target} default values") + " returning to_jsonb(" + target + ".*) as r"
     rows = await _write(conn, sql, params)
-    return json.loads(rows[0]["r"])
+    return _obj(rows[0]["r"])
 
 
 async def update_row(conn: Any, schema: str, table: str, key: Any, values: Any) -> int:

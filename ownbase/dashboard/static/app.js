@@ -68,13 +68,16 @@ async function tablesView() {
   if (state.table) tableDetail();
 }
 
+let renderSeq = 0;
 async function tableDetail() {
+  const seq = ++renderSeq;  // a slower, older render must not overwrite a newer one
   const box = document.getElementById("table-detail");
   const {ok, data: info} = await api("table?" + qs({schema: state.schema, table: state.table}));
   if (!ok) { box.replaceChildren(h("p", {class: "error"}, errText(info))); return; }
   const params = new URLSearchParams(qs({schema: state.schema, table: state.table, limit: state.limit, offset: state.offset, order: state.order}));
   state.filters.forEach((f) => params.append("filter", f));
   const r = await api("rows?" + params);
+  if (seq !== renderSeq || !box.isConnected) return;
   const cols = info.columns.map((c) => c.name);
   const pk = info.columns.filter((c) => c.primary_key).map((c) => c.name);
   const keyOf = (row) => pk.length ? Object.fromEntries(pk.map((k) => [k, row[k]])) : {_ctid: row._ctid};
@@ -99,7 +102,7 @@ async function tableDetail() {
     if (state.order.startsWith(c + ".")) th.append(state.order.endsWith("desc") ? " ▼" : " ▲");
   });
   const total = r.ok ? r.data.total : info.count;
-  box.replaceChildren(
+  box.replaceChildren(...[
     h("h3", {}, `${state.schema}.${state.table}`, " ", h("span", {class: "muted small", id: "row-count"}, `${total ?? "?"} rows`)),
     info.kind === "r" && !info.rls ? h("div", {class: "banner", id: "rls-banner"}, "Row level security is off: anyone with the anon key can read and write every row. ",
       h("button", {onclick: () => runDdl("rls", {schema: state.schema, table: state.table, enabled: true})}, "Enable RLS")) : null,
@@ -116,7 +119,7 @@ async function tableDetail() {
     h("h4", {}, "Indexes"), grid(["name", "definition"], info.indexes),
     h("h4", {}, "Policies ", h("span", {class: "badge" + (info.rls ? "" : " off")}, info.rls ? "RLS on" : "RLS off")),
     grid(["name", "cmd", "roles", "qual", "with_check"], info.policies, {actions: (p) => h("button", {class: "danger", onclick: () => runDdl("drop_policy", {schema: state.schema, table: state.table, name: p.name})}, "Drop")}),
-    policyEditor(info));
+    policyEditor(info)].filter(Boolean));
 }
 
 async function runDdl(kind, spec) {
@@ -472,6 +475,7 @@ async function route() {
   document.body.dataset.ready = name;
 }
 window.addEventListener("hashchange", route);
+document.addEventListener("dashboard:reload", route);  // re-render the current page (also used by tests)
 let pendingG = false;
 document.addEventListener("keydown", (e) => {
   if (["INPUT", "TEXTAREA", "SELECT"].includes(e.target.tagName) || e.ctrlKey || e.metaKey || e.altKey) return;
