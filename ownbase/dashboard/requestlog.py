@@ -52,10 +52,31 @@ class RequestRing(logging.Handler):
         return out
 
 
+class _Forward(logging.Handler):
+    """Passes on to the root handlers only what OWNBASE_LOG_LEVEL would have let through."""
+
+    def __init__(self, min_level: int) -> None:
+        super().__init__()
+        self.min_level = min_level
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= self.min_level:
+            for handler in logging.getLogger().handlers:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
+
+
 def install(size: int) -> RequestRing:
+    """Hook the ring onto the access logger. Access records are info: when the log level hides
+    them, the logger still creates them for the ring but forwards only what the level allows."""
     ring = RequestRing(size)
-    # Records arrive while OWNBASE_LOG_LEVEL lets access logs through (info, the default, or debug).
-    logging.getLogger("ownbase.access").addHandler(ring)
+    logger = logging.getLogger("ownbase.access")
+    level = logger.getEffectiveLevel()
+    if level > logging.INFO and logger.propagate:
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        logger.addHandler(_Forward(level))
+    logger.addHandler(ring)
     return ring
 
 
