@@ -25,7 +25,6 @@ from tests.dashboard.conftest import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).parent / "screenshots"
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is installed by scripts/test")
 
 TAG = uuid.uuid4().hex[:6]
 AUTHORS, POSTS, RT = f"authors_{TAG}", f"posts_{TAG}", f"rt_items_{TAG}"
@@ -34,6 +33,9 @@ AUTHORS, POSTS, RT = f"authors_{TAG}", f"posts_{TAG}", f"rt_items_{TAG}"
 @pytest.fixture(scope="module")
 def page(dash: ServerHandle) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is not installed: the test command installs it (scripts/test)")
 
     SHOTS.mkdir(exist_ok=True)
     email = f"browser-{TAG}@example.com"
