@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ownbase.dashboard.idents import DEFAULT_EXPRESSIONS, BadInput, ident, literal, qualified, type_name
+from ownbase.dashboard.idents import (
+    DEFAULT_EXPRESSIONS,
+    BadInput,
+    ident,
+    literal,
+    qualified,
+    type_name,
+)
 
 POLICY_COMMANDS = ("all", "select", "insert", "update", "delete")
 POLICY_ROLES = ("public", "anon", "authenticated", "service_role")
@@ -157,9 +164,3 @@ def policy_sql(spec: Any) -> str:
 def drop_policy_sql(schema: Any, table: Any, name: Any) -> str:
     return f"drop policy {ident(name)} on {qualified(schema, table)};"
 
-
-async def resolve_types(conn: Any, sql_types: list[str]) -> None:
-    """Refuse unknown types with a clear message before any DDL runs."""
-    for typ in sql_types:
-        if await conn.fetchval("select to_regtype($1)", typ) is None:
-            raise BadInput(f"unknown type {typ!r}")

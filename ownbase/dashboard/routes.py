@@ -17,7 +17,16 @@ from ownbase.context import Context
 from ownbase.dashboard import accounts, catalog, ddl, requestlog, sqlrun
 from ownbase.dashboard.accounts import Session
 from ownbase.dashboard.idents import BadInput
-from ownbase.dashboard.web import COOKIE, HERE, ctx_of, err, guarded, json_body, page, same_origin
+from ownbase.dashboard.web import (
+    COOKIE,
+    HERE,
+    ctx_of,
+    err,
+    guarded,
+    json_body,
+    page,
+    same_origin,
+)
 from ownbase.db.pool import connect
 from ownbase.service import Service
 

@@ -10,14 +10,13 @@ import json
 import shutil
 import subprocess
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
 import pytest
 from PIL import Image
-
-from concurrent.futures import ThreadPoolExecutor
 
 from tests.conftest import ServerHandle
 from tests.conftest import sql as _sql
