@@ -95,7 +95,11 @@ def _q(request: Request, name: str, default: str = "") -> str:
 
 @guarded()
 async def tables(request: Request, session: Session) -> Response:
-    return JSONResponse({"tables": await catalog.list_tables(ctx_of(request).db.owner)})
+    ctx: Context = ctx_of(request)
+    found = await catalog.list_tables(ctx.db.owner)
+    for t in found:
+        t["exposed"] = t["schema"] in ctx.settings.db_schemas  # reachable through /rest/v1
+    return JSONResponse({"tables": found})
 
 
 @guarded()
@@ -103,6 +107,7 @@ async def table(request: Request, session: Session) -> Response:
     async with ctx_of(request).db.owner.acquire() as conn:
         info = await catalog.describe(conn, _q(request, "schema", "public"), _q(request, "table"))
     info["templates"] = {k: v["label"] for k, v in ddl.POLICY_TEMPLATES.items()}
+    info["exposed"] = info["schema"] in ctx_of(request).settings.db_schemas
     return JSONResponse(_jsonable(info))
 
 

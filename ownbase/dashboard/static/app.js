@@ -59,9 +59,10 @@ const state = {schema: "public", table: null, offset: 0, limit: 50, order: "", f
 
 async function tablesView() {
   const {data} = await api("tables");
-  const list = h("ul", {id: "table-list"}, data.tables.map((t) => h("li", {}, h("button", {
+  let lastSchema = null;
+  const list = h("ul", {id: "table-list"}, data.tables.flatMap((t) => [t.schema !== lastSchema ? h("li", {class: "muted small"}, (lastSchema = t.schema) + (t.exposed ? " (API)" : "")) : null, h("li", {}, h("button", {
     "data-table": `${t.schema}.${t.name}`, onclick: () => { Object.assign(state, {schema: t.schema, table: t.name, offset: 0, order: "", filters: []}); tableDetail(); }},
-    `${t.schema}.${t.name} `, h("span", {class: "muted small"}, `~${t.estimate}`), t.kind === "r" && !t.rls ? h("span", {class: "badge off"}, "no RLS") : null))));
+    `${t.name} `, h("span", {class: "muted small"}, `~${t.estimate}`), t.exposed && t.kind === "r" && !t.rls ? h("span", {class: "badge off"}, "no RLS") : null))]));
   view.replaceChildren(h("h2", {}, "Tables"), h("div", {class: "cols"},
     h("div", {class: "side"}, h("button", {class: "primary", id: "new-table", onclick: newTableDialog}, "New table"), list),
     h("div", {id: "table-detail", style: "flex:1;min-width:0"}, h("p", {class: "muted"}, "Pick a table."))));
@@ -87,8 +88,8 @@ async function tableDetail() {
   const rowsBox = r.ok ? grid(cols, r.data.rows, {
     onCell: (row, c, td) => editCell(info, row, c, keyOf(row)),
     actions: (row) => h("span", {class: "row"},
-      h("button", {title: "Duplicate", "aria-label": "Duplicate row", onclick: () => insertRow(info, Object.fromEntries(info.columns.filter((c) => !c.primary_key || !c.default).map((c) => [c.name, row[c.name]])))}, "⎘"),
-      h("button", {class: "danger", title: "Delete", "aria-label": "Delete row", onclick: async () => {
+      h("button", {title: "Duplicate", "aria-label": "Duplicate row", class: "small", onclick: () => insertRow(info, Object.fromEntries(info.columns.filter((c) => !c.primary_key || !c.default).map((c) => [c.name, row[c.name]])))}, "Dup"),
+      h("button", {title: "Delete", "aria-label": "Delete row", class: "danger small", onclick: async () => {
         if (!confirm("Delete this row?")) return;
         const d = await api("rows/delete", {body: {schema: state.schema, table: state.table, keys: [keyOf(row)]}});
         d.ok ? tableDetail() : toast(errText(d.data)); }}, "✕")),
@@ -104,7 +105,7 @@ async function tableDetail() {
   const total = r.ok ? r.data.total : info.count;
   box.replaceChildren(...[
     h("h3", {}, `${state.schema}.${state.table}`, " ", h("span", {class: "muted small", id: "row-count"}, `${total ?? "?"} rows`)),
-    info.kind === "r" && !info.rls ? h("div", {class: "banner", id: "rls-banner"}, "Row level security is off: anyone with the anon key can read and write every row. ",
+    info.exposed && info.kind === "r" && !info.rls ? h("div", {class: "banner", id: "rls-banner"}, "Row level security is off: anyone with the anon key can read and write every row. ",
       h("button", {onclick: () => runDdl("rls", {schema: state.schema, table: state.table, enabled: true})}, "Enable RLS")) : null,
     h("div", {class: "row"}, filterInput,
       h("button", {onclick: () => insertRow(info, {})}, "Insert row"),
