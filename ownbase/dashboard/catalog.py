@@ -130,7 +130,10 @@ async def read_rows(conn: Any, schema: str, table: str, *, limit: int = 50, offs
     cols = await columns(conn, schema, table)
     params: list[Any] = []
     where = [_condition(cols, f, params) for f in (filters or [])[:20]]
-    sql = f"select ctid::text as _ctid, to_jsonb(t) as _row from {qualified(schema, table)} t"
+    kind = await conn.fetchval("select c.relkind::text from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+                               " where n.nspname = $1 and c.relname = $2", schema, table)
+    ctid = "ctid::text" if kind in ("r", "p") else "null::text"  # views have no ctid
+    sql = f"select {ctid} as _ctid, to_jsonb(t) as _row from {qualified(schema, table)} t"
     if where:
         sql += " where " + " and ".join(where)
     if order:

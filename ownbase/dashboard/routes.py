@@ -248,6 +248,9 @@ async def proxy(request: Request, session: Session) -> Response:
         return err(404, "not a proxied path", "not_found")
     if service == "rest" and (path or request.method != "GET"):
         return err(404, "only the OpenAPI document is proxied", "not_found")
+    if service == "storage" and request.method == "GET" and not path.startswith(("bucket", "object/info/")):
+        # File bytes go to the browser through signed URLs, never buffered here.
+        return err(404, "download through a signed URL", "not_found")
     ctx: Context = ctx_of(request)
     key = ctx.keys.service_role_key
     headers = {"apikey": key, "authorization": f"Bearer {key}", "x-client-info": "ownbase-dashboard"}

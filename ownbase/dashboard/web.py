@@ -48,7 +48,8 @@ def same_origin(request: Request) -> bool:
     if not origin or origin == "null":
         return origin is None
     host = request.headers.get("host", "")
-    return origin.split("://", 1)[-1] == host
+    public = request.app.state.settings.api_url  # behind a proxy that rewrites Host
+    return origin.split("://", 1)[-1] == host or origin == public
 
 
 async def json_body(request: Request) -> Any:

@@ -141,3 +141,42 @@ def test_login_page_has_no_inline_secrets(dash: ServerHandle, path: str) -> None
     r = httpx.get(dash.url + path)
     assert r.status_code == 200 and "content-security-policy" in r.headers
     assert dash.service_key not in r.text and dash.anon_key not in r.text
+
+
+def test_proxy_relays_only_admin_surfaces(dash: ServerHandle, signed_in: tuple[httpx.Client, str]) -> None:
+    client, token = signed_in
+    h = {"x-csrf-token": token}
+    assert client.get("/dashboard/api/proxy/auth/admin/users").status_code == 200
+    assert client.get("/dashboard/api/proxy/rest/").json()["swagger"] == "2.0"
+    for method, path in (("POST", "/dashboard/api/proxy/auth/token"), ("GET", "/dashboard/api/proxy/auth/user"),
+                         ("GET", "/dashboard/api/proxy/storage/object/b/x.png"),
+                         ("GET", "/dashboard/api/proxy/rest/anything"), ("GET", "/dashboard/api/proxy/other/x"),
+                         ("GET", "/dashboard/api/proxy/auth/admin/../token")):
+        r = client.request(method, path, headers=h, json={})
+        assert r.status_code == 404, (method, path, r.status_code)
+
+
+def test_views_and_filters_in_the_grid(dash: ServerHandle, signed_in: tuple[httpx.Client, str]) -> None:
+    client, token = signed_in
+    r = client.post("/dashboard/api/sql", headers={"x-csrf-token": token}, json={"sql": (
+        "create table if not exists public.grid_people (id int primary key, name text, age int, tags text[]);"
+        " insert into public.grid_people values (1, 'ann', 30, '{a,b}'), (2, 'bob', 17, '{c}'), (3, 'cy', null, '{}')"
+        " on conflict do nothing; create or replace view public.grid_adults as"
+        " select * from public.grid_people where age >= 18")})
+    assert r.status_code == 200, r.text
+    rows = client.get("/dashboard/api/rows", params=[("table", "grid_people"), ("filter", "age.gte.18")]).json()
+    assert [x["name"] for x in rows["rows"]] == ["ann"] and rows["total"] == 1
+    rows = client.get("/dashboard/api/rows", params=[("table", "grid_people"), ("filter", "name.in.(bob,cy)"),
+                                                     ("order", "id.desc")]).json()
+    assert [x["name"] for x in rows["rows"]] == ["cy", "bob"]
+    rows = client.get("/dashboard/api/rows", params=[("table", "grid_people"), ("filter", "age.is.null")]).json()
+    assert [x["id"] for x in rows["rows"]] == [3]
+    view = client.get("/dashboard/api/rows", params={"table": "grid_adults"}).json()
+    assert [x["name"] for x in view["rows"]] == ["ann"]
+    bad = client.get("/dashboard/api/rows", params=[("table", "grid_people"), ("filter", "age.gte.old")])
+    assert bad.status_code == 400
+    up = client.post("/dashboard/api/rows/update", headers={"x-csrf-token": token},
+                     json={"table": "grid_people", "key": {"id": 2}, "values": {"tags": "{x,y}", "age": "18"}})
+    assert up.json() == {"updated": 1}
+    rows = client.get("/dashboard/api/rows", params=[("table", "grid_people"), ("filter", "id.eq.2")]).json()
+    assert rows["rows"][0]["tags"] == ["x", "y"] and rows["rows"][0]["age"] == 18

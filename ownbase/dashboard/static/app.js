@@ -51,6 +51,7 @@ function modal(title, body, buttons) {
   const d = h("dialog", {}, h("h3", {}, title), body, h("div", {class: "row"}, buttons.map(([label, fn, cls]) =>
     h("button", {class: cls, onclick: async () => { if ((await fn()) !== false) { d.close(); d.remove(); } }}, label)),
     h("button", {onclick: () => { d.close(); d.remove(); }}, "Cancel")));
+  d.addEventListener("close", () => d.remove());  // Esc closes too
   document.body.append(d); d.showModal(); return d;
 }
 
