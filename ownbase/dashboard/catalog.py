@@ -245,3 +245,25 @@ async def fk_options(conn: Any, schema: str, table: str, column: str, search: st
     rows = await conn.fetch(f"select {ref}::text as v from {qualified(col['ref_schema'], col['ref_table'])}"
                             f" where {ref}::text ilike $1 order by 1 limit 50", f"%{search[:100]}%")
     return [r["v"] for r in rows]
+
+
+async def slow_queries(conn: Any) -> dict[str, Any]:
+    """Statements running for over a second now, and (if pg_stat_statements is installed) the
+    slowest statements by mean time."""
+    running = await conn.fetch(
+        """select pid, usename::text as role, state, round(extract(epoch from now() - query_start)::numeric, 1)::float
+                  as seconds, left(query, 500) as query
+             from pg_stat_activity
+            where state <> 'idle' and pid <> pg_backend_pid() and now() - query_start > interval '1 second'
+            order by query_start limit 50""")
+    top: list[dict[str, Any]] = []
+    note = None
+    try:
+        async with conn.transaction():
+            top = [dict(r) for r in await conn.fetch(
+                "select left(query, 500) as query, calls, round(mean_exec_time::numeric, 2)::float as mean_ms,"
+                " round(total_exec_time::numeric, 2)::float as total_ms from pg_stat_statements"
+                " order by mean_exec_time desc limit 20")]
+    except asyncpg.PostgresError:
+        note = "pg_stat_statements is not installed: only statements running now are shown"
+    return {"running": [dict(r) for r in running], "top": top, "note": note}

@@ -294,6 +294,12 @@ async def logs(request: Request, session: Session) -> Response:
 
 
 @guarded()
+async def slow(request: Request, session: Session) -> Response:
+    async with ctx_of(request).db.owner.acquire() as conn:
+        return JSONResponse(await catalog.slow_queries(conn))
+
+
+@guarded()
 async def settings_info(request: Request, session: Session) -> Response:
     ctx: Context = ctx_of(request)
     s = ctx.settings
@@ -350,6 +356,7 @@ ROUTES: list[BaseRoute] = [
     Route(f"{P}/api/proxy/{{service}}/{{path:path}}", proxy, methods=["GET", "POST", "PUT", "DELETE"]),
     Route(f"{P}/api/user-sessions", user_sessions),
     Route(f"{P}/api/logs", logs),
+    Route(f"{P}/api/slow-queries", slow),
     Route(f"{P}/api/settings", settings_info),
     Route(f"{P}/api/service-key", service_key, methods=["POST"]),
     Mount(f"{P}/static", StaticFiles(directory=HERE / "static"), name="dashboard-static"),

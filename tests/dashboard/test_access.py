@@ -180,3 +180,22 @@ def test_views_and_filters_in_the_grid(dash: ServerHandle, signed_in: tuple[http
     assert up.json() == {"updated": 1}
     rows = client.get("/dashboard/api/rows", params=[("table", "grid_people"), ("filter", "id.eq.2")]).json()
     assert rows["rows"][0]["tags"] == ["x", "y"] and rows["rows"][0]["age"] == 18
+
+
+def test_slow_queries_show_a_running_statement(dash: ServerHandle, signed_in: tuple[httpx.Client, str]) -> None:
+    import threading
+
+    client, token = signed_in
+    sleeper = threading.Thread(target=lambda: client.post(
+        "/dashboard/api/sql", headers={"x-csrf-token": token}, json={"sql": "select pg_sleep(4), 'slow-marker'"}))
+    sleeper.start()
+    try:
+        found = []
+        for _ in range(40):
+            found = [q for q in client.get("/dashboard/api/slow-queries").json()["running"] if "slow-marker" in q["query"]]
+            if found:
+                break
+            threading.Event().wait(0.1)
+        assert found and found[0]["seconds"] >= 1
+    finally:
+        sleeper.join()

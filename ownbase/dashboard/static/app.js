@@ -452,8 +452,13 @@ async function logsView() {
   const load = async () => { const r = await api("logs?" + qs(Object.fromEntries(Object.entries(f).map(([k, el]) => [k, el.value])))); out.replaceChildren(grid(["time", "service", "method", "path", "status", "duration_ms", "request_id", "client_ip"], r.data.requests)); };
   Object.values(f).forEach((el) => el.addEventListener("change", load));
   f.q.addEventListener("keydown", (e) => e.key === "Enter" && load());
-  view.replaceChildren(h("h2", {}, "Logs"), h("p", {class: "muted small"}, "Recent requests of this process (newest first). Slow queries: filter by duration."), h("div", {class: "row"}, ...Object.values(f), h("button", {onclick: load}, "Refresh")), out);
-  load();
+  const slowBox = h("div", {id: "slow-queries"});
+  const loadSlow = async () => { const r = await api("slow-queries"); slowBox.replaceChildren(
+    h("h4", {}, "Running for over 1 s"), grid(["pid", "role", "state", "seconds", "query"], r.data.running || []),
+    h("h4", {}, "Slowest statements (mean)"), r.data.note ? h("p", {class: "muted small"}, r.data.note) : grid(["query", "calls", "mean_ms", "total_ms"], r.data.top || [])); };
+  view.replaceChildren(h("h2", {}, "Logs"), h("p", {class: "muted small"}, "Recent requests of this process (newest first); filter by duration for slow requests."), h("div", {class: "row"}, ...Object.values(f), h("button", {onclick: () => { load(); loadSlow(); }}, "Refresh")), out,
+    h("h3", {}, "Slow queries"), slowBox);
+  load(); loadSlow();
 }
 
 // --- settings ---------------------------------------------------------------------------------------
