@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import platform
 import sys
-from typing import Any
+import uuid
 
+import asyncpg
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -111,8 +112,7 @@ async def table(request: Request, session: Session) -> Response:
     return JSONResponse(_jsonable(info))
 
 
-def _jsonable(value: Any) -> Any:
-    return sqlrun._cell(value)
+_jsonable = sqlrun.jsonable
 
 
 @guarded()
@@ -174,7 +174,7 @@ async def ddl_run(request: Request, session: Session) -> Response:
             async with conn.transaction():
                 await conn.execute(sql)
                 await conn.execute("notify pgrst, 'reload schema'")
-        except sqlrun.asyncpg.PostgresError as exc:
+        except asyncpg.PostgresError as exc:
             return JSONResponse({"sql": sql, "error": sqlrun.error_json(sql, exc)}, status_code=400)
     return JSONResponse({"sql": sql, "ok": True})
 
@@ -214,7 +214,7 @@ async def snippets(request: Request, session: Session) -> Response:
         return JSONResponse({"id": sid}, status_code=201)
     if request.method == "DELETE":
         sid = _q(request, "id")
-        if not catalog_uuid(sid):
+        if not is_uuid(sid):
             raise BadInput("id must be a uuid")
         await pool.execute("delete from ownbase_dashboard.snippets where id = $1::uuid", sid)
         return JSONResponse({"ok": True})
@@ -223,9 +223,7 @@ async def snippets(request: Request, session: Session) -> Response:
     return JSONResponse({"snippets": [dict(r) for r in found]})
 
 
-def catalog_uuid(value: str) -> bool:
-    import uuid
-
+def is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)
         return True
@@ -272,7 +270,7 @@ async def proxy(request: Request, session: Session) -> Response:
 async def user_sessions(request: Request, session: Session) -> Response:
     """A user's sessions (no admin API lists them): read-only, from auth.sessions."""
     uid = _q(request, "id")
-    if not catalog_uuid(uid):
+    if not is_uuid(uid):
         raise BadInput("id must be a uuid")
     found = await ctx_of(request).db.owner.fetch(
         "select id::text, created_at::text, updated_at::text, aal::text, user_agent, ip::text"

@@ -43,7 +43,7 @@ def destructive(sql: str) -> str | None:
     return None
 
 
-def _cell(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (datetime, date, time)):
@@ -51,9 +51,9 @@ def _cell(value: Any) -> Any:
     if isinstance(value, (Decimal, UUID)):
         return str(value)
     if isinstance(value, (list, tuple)):
-        return [_cell(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _cell(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (bytes, bytearray, memoryview)):
         return "\\x" + bytes(value).hex()
     return str(value)
@@ -90,7 +90,7 @@ async def run(conn: asyncpg.Connection, sql: str, *, explain: bool = False) -> d
             cursor = await stmt.cursor()
             rows = await cursor.fetch(MAX_ROWS + 1)
         cols = [a.name for a in attrs]
-        out_rows = [[_cell(v) for v in r.values()] for r in rows[:MAX_ROWS]]
+        out_rows = [[jsonable(v) for v in r.values()] for r in rows[:MAX_ROWS]]
         result = {"columns": cols, "rows": out_rows, "status": f"{len(out_rows)} rows",
                   "truncated": len(rows) > MAX_ROWS}
         if explain:
