@@ -73,6 +73,8 @@ def _check(password: str, digest: str) -> bool:
 async def verify_login(pool: Any, email: str, password: str) -> dict[str, Any] | None:
     """The account row when the password matches, else None (same cost either way)."""
     email = (email or "").strip().lower()[:254]
+    if "\x00" in email:
+        email = ""  # PostgreSQL text cannot hold NUL: no account has it
     row = await pool.fetchrow(
         "select id, email, password_hash, totp_secret from ownbase_dashboard.accounts where email = $1", email)
     ok = await asyncio.to_thread(_check, password[:200], row["password_hash"] if row else _DUMMY_HASH)

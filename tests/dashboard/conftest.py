@@ -41,7 +41,9 @@ def csrf_of(client: httpx.Client) -> str:
 
 @pytest.fixture(scope="session")
 def dash(server_factory: Callable[..., ServerHandle]) -> ServerHandle:
-    return server_factory()
+    # Every test signs in from 127.0.0.1: a login budget that the suite cannot run out of
+    # (test_login_rate_limited checks the limit on a server of its own).
+    return server_factory({"OWNBASE_DASHBOARD_LOGIN_PER_WINDOW": "100000"})
 
 
 @pytest.fixture()

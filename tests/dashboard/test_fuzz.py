@@ -54,3 +54,14 @@ def test_fuzz_reads_and_sql(dash: ServerHandle, signed_in: tuple[httpx.Client, s
         assert r.status_code < 500, r.text[:300]
 
     check()
+
+
+def test_fuzz_login_form(dash: ServerHandle) -> None:
+    @FUZZ
+    @given(email=st.text(max_size=300) | st.just("a\x00@b.c"), password=st.text(max_size=300),
+           code=st.text(max_size=12))
+    def check(email: str, password: str, code: str) -> None:
+        r = httpx.post(dash.url + "/dashboard/login", data={"email": email, "password": password, "code": code})
+        assert r.status_code in (401, 429), (email, password, r.status_code, r.text[:200])
+
+    check()
