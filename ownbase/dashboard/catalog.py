@@ -22,9 +22,12 @@ MAX_LIMIT = 500
 async def list_tables(conn: Any) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """select n.nspname as schema, c.relname as name, c.relkind::text as kind,
-                  c.relrowsecurity as rls, greatest(c.reltuples, 0)::bigint as estimate,
+                  c.relrowsecurity as rls,
+                  -- live-row statistics are current within a second or so; reltuples only after ANALYZE
+                  coalesce(s.n_live_tup, greatest(c.reltuples, 0)::bigint) as estimate,
                   (select count(*) from pg_policy p where p.polrelid = c.oid) as policies
              from pg_class c join pg_namespace n on n.oid = c.relnamespace
+             left join pg_stat_all_tables s on s.relid = c.oid
             where c.relkind in ('r', 'p', 'v', 'm') and n.nspname <> all($1::text[])
               and n.nspname not like 'pg_temp%' and n.nspname not like 'pg_toast%'
             order by n.nspname = 'public' desc, n.nspname, c.relname""", list(HIDDEN_SCHEMAS))

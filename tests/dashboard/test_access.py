@@ -199,3 +199,20 @@ def test_slow_queries_show_a_running_statement(dash: ServerHandle, signed_in: tu
         assert found and found[0]["seconds"] >= 1
     finally:
         sleeper.join()
+
+
+def test_table_list_counts_rows(dash: ServerHandle, signed_in: tuple[httpx.Client, str]) -> None:
+    import time
+
+    client, token = signed_in
+    r = client.post("/dashboard/api/sql", headers={"x-csrf-token": token}, json={
+        "sql": "create table public.counted (id int); insert into public.counted select generate_series(1, 7)"})
+    assert r.status_code == 200, r.text
+    for _ in range(50):  # statistics are flushed about once a second
+        found = [t for t in client.get("/dashboard/api/tables").json()["tables"] if t["name"] == "counted"]
+        if found and found[0]["estimate"] == 7:
+            break
+        time.sleep(0.2)
+    assert found[0]["estimate"] == 7 and found[0]["exposed"] and not found[0]["rls"]
+    info = client.get("/dashboard/api/table", params={"table": "counted"}).json()
+    assert info["count"] == 7
