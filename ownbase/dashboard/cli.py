@@ -13,16 +13,15 @@ admin_app = typer.Typer(no_args_is_help=True, help="Dashboard accounts (separate
 FIRST_ADMIN_HINT = "Dashboard: create the first admin with `ownbase admin create you@example.com`, then open {url}/dashboard"
 
 
-def _url(data_dir: Optional[str]) -> str:
-    from ownbase.cli import _db_url, _settings
-
-    return str(_db_url(_settings(**({"data_dir": data_dir} if data_dir else {}))))
-
-
-async def _with_conn(url: str, work: Any) -> Any:
-    import asyncpg
-
+async def _work(conn: Any, work: Any) -> Any:
     from ownbase.db.migrate import apply_migrations
+
+    await apply_migrations(conn)  # the accounts table exists even before the first `ownbase start`
+    return await work(conn)
+
+
+async def _direct(url: str, work: Any) -> Any:
+    import asyncpg
 
     try:
         conn = await asyncpg.connect(url, timeout=10)
@@ -30,17 +29,30 @@ async def _with_conn(url: str, work: Any) -> Any:
         raise RuntimeError(f"cannot connect to the database ({exc}); start ownbase first or set "
                            "OWNBASE_DATABASE_URL") from None
     try:
-        await apply_migrations(conn)
-        return await work(conn)
+        return await _work(conn, work)
     finally:
         await conn.close()
 
 
 def _run(data_dir: Optional[str], work: Any) -> Any:
+    from ownbase import cli as base
     from ownbase.dashboard.accounts import AccountError
 
+    overrides = {"data_dir": data_dir} if data_dir else {}
     try:
-        return asyncio.run(_with_conn(_url(data_dir), work))
+        if hasattr(base, "database"):  # the public CLI surface (docs/cli.md "Adding a command")
+            cfg = base.settings(**overrides)
+
+            async def go(target: Any) -> Any:
+                conn = await base.connect(target)
+                try:
+                    return await _work(conn, work)
+                finally:
+                    await conn.close()
+
+            with base.database(cfg) as target:
+                return base.run(go(target))
+        return asyncio.run(_direct(str(base._db_url(base._settings(**overrides))), work))
     except (AccountError, RuntimeError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         raise typer.Exit(1) from None
