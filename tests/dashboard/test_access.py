@@ -216,3 +216,45 @@ def test_table_list_counts_rows(dash: ServerHandle, signed_in: tuple[httpx.Clien
     assert found[0]["estimate"] == 7 and found[0]["exposed"] and not found[0]["rls"]
     info = client.get("/dashboard/api/table", params={"table": "counted"}).json()
     assert info["count"] == 7
+
+
+def test_users_and_storage_through_the_dashboard(dash: ServerHandle, signed_in: tuple[httpx.Client, str]) -> None:
+    import uuid
+
+    client, token = signed_in
+    h = {"x-csrf-token": token}
+    email = f"dash-user-{uuid.uuid4().hex[:6]}@example.com"
+    made = client.post("/dashboard/api/proxy/auth/admin/users", headers=h,
+                       json={"email": email, "password": "secret-pass-1", "email_confirm": True})
+    assert made.status_code == 200, made.text
+    uid = made.json()["id"]
+    assert dash.client().post("/auth/v1/token?grant_type=password",
+                              json={"email": email, "password": "secret-pass-1"}).status_code == 200
+    found = client.get("/dashboard/api/proxy/auth/admin/users", params={"filter": email}).json()["users"]
+    assert [u["id"] for u in found] == [uid]
+    sessions = client.get("/dashboard/api/user-sessions", params={"id": uid}).json()["sessions"]
+    assert len(sessions) == 1
+    assert client.post("/dashboard/api/proxy/auth/recover", headers=h, json={"email": email}).status_code == 200
+    assert client.request("DELETE", f"/dashboard/api/proxy/auth/admin/users/{uid}", headers=h).status_code == 200
+    assert client.get(f"/dashboard/api/proxy/auth/admin/users/{uid}").status_code == 404
+
+    bucket = f"dash-{uuid.uuid4().hex[:6]}"
+    assert client.post("/dashboard/api/proxy/storage/bucket", headers=h,
+                       json={"name": bucket, "id": bucket, "public": False}).status_code == 200
+    up = client.post(f"/dashboard/api/proxy/storage/object/{bucket}/docs/a.txt", content=b"hello",
+                     headers={**h, "content-type": "text/plain"})
+    assert up.status_code == 200, up.text
+    moved = client.post("/dashboard/api/proxy/storage/object/move", headers=h,
+                        json={"bucketId": bucket, "sourceKey": "docs/a.txt", "destinationKey": "docs/b.txt"})
+    assert moved.status_code == 200, moved.text
+    signed = client.post(f"/dashboard/api/proxy/storage/object/sign/{bucket}/docs/b.txt", headers=h,
+                         json={"expiresIn": 60}).json()["signedURL"]
+    assert httpx.get(dash.url + "/storage/v1" + signed).content == b"hello"
+    listed = client.post(f"/dashboard/api/proxy/storage/object/list/{bucket}", headers=h,
+                         json={"prefix": "docs/", "limit": 10}).json()
+    assert [o["name"] for o in listed] == ["b.txt"]
+    gone = client.request("DELETE", f"/dashboard/api/proxy/storage/object/{bucket}", headers=h,
+                          json={"prefixes": ["docs/b.txt"]})
+    assert gone.status_code == 200
+    assert client.post(f"/dashboard/api/proxy/storage/object/list/{bucket}", headers=h,
+                       json={"prefix": "docs/"}).json() == []
