@@ -220,8 +220,8 @@ def test_realtime_inspector_sees_insert(page: Any, dash: ServerHandle) -> None:
     goto(page, "realtime")
     page.fill("#rt-table", RT)
     page.click("#rt-join")
-    page.wait_for_function("document.querySelector('#rt-log').textContent.includes('phx_reply')")
-    page.wait_for_timeout(500)  # lets the server finish subscribing before the row is written
+    # The server's "Subscribed to PostgreSQL" system message: changes from now on are delivered.
+    page.wait_for_function("document.querySelector('#rt-log').textContent.includes('Subscribed to PostgreSQL')")
     sql(dash, f"insert into public.\"{RT}\" (label) values ('hello-{TAG}')")
     page.wait_for_function(f"document.querySelector('#rt-log').textContent.includes('hello-{TAG}')")
     page.fill("#rt-message", '{"ping": "pong-' + TAG + '"}')
