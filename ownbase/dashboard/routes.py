@@ -38,7 +38,7 @@ PROXY_LIMIT = 25 * 1024 * 1024  # largest API answer relayed to the page (downlo
 # --- access ---------------------------------------------------------------------------------
 
 async def login_page(request: Request) -> Response:
-    return page("login.html", error=request.query_params.get("error", "")[:200])
+    return page("login.html", error="")
 
 
 async def login(request: Request) -> Response:
