@@ -38,6 +38,7 @@ async def columns(conn: Any, schema: str, table: str) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """select a.attname as name, format_type(a.atttypid, a.atttypmod) as type, a.attnotnull as not_null,
                   pg_get_expr(d.adbin, d.adrelid) as default, t.typtype::text as typtype,
+                  a.attidentity <> '' or a.attgenerated <> '' as generated,
                   case when t.typtype = 'e' then (select array_agg(e.enumlabel order by e.enumsortorder)
                        from pg_enum e where e.enumtypid = t.oid) end as enum_values,
                   coalesce(a.attnum = any(i.indkey), false) as primary_key,

@@ -139,6 +139,20 @@ def test_rls_banner_on_table_without_rls(page: Any, dash: ServerHandle) -> None:
     goto(page, "tables")
     page.click(f"[data-table='public.{RT}']")
     assert "Row level security is off" in page.text_content("#rls-banner")
+    # Insert, duplicate and delete rows from the grid.
+    page.click("text=Insert row")
+    page.fill("#row-editor input[name=label]", "first")
+    page.click("dialog button.primary")
+    page.wait_for_selector("td[data-col=label]:has-text('first')")
+    page.click("button[aria-label='Duplicate row']")
+    page.click("dialog button.primary")
+    page.wait_for_function("document.querySelectorAll('td[data-col=label]').length === 2")
+    assert [r["label"] for r in sql(dash, f'select label from public."{RT}" order by id')] == ["first", "first"]
+    page.once("dialog", lambda d: d.accept())
+    page.locator("button[aria-label='Delete row']").first.click()
+    page.wait_for_function("document.querySelectorAll('td[data-col=label]').length === 1")
+    assert sql(dash, f'select count(*) as n from public."{RT}"')[0]["n"] == 1
+    sql(dash, f'delete from public."{RT}"')
 
 
 def test_edit_jsonb_cell(page: Any, dash: ServerHandle) -> None:

@@ -89,7 +89,7 @@ async function tableDetail() {
   const rowsBox = r.ok ? grid(cols, r.data.rows, {
     onCell: (row, c, td) => editCell(info, row, c, keyOf(row)),
     actions: (row) => h("span", {class: "row"},
-      h("button", {title: "Duplicate", "aria-label": "Duplicate row", class: "small", onclick: () => insertRow(info, Object.fromEntries(info.columns.filter((c) => !c.primary_key || !c.default).map((c) => [c.name, row[c.name]])))}, "Dup"),
+      h("button", {title: "Duplicate", "aria-label": "Duplicate row", class: "small", onclick: () => insertRow(info, Object.fromEntries(info.columns.filter((c) => !c.primary_key && !c.generated).map((c) => [c.name, row[c.name]])))}, "Dup"),
       h("button", {title: "Delete", "aria-label": "Delete row", class: "danger small", onclick: async () => {
         if (!confirm("Delete this row?")) return;
         const d = await api("rows/delete", {body: {schema: state.schema, table: state.table, keys: [keyOf(row)]}});
