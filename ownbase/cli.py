@@ -45,7 +45,7 @@ console = Console(stderr=True)
 
 # Packages that add commands; each has register(app: typer.Typer) -> None.
 COMMAND_MODULES = ("ownbase.db.cli", "ownbase.auth.cli", "ownbase.mail.cli", "ownbase.storage.cli",
-                   "ownbase.migrate.cli")
+                   "ownbase.migrate.cli", "ownbase.dashboard.cli")
 
 T = TypeVar("T")
 _GROUPS: dict[str, typer.Typer] = {}
@@ -396,6 +396,12 @@ def _banner(cfg: Settings) -> None:
         out.print("Sign-ups must confirm their email: read the mail with `ownbase mail list` (link, or "
                   "the 6-digit code for verifyOtp), or set OWNBASE_AUTH_AUTOCONFIRM=true for development.",
                   soft_wrap=True, highlight=False, markup=False)
+    if cfg.dashboard:  # a fresh install: say how to get into /dashboard
+        from ownbase.dashboard.cli import first_admin_hint
+
+        hint = first_admin_hint(cfg)
+        if hint:
+            out.print(hint, soft_wrap=True, markup=False)
     sys.stdout.flush()
 
 

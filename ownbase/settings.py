@@ -210,6 +210,13 @@ class Settings(BaseSettings):
     realtime_change_poll_ms: int = Field(100, ge=5)  # fallback poll of the change log (NOTIFY wakes it)
     realtime_process_ttl: int = Field(15, ge=2)  # seconds before a silent process's presence expires (Redis)
 
+    # --- dashboard ------------------------------------------------------------------
+    dashboard: bool = True  # on: the admin dashboard at /dashboard (accounts from `ownbase admin create`); off: not mounted
+    dashboard_session_ttl: int = Field(12 * 3600, ge=60)  # seconds a dashboard login lasts
+    dashboard_login_per_window: int = Field(10, ge=0)  # dashboard login attempts per IP (and per email) per window, 0 disables
+    dashboard_login_window: int = Field(300, ge=1)  # seconds of the dashboard login buckets
+    dashboard_log_size: int = Field(1000, ge=10, le=100_000)  # recent requests kept in memory per process for the logs page
+
     @field_validator(
         "cors_origins",
         "trusted_proxies",

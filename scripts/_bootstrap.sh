@@ -70,3 +70,11 @@ bootstrap_node() {
     (cd tests/js && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   fi
 }
+
+# Debian's chromium for the dashboard's browser tests: Playwright drives /usr/bin/chromium through
+# its executable path (no browser build is ever downloaded).
+bootstrap_chromium() {
+  if [ ! -x /usr/bin/chromium ]; then
+    _apt_install chromium
+  fi
+}

@@ -276,30 +276,33 @@ def test_quotas_per_user_and_database(server_factory: Any, mint: Any) -> None:
     assert create(user, dbs[1], {"name": "z", "columns": []}).status_code == 201
 
 
-def test_upgrade_moves_existing_databases_into_the_namespace(server: ServerHandle, service: Api) -> None:
-    """Migration 0251 on databases made before it: schemas move to ownbase_db_<id> and keep working."""
+def test_upgrade_keeps_existing_databases_where_they_are(server: ServerHandle, service: Api) -> None:
+    """Migration 0251 is additive (issue 17): databases made before it keep their schema and keep
+    working, and a row an older ownbase inserts without schema_name (rolling deploy) gets the id."""
     from pathlib import Path
 
     import ownbase.db
 
     migration = (Path(ownbase.db.__file__).parent / "migrations" / "0251_dynamic_namespace.sql").read_text()
-    old, too_long = "legacy_" + uuid.uuid4().hex[:8], "l" + uuid.uuid4().hex + "x" * 30  # 63 characters
+    old, older = "legacy_" + uuid.uuid4().hex[:8], "older_" + uuid.uuid4().hex[:8]
     spec = [{"name": "title", "type": "text"}]
     sql(server, f"""
-        alter table ownbase.dynamic_databases alter column schema_name drop not null;
         create schema "{old}"; create table "{old}".notes(id uuid primary key default gen_random_uuid(),
             owner_id uuid, created_at timestamptz not null default now(),
             updated_at timestamptz not null default now(), title text);
         grant usage on schema "{old}" to authenticated, service_role;
         grant all on "{old}".notes to service_role;
-        create schema "{too_long}";
-        insert into ownbase.dynamic_databases(id) values ('{old}'), ('{too_long}');
+        insert into ownbase.dynamic_databases(id, schema_name) values ('{old}', null);
         insert into ownbase.dynamic_tables(database_id, name, columns) values ('{old}', 'notes', '{json.dumps(spec)}');
         insert into "{old}".notes(title) values ('kept');""")
-    sql(server, migration)
+    sql(server, migration)  # idempotent: applying it again changes nothing for new databases
+    sql(server, f"insert into ownbase.dynamic_databases(id) values ('{older}')")  # an older ownbase's insert
     got = {r["id"]: r["s"] for r in sql(server, "select id, schema_name as s from ownbase.dynamic_databases"
-                                                " where id = any($1::text[])", [old, too_long])}
-    assert got == {old: SCHEMA_PREFIX + old, too_long: too_long}
-    assert sql(server, "select count(*) as n from pg_namespace where nspname = $1", old)[0]["n"] == 0
+                                                " where id = any($1::text[])", [old, older])}
+    assert got == {old: old, older: older}
     assert [r["title"] for r in service.get(f"/{old}/tables/notes/rows").json()] == ["kept"]
-    assert service.get(f"/{too_long}/tables").status_code == 200  # kept its name, still reachable
+    assert service.get(f"/{older}/tables").status_code == 200
+    new_db = "fresh_" + uuid.uuid4().hex[:8]
+    assert create(service, new_db, {"name": "t", "columns": []}).status_code == 201
+    assert sql(server, "select schema_name as s from ownbase.dynamic_databases where id = $1", new_db)[0]["s"] \
+        == SCHEMA_PREFIX + new_db
