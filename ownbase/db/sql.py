@@ -36,6 +36,8 @@ def clip_ident(name: str) -> str:
         raise IdentifierError("42601", 'zero-length delimited identifier at or near """"')
     if "\x00" in name:
         raise IdentifierError("22021", 'invalid byte sequence for encoding "UTF8": 0x00')
+    if name.isascii():  # one byte per character
+        return name if len(name) <= MAX_IDENT_BYTES else name[:MAX_IDENT_BYTES]
     try:
         raw = name.encode("utf-8")
     except UnicodeEncodeError as exc:  # a lone surrogate (JSON allows "\ud800"): not UTF-8 at all
@@ -49,6 +51,9 @@ def clip_ident(name: str) -> str:
 
 def quote_ident(name: str) -> str:
     """``name`` as a delimited identifier (always quoted, so case and reserved words are kept)."""
+    # Fast path for the names every rendered query holds (catalog names: short ASCII, no NUL).
+    if type(name) is str and name.isascii() and 0 < len(name) <= MAX_IDENT_BYTES and "\x00" not in name:
+        return '"' + name.replace('"', '""') + '"'
     return '"' + clip_ident(name).replace('"', '""') + '"'
 
 
