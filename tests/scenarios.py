@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 POSTGREST_KEYS = frozenset({"code", "message", "details", "hint"})
+STORAGE_KEYS = frozenset({"statusCode", "error", "message"})  # Storage adds `code` and may add more
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Scenario:
     headers: Mapping[str, str] = field(default_factory=dict)
     response_headers: Mapping[str, str] = field(default_factory=dict)
     keys: frozenset[str] | None = POSTGREST_KEYS  # the error body has exactly these keys
+    min_keys: frozenset[str] = frozenset()  # ... or at least these
 
 
 def params(scenarios: Iterable[Scenario]) -> list[Any]:
@@ -48,6 +50,7 @@ def check(client: httpx.Client, s: Scenario, **values: str) -> httpx.Response:
     body = r.json()
     if s.keys is not None:
         assert set(body) == s.keys, (s.name, body)
+    assert set(body) >= s.min_keys, (s.name, body)
     if s.code is not None:
         assert body["code"] == s.code, (s.name, body)
     if s.fragment is not None:
