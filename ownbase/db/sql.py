@@ -7,8 +7,8 @@ Values never come here; they are parameters.
 The result is what PostgreSQL itself would do with a delimited identifier: embedded double quotes
 are doubled, a name longer than 63 bytes (NAMEDATALEN - 1) is cut to 63 bytes on a character
 boundary, as the server does silently (so two names that differ only after byte 63 are the same
-identifier here and there). A NUL, a lone surrogate or an empty name cannot be an identifier in PostgreSQL, so they
-are refused with `IdentifierError` before any SQL is sent.
+identifier here and there). A NUL, a lone surrogate or an empty name cannot be an identifier in
+PostgreSQL, so they are refused with `IdentifierError` before any SQL is sent.
 """
 
 from __future__ import annotations
