@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 import asyncpg
 
 from ownbase.db.scope import RequestScope, request_scope
+from ownbase.db.sql import quote_ident
+from ownbase.db.sql import quote_qualified as qualified
 from ownbase.realtime.bindings import Binding
 from ownbase.realtime.bus import Change
-from ownbase.realtime.catalog import Catalog, TableInfo, qualified, quote_ident
+from ownbase.realtime.catalog import Catalog, TableInfo
 from ownbase.realtime.serializer import Frame, Outgoing, dumps, outgoing
 from ownbase.realtime.tokens import Identity
 from ownbase.tasks import cancel_and_wait
