@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ownbase.db.sql import quote_ident
+
 _TYPE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?( [A-Za-z_][A-Za-z0-9_]*){0,3}"
                    r"(\(\d{1,4}(, ?\d{1,4})?\))?(\[\])?$")
 # Default expressions offered by the editor; any other default is a literal value (%L-quoted).
@@ -20,7 +22,7 @@ def ident(name: Any) -> str:
     """A double-quoted SQL identifier; refuses what PostgreSQL could not store."""
     if not isinstance(name, str) or not 0 < len(name) <= 63 or "\x00" in name:
         raise BadInput(f"invalid name: {str(name)[:80]!r}")
-    return '"' + name.replace('"', '""') + '"'
+    return quote_ident(name)
 
 
 def qualified(schema: Any, table: Any) -> str:
