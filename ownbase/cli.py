@@ -229,7 +229,7 @@ def _register_service_commands() -> None:
     import importlib
 
     for module in ("ownbase.rest.cli", "ownbase.auth.cli", "ownbase.mail.cli", "ownbase.storage.cli",
-                   "ownbase.realtime.cli"):
+                   "ownbase.realtime.cli", "ownbase.bridge.cli"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
