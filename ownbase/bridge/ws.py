@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any, Awaitable, Callable
 
@@ -13,6 +14,23 @@ from ownbase.bridge.forward import Upstream
 log = logging.getLogger("ownbase.bridge")
 
 Message = dict[str, Any]
+
+
+def swap_token(text: str, upstream: Upstream) -> str:
+    """Join and access_token frames carry the client's key/token: give the upstream its own."""
+    if "access_token" not in text:
+        return text
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return text
+    payload = frame[4] if isinstance(frame, list) and len(frame) == 5 else (
+        frame.get("payload") if isinstance(frame, dict) else None)
+    token = payload.get("access_token") if isinstance(payload, dict) else None
+    if not isinstance(token, str):
+        return text
+    payload["access_token"] = upstream.creds.token(token)
+    return json.dumps(frame)
 
 
 async def relay_websocket(scope: dict[str, Any], receive: Callable[[], Awaitable[Message]],
@@ -40,7 +58,7 @@ async def relay_websocket(scope: dict[str, Any], receive: Callable[[], Awaitable
             if message["type"] == "websocket.disconnect":
                 return
             if message.get("text") is not None:
-                await remote.send(message["text"])
+                await remote.send(swap_token(message["text"], upstream))
             elif message.get("bytes") is not None:
                 await remote.send(message["bytes"])
 

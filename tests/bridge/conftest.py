@@ -1,0 +1,112 @@
+"""Two ownbase instances: one plays the live Supabase project (own database, own signing key),
+the others run in bridge mode in front of it (own databases too). Driven by supabase-py."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+import pytest
+
+from ownbase.keys import generate_private_key_pem
+from tests.conftest import ServerHandle, create_database, sql, start_server
+
+UPSTREAM_SQL = """
+create table if not exists public.orders (id uuid primary key default gen_random_uuid(), item text not null);
+create table if not exists public.profiles (id uuid primary key, name text not null);
+create table if not exists public.legacy (id int primary key, note text);
+grant all on public.orders, public.profiles, public.legacy to anon, authenticated, service_role;
+insert into public.orders (item) values ('upstream-order');
+insert into public.profiles values ('00000000-0000-0000-0000-0000000000aa', 'upstream-profile');
+insert into public.legacy values (1, 'only upstream');
+create or replace function public.slow(secs float) returns int language sql as 'select 1 from pg_sleep(secs)';
+grant execute on function public.slow(float) to anon, authenticated, service_role;
+insert into storage.buckets (id, name, public) values ('docs', 'docs', true), ('localonly', 'localonly', true);
+"""
+LOCAL_SQL = """
+create table if not exists public.orders (id uuid primary key default gen_random_uuid(), item text not null);
+create table if not exists public.profiles (id uuid primary key, name text not null);
+grant all on public.orders, public.profiles to anon, authenticated, service_role;
+insert into public.orders (item) values ('local-order');
+insert into public.profiles values ('00000000-0000-0000-0000-0000000000bb', 'local-profile');
+insert into storage.buckets (id, name, public) values ('docs', 'docs', true), ('localonly', 'localonly', true);
+"""
+PASSWORD = "correct horse 42"
+
+
+def wait_table(handle: ServerHandle, table: str) -> None:
+    headers = {"apikey": handle.service_key, "Authorization": f"Bearer {handle.service_key}"}
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if httpx.get(f"{handle.url}/rest/v1/{table}?limit=1", headers=headers).status_code == 200:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{table} never appeared")
+
+
+class Upstream:
+    """The stand-in for the live project, restartable on the same port and database."""
+
+    def __init__(self, tmp_root: Path, env: dict[str, str]) -> None:
+        self.tmp_root, self.env = tmp_root, env
+        self.handle = start_server(tmp_root, env)
+
+    def stop(self) -> None:
+        self.handle.stop()
+
+    def start(self) -> None:
+        self.handle = start_server(self.tmp_root, self.env, data_dir=self.handle.data_dir, port=self.handle.port)
+
+
+@pytest.fixture(scope="session")
+def upstream(tmp_root: Path, pg_admin_url: str) -> Iterator[Upstream]:
+    env = {"OWNBASE_DATABASE_URL": create_database(pg_admin_url, "bridge_up"),
+           "OWNBASE_JWT_PRIVATE_KEY": generate_private_key_pem("RS256"), "OWNBASE_AUTH_AUTOCONFIRM": "true",
+           "OWNBASE_STORAGE_LOCAL_DIR": str(tmp_root / "bridge-upstream-storage")}
+    up = Upstream(tmp_root, env)
+    sql(up.handle, UPSTREAM_SQL)
+    wait_table(up.handle, "legacy")
+    yield up
+    up.stop()
+
+
+@pytest.fixture(scope="session")
+def bridge_factory(tmp_root: Path, pg_admin_url: str, upstream: Upstream) -> Iterator[Callable[..., ServerHandle]]:
+    started: list[ServerHandle] = []
+
+    def make(env: dict[str, str], seed: bool = True) -> ServerHandle:
+        up = upstream.handle
+        full = {"OWNBASE_DATABASE_URL": create_database(pg_admin_url, "bridge_local"),
+                "OWNBASE_JWT_PRIVATE_KEY": generate_private_key_pem("RS256"),
+                "OWNBASE_STORAGE_LOCAL_DIR": str(tmp_root / f"bridge-local-{len(started)}"),
+                "OWNBASE_BRIDGE_URL": up.url, "OWNBASE_BRIDGE_ANON_KEY": up.anon_key,
+                "OWNBASE_BRIDGE_SERVICE_KEY": up.service_key, "OWNBASE_BRIDGE_STATS_FLUSH_SECONDS": "0.2",
+                "OWNBASE_BRIDGE_MIRROR_MAX_BACKOFF": "1", **env}
+        handle = start_server(tmp_root, full)
+        started.append(handle)
+        if seed:
+            sql(handle, LOCAL_SQL)
+            wait_table(handle, "orders")
+        return handle
+
+    yield make
+    for handle in started:
+        handle.stop()
+
+
+def supa(handle: ServerHandle, key: str | None = None) -> Any:
+    from supabase import create_client
+
+    return create_client(handle.url, key or handle.anon_key)
+
+
+def wait_until(fn: Callable[[], Any], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("condition not reached in time")
