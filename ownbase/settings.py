@@ -238,6 +238,15 @@ class Settings(BaseSettings):
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
 
+    @field_validator("bridge_tables", "bridge_buckets")
+    @classmethod
+    def _bridge_overrides(cls, value: list[str]) -> list[str]:
+        for item in value:
+            name, sep, mode = item.partition("=")
+            if not sep or not name.strip() or mode.strip().lower() not in ("upstream", "local", "fallback"):
+                raise ValueError(f"{item!r}: expected name=upstream|local|fallback")
+        return value
+
     @field_validator("database_url", "database_read_url")
     @classmethod
     def _pg_url(cls, value: str) -> str:

@@ -248,6 +248,9 @@ class Bridge:
         """Forward to the upstream; False (and nothing sent when quiet) if it could not answer."""
         method, path = scope["method"], scope["path"]
         headers = list(scope["headers"])
+        request_id = scope.get("state", {}).get("request_id")
+        if request_id and not any(k == b"x-request-id" for k, _ in headers):
+            headers.append((b"x-request-id", request_id.encode()))  # one id in both projects' logs
         copy_to = self._copy_target(scope, target, quiet)
         if copy_to is not None:
             headers = [(k, v) for k, v in headers if k != b"accept-encoding"]  # store identity bytes

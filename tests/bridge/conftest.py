@@ -24,6 +24,8 @@ insert into public.legacy values (1, 'only upstream');
 create or replace function public.slow(secs float) returns int language sql as 'select 1 from pg_sleep(secs)';
 grant execute on function public.slow(float) to anon, authenticated, service_role;
 insert into storage.buckets (id, name, public) values ('docs', 'docs', true), ('localonly', 'localonly', true);
+create or replace function public.flaky() returns text language sql as $$ select 'answered upstream' $$;
+grant execute on function public.flaky() to anon, authenticated, service_role;
 """
 LOCAL_SQL = """
 create table if not exists public.orders (id uuid primary key default gen_random_uuid(), item text not null);
@@ -32,6 +34,10 @@ grant all on public.orders, public.profiles to anon, authenticated, service_role
 insert into public.orders (item) values ('local-order');
 insert into public.profiles values ('00000000-0000-0000-0000-0000000000bb', 'local-profile');
 insert into storage.buckets (id, name, public) values ('docs', 'docs', true), ('localonly', 'localonly', true);
+-- Fails locally with an internal error (500): in fallback the upstream answers instead.
+create or replace function public.flaky() returns text language plpgsql as $$
+begin raise exception 'local side broken' using errcode = 'XX000'; end $$;
+grant execute on function public.flaky() to anon, authenticated, service_role;
 """
 PASSWORD = "correct horse 42"
 
@@ -110,3 +116,35 @@ def wait_until(fn: Callable[[], Any], timeout: float = 30) -> Any:
             return value
         time.sleep(0.2)
     raise AssertionError("condition not reached in time")
+
+
+def fuzz_no_5xx(handle: ServerHandle) -> None:
+    """Bounded fuzz of the bridge layer: odd methods, paths, keys, profiles and bodies -> never 5xx."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    prefixes = st.sampled_from(["/rest/v1/", "/rest/v1/rpc/", "/storage/v1/object/", "/storage/v1/object/public/",
+                                "/storage/v1/bucket/", "/auth/v1/", "/auth/v1/token", "/realtime/v1/api/"])
+    segment = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF, exclude_characters="?#/%"),
+                      max_size=12)
+    header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60).map(str.strip)
+
+    with httpx.Client(base_url=handle.url, timeout=30) as client:
+        @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(method=st.sampled_from(["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"]), prefix=prefixes,
+               parts=st.lists(segment, max_size=3), query=st.sampled_from(
+                   ["", "?grant_type=password", "?select=*", "?apikey=garbage", "?id=eq.1&limit=-1"]),
+               apikey=st.one_of(st.just(handle.anon_key), header_text), bearer=header_text,
+               profile=st.one_of(st.none(), header_text), body=st.one_of(
+                   st.binary(max_size=300), st.just(b'{"email": "x@example.com", "password": 5}'),
+                   st.just(b'{"email": [], "password": "pw"}'), st.just(b"[1,2")))
+        def check(method: str, prefix: str, parts: list[str], query: str, apikey: str, bearer: str,
+                  profile: str | None, body: bytes) -> None:
+            headers = {"apikey": apikey, "authorization": f"Bearer {bearer}".strip(), "content-type": "application/json"}
+            if profile is not None:
+                headers["accept-profile"] = profile
+            r = client.request(method, prefix + "/".join(parts) + query, headers=headers,
+                               content=body if method not in ("GET", "HEAD") else None)
+            assert r.status_code < 500, (method, prefix, parts, r.status_code, r.text[:300])
+
+        check()

@@ -80,3 +80,9 @@ async def test_realtime_broadcast_through_the_bridge(bridge, upstream):
     assert items[0]["payload"] == {"text": "through the bridge"}
     await via_bridge.realtime.close()
     await direct.realtime.close()
+
+
+def test_fuzz_no_5xx_through_an_upstream_bridge(bridge):
+    from tests.bridge.conftest import fuzz_no_5xx
+
+    fuzz_no_5xx(bridge)
