@@ -12,7 +12,7 @@ Mode = Literal["upstream", "local", "fallback"]
 MODES: tuple[str, ...] = ("upstream", "local", "fallback")
 PREFIXES = {"/auth/v1": "auth", "/rest/v1": "rest", "/storage/v1": "storage", "/realtime/v1": "realtime"}
 # /storage/v1/object/<verb>/<bucket>/...: verbs that come before the bucket id.
-_OBJECT_VERBS = {"public", "authenticated", "sign", "info", "list", "upload", "render"}
+_OBJECT_VERBS = {"public", "authenticated", "sign", "info", "list", "upload", "image"}
 
 
 class RoutingError(ValueError):
@@ -60,6 +60,8 @@ def bucket_of(rest: str) -> str:
     if parts[0] == "bucket" and len(parts) > 1:
         return parts[1]
     if parts[0] in ("object", "render") and len(parts) > 1:
+        if parts[1] in ("move", "copy"):
+            return ""  # the buckets are in the body: the service's mode decides
         i = 1
         while i < len(parts) and parts[i] in _OBJECT_VERBS:
             i += 1
@@ -88,7 +90,7 @@ def _file(path: str) -> tuple[list[str], list[str]]:
         if not line:
             continue
         parts = line.split()
-        if len(parts) != 3 or parts[0] not in ("table", "bucket"):
+        if len(parts) != 3 or parts[0] not in ("table", "bucket") or parts[2].lower() not in MODES:
             raise RoutingError(f"{path}:{number}: expected 'table|bucket <name> upstream|local|fallback'")
         (tables if parts[0] == "table" else buckets).append(f"{parts[1]}={parts[2]}")
     return tables, buckets

@@ -25,6 +25,10 @@ create or replace function public.slow(secs float) returns int language sql as '
 grant execute on function public.slow(float) to anon, authenticated, service_role;
 insert into storage.buckets (id, name, public) values ('docs', 'docs', true), ('localonly', 'localonly', true);
 create or replace function public.flaky() returns text language sql as $$ select 'answered upstream' $$;
+create table if not exists public.notes (user_id uuid not null, body text not null);
+alter table public.notes enable row level security;
+create policy own_notes on public.notes for select to authenticated using (user_id = auth.uid());
+grant select on public.notes to authenticated;
 grant execute on function public.flaky() to anon, authenticated, service_role;
 """
 LOCAL_SQL = """
@@ -40,6 +44,7 @@ begin raise exception 'local side broken' using errcode = 'XX000'; end $$;
 grant execute on function public.flaky() to anon, authenticated, service_role;
 """
 PASSWORD = "correct horse 42"
+SHARED_SECRET = "the-live-projects-hs256-secret-0123456789abcdef"  # the project's legacy JWT secret
 
 
 def wait_table(handle: ServerHandle, table: str) -> None:
@@ -70,6 +75,7 @@ class Upstream:
 def upstream(tmp_root: Path, pg_admin_url: str) -> Iterator[Upstream]:
     env = {"OWNBASE_DATABASE_URL": create_database(pg_admin_url, "bridge_up"),
            "OWNBASE_JWT_PRIVATE_KEY": generate_private_key_pem("RS256"), "OWNBASE_AUTH_AUTOCONFIRM": "true",
+           "OWNBASE_JWT_SECRET": SHARED_SECRET,
            "OWNBASE_STORAGE_LOCAL_DIR": str(tmp_root / "bridge-upstream-storage")}
     up = Upstream(tmp_root, env)
     sql(up.handle, UPSTREAM_SQL)
