@@ -10,8 +10,6 @@ import json
 import logging
 from typing import Any
 
-import httpx
-
 from ownbase.bridge.forward import Upstream, UpstreamError
 from ownbase.bridge.stats import Stats
 
@@ -124,8 +122,6 @@ class Mirror:
                 status = response.status_code
         except UpstreamError as exc:
             return exc.message, False
-        except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}: {exc}", False
         if status < 300:
             return None, False
         return f"{status}: {text}", 400 <= status < 500 and status not in (408, 429)
@@ -135,11 +131,15 @@ class Mirror:
         name = path.split("/storage/v1/object/", 1)[-1]
         local = f"{self.local_url}/storage/v1/object/authenticated/{name}"
         auth = {"apikey": self.local_key, "authorization": f"Bearer {self.local_key}"}
-        async with self.upstream.client.stream("GET", local, headers=auth) as got:
-            if got.status_code == 400 or got.status_code == 404:
+        try:
+            got = await self.upstream.request("GET", local, list(auth.items()), None)
+        except UpstreamError as exc:
+            raise UpstreamError(502, f"local read failed: {exc.message}") from None
+        try:
+            if got.status_code in (400, 404):
                 return 200, "gone locally since; nothing to copy"  # a later delete is queued behind
             if got.status_code != 200:
-                raise httpx.HTTPError(f"local read {got.status_code}")
+                raise UpstreamError(502, f"local read {got.status_code}")
             headers = [(k, v) for k, v in raw if k not in (b"content-type", b"content-length")]
             headers += [(b"content-type", got.headers.get("content-type", "application/octet-stream").encode()),
                         (b"x-upsert", b"true")]
@@ -151,3 +151,5 @@ class Mirror:
             finally:
                 await response.aclose()
             return response.status_code, text
+        finally:
+            await got.aclose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any, AsyncIterator, Awaitable, Callable
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from ownbase.bridge import lazy, mirror
 from ownbase.bridge.forward import Upstream, UpstreamError, relay, send_error
@@ -39,6 +39,12 @@ def _is_upload(method: str, path: str) -> bool:
     if rest is None or method not in ("POST", "PUT"):
         return False
     return not rest.startswith(("list/", "sign/", "move", "copy", "info/", "public/", "authenticated/"))
+
+
+def raw_path(scope: dict[str, Any]) -> str:
+    """The path as the client encoded it: forwarded byte for byte, never re-quoted."""
+    raw = scope.get("raw_path")
+    return raw.decode("latin-1") if raw else quote(scope["path"])
 
 
 def object_of(path: str) -> tuple[str, str] | None:
@@ -255,7 +261,7 @@ class Bridge:
         if copy_to is not None:
             headers = [(k, v) for k, v in headers if k != b"accept-encoding"]  # store identity bytes
         try:
-            response = await self.upstream.open(method, path, scope.get("query_string", b"").decode("latin-1"),
+            response = await self.upstream.open(method, raw_path(scope), scope.get("query_string", b"").decode("latin-1"),
                                                 headers, body if method not in ("GET", "HEAD") or body else None)
         except UpstreamError as exc:
             self.stats.add(target.service, target.resource, "upstream_error")
@@ -344,7 +350,7 @@ class Bridge:
 
     async def _upstream_user(self, scope: dict[str, Any], body: bytes, target: Target) -> dict[str, Any] | None:
         try:
-            response = await self.upstream.open("POST", scope["path"], scope.get("query_string", b"").decode("latin-1"),
+            response = await self.upstream.open("POST", raw_path(scope), scope.get("query_string", b"").decode("latin-1"),
                                                 list(scope["headers"]), body)
         except UpstreamError as exc:
             self.stats.add("auth", "", "upstream_error")

@@ -24,7 +24,7 @@ async def startup(ctx: Any) -> None:
     if settings.bridge_auth != "local" or settings.bridge_jwks_url:
         keys = UpstreamKeys(settings.bridge_jwks_url or f"{upstream.base}/auth/v1/.well-known/jwks.json",
                             settings.bridge_anon_key)
-        await keys.refresh(upstream.client)
+        await keys.refresh(upstream)
         install(ctx.keys, keys)
         extra.append(asyncio.create_task(_refresh_keys(keys, upstream)))
     bridge.mirror = Mirror(ctx.db.owner, upstream, stats, settings.api_url, ctx.keys.service_role_key,
@@ -39,7 +39,7 @@ async def _refresh_keys(keys: UpstreamKeys, upstream: Upstream) -> None:
     # Picks up the upstream's key rotations, and its keys at all if it was down at start.
     while True:
         await asyncio.sleep(60 if not keys.keys else REFRESH_AFTER)
-        await keys.refresh(upstream.client)
+        await keys.refresh(upstream)
 
 
 async def shutdown(ctx: Any) -> None:

@@ -4,13 +4,13 @@ through OWNBASE_JWT_SECRET instead, which the key ring already verifies."""
 
 from __future__ import annotations
 
+import json
 import logging
-import time
 from typing import Any
 
-import httpx
 import jwt
 
+from ownbase.bridge.forward import Upstream
 from ownbase.keys import KeyRing, TokenError
 
 log = logging.getLogger("ownbase.bridge")
@@ -22,15 +22,18 @@ class UpstreamKeys:
         self.url = url
         self.apikey = apikey
         self.keys: dict[str, Any] = {}
-        self.fetched = 0.0
 
-    async def refresh(self, client: httpx.AsyncClient) -> None:
-        self.fetched = time.monotonic()
+    async def refresh(self, upstream: Upstream) -> None:
         try:
-            r = await client.get(self.url, headers={"apikey": self.apikey} if self.apikey else None)
-            r.raise_for_status()
+            reply = await upstream.request("GET", self.url, [("apikey", self.apikey)] if self.apikey else [], None)
+            try:
+                body = await reply.aread()
+            finally:
+                await reply.aclose()
+            if reply.status_code != 200:
+                raise ValueError(f"status {reply.status_code}")
             found = {}
-            for jwk in r.json().get("keys", []):
+            for jwk in json.loads(body).get("keys", []):
                 if isinstance(jwk, dict) and jwk.get("kid"):
                     try:
                         found[jwk["kid"]] = jwt.PyJWK(jwk)

@@ -41,7 +41,8 @@ async def relay_websocket(scope: dict[str, Any], receive: Callable[[], Awaitable
     if first["type"] != "websocket.connect":
         return True
     base = upstream.base.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-    url = upstream.url(scope["path"], scope.get("query_string", b"").decode("latin-1"))
+    raw = scope.get("raw_path")
+    url = upstream.url(raw.decode("latin-1") if raw else scope["path"], scope.get("query_string", b"").decode("latin-1"))
     url = base + url[len(upstream.base):]
     try:
         remote = await websockets.connect(url, subprotocols=scope.get("subprotocols") or None,
