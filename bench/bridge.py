@@ -10,7 +10,13 @@ address would hit). Then, in interleaved rounds so background load hits both sid
 * added latency: one request at a time, GET one row by primary key, through the bridge vs direct
   (p50/p99; the issue's target is < 2 ms added at p50);
 * throughput: --concurrency requests in flight, same request (target: bridge >= 0.8x direct);
-* a 1 MiB object download through the bridge vs direct (streamed; req/s and p50).
+* a 1 MiB object download through the bridge vs direct (streamed; req/s and p50);
+* the bridge process's own CPU time per forwarded request (from /proc): the cost that stays when
+  the upstream is another machine, as a live Supabase project is.
+
+On this machine the upstream, the bridge and the load generator share the same two cores, so the
+throughput ratio also counts the upstream's work twice over against the bridge; the CPU figure is
+the number that does not depend on that.
 
 The machine's load average is printed with the numbers: other work on the machine moves them.
 """
@@ -39,6 +45,12 @@ insert into public.bench_items select g, 'item ' || g from generate_series(1, 10
 grant select on public.bench_items to anon, authenticated, service_role;
 insert into storage.buckets (id, name, public) values ('bench', 'bench', true) on conflict do nothing;
 """
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def timed_loop(name: str, session: aiohttp.ClientSession, url: str, headers: dict[str, str],
@@ -90,14 +102,18 @@ async def main(args: argparse.Namespace) -> None:
             for base, h in ((up_url, up_h), (br_url, br_h)):  # warm up both paths
                 await timed_loop("warm", s, base + path, h, 1.5, 4)
             results: dict[str, list[Result]] = {}
+            cpu: dict[str, list[float]] = {}  # CPU ms the bridge process spent per forwarded request
             for _ in range(args.rounds):
                 for label, base, h in (("direct", up_url, up_h), ("bridge", br_url, br_h)):
                     for kind, url, conc in (("1 at a time", base + path, 1),
                                             (f"{args.concurrency} in flight", base + path, args.concurrency),
                                             ("1 MiB download, 4 in flight",
                                              base + "/storage/v1/object/public/bench/one.bin", 4)):
+                        before = cpu_seconds(br_proc.pid)
                         res = await timed_loop(f"{label}: {kind}", s, url, h, args.seconds, conc)
                         results.setdefault(res.name, []).append(res)
+                        if label == "bridge":
+                            cpu.setdefault(kind, []).append((cpu_seconds(br_proc.pid) - before) * 1000 / res.count)
         merged = {name: merge(name, parts) for name, parts in results.items()}
         print(f"load average before/after: {LOAD0} / {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
               f"({os.cpu_count()} cores)")
@@ -106,7 +122,8 @@ async def main(args: argparse.Namespace) -> None:
             print(direct.line())
             print(bridge.line(direct))
             print(f"    added latency p50 {bridge.p50 - direct.p50:+.2f} ms, p99 {bridge.p99 - direct.p99:+.2f} ms; "
-                  f"throughput ratio {bridge.rate / direct.rate:.2f}")
+                  f"throughput ratio {bridge.rate / direct.rate:.2f}; bridge CPU "
+                  f"{sum(cpu[kind]) / len(cpu[kind]):.3f} ms per request")
     finally:
         for proc in procs:
             proc.terminate()
