@@ -196,7 +196,12 @@ class Bridge:
         mirrored = write and self.writes == "mirror" and svc in ("rest", "storage")
         if _is_upload(method, path):
             # Uploads stream straight to the local backend (no second copy to replay from);
-            # the mirror re-reads the stored object instead.
+            # the mirror re-reads the stored object instead. A bucket not migrated yet: upstream.
+            if mode == "fallback" and res and not await self._local_bucket(res):
+                self.stats.add(svc, res, "fallback")
+                self.stats.add(svc, res, "upstream")
+                await self.forward(scope, stream_body(receive), send, target)
+                return
             self.stats.add(svc, res, "local")
             sender = Held(send, lambda s: False, self._enqueuer(svc, res, scope, None)) if mirrored else send
             await app(scope, receive, sender)
@@ -299,12 +304,14 @@ class Bridge:
             return None
         return object_of(scope["path"])
 
+    async def _local_bucket(self, bucket: str) -> bool:
+        return bool(await self.ctx.db.owner.fetchval("select 1 from storage.buckets where id = $1", bucket))
+
     async def _start_copy(self, where: tuple[str, str], response: Any) -> lazy.ObjectCopy | None:
         from ownbase.storage.service import SERVICE_AUTH, Caller  # storage's public service API
 
         bucket, name = where
-        exists = await self.ctx.db.owner.fetchval("select 1 from storage.buckets where id = $1", bucket)
-        if not exists:
+        if not await self._local_bucket(bucket):
             return None
         caller = Caller(auth=SERVICE_AUTH, method="PUT", path=f"/storage/v1/object/{bucket}/{name}")
         return lazy.ObjectCopy(self.ctx.state["storage"], caller, bucket, name,

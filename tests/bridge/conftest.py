@@ -23,7 +23,8 @@ insert into public.profiles values ('00000000-0000-0000-0000-0000000000aa', 'ups
 insert into public.legacy values (1, 'only upstream');
 create or replace function public.slow(secs float) returns int language sql as 'select 1 from pg_sleep(secs)';
 grant execute on function public.slow(float) to anon, authenticated, service_role;
-insert into storage.buckets (id, name, public) values ('docs', 'docs', true), ('localonly', 'localonly', true);
+insert into storage.buckets (id, name, public) values ('docs', 'docs', true), ('localonly', 'localonly', true),
+  ('notmoved', 'notmoved', true);
 create or replace function public.flaky() returns text language sql as $$ select 'answered upstream' $$;
 create table if not exists public.notes (user_id uuid not null, body text not null);
 alter table public.notes enable row level security;

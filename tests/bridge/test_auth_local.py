@@ -36,3 +36,25 @@ def test_local_user_reads_its_upstream_rows(bridge, upstream):
     # a forged token is not laundered into a valid upstream one
     r = httpx.get(f"{bridge.url}/rest/v1/notes", headers={**headers, "Authorization": f"Bearer {token[:-3]}xyz"})
     assert r.status_code == 401
+
+
+async def test_realtime_local_is_not_relayed(bridge, upstream):
+    from supabase import acreate_client
+
+    from tests.realtime.conftest import Inbox, subscribed
+
+    here_a = await acreate_client(bridge.url, bridge.anon_key)
+    here_b = await acreate_client(bridge.url, bridge.anon_key)
+    there = await acreate_client(upstream.handle.url, upstream.handle.anon_key)
+    name = "room-" + uuid.uuid4().hex[:8]
+    a, b, c = here_a.channel(name), here_b.channel(name), there.channel(name)
+    got_here, got_there = Inbox(), Inbox()
+    b.on_broadcast("chat", got_here)
+    c.on_broadcast("chat", got_there)
+    for channel in (a, b, c):
+        await subscribed(channel)
+    await a.send_broadcast("chat", {"text": "local only"})
+    assert (await got_here.wait(1))[0]["payload"] == {"text": "local only"}
+    assert await got_there.quiet(1.0) == []
+    for client in (here_a, here_b, there):
+        await client.realtime.close()

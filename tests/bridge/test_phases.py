@@ -161,6 +161,9 @@ def test_mirror_queue_drains_after_an_outage_with_nothing_lost(bridge, upstream)
     report = status(bridge)
     assert report["mirror_queue"] == {"pending": 0, "rejected": 0}
     assert route(report, "rest", "profiles")["mirrored"] >= 7 - 1
+    # the outage is visible: failed replays count as upstream errors of that table
+    assert route(report, "rest", "profiles")["upstream_error"] >= 1
+    assert route(report, "rest", "profiles")["upstream_error_rate"] > 0
 
 
 def test_status_text_output(bridge):
@@ -219,3 +222,11 @@ def test_upstream_killed_mid_download_keeps_no_partial_copy(bridge, upstream):
     # read again in full: now it is copied
     assert httpx.get(public, timeout=60).content == blob
     wait_until(lambda: sql(bridge, "select 1 from storage.objects where bucket_id = 'docs' and name = $1", name))
+
+
+def test_upload_to_a_bucket_not_migrated_goes_upstream(bridge, upstream):
+    name = f"new-{uuid.uuid4().hex[:6]}.txt"
+    supa(bridge, bridge.service_key).storage.from_("notmoved").upload(name, b"kept where the bucket lives")
+    up = supa(upstream.handle, upstream.handle.service_key)
+    assert up.storage.from_("notmoved").download(name) == b"kept where the bucket lives"
+    assert httpx.get(f"{bridge.url}/storage/v1/object/public/notmoved/{name}").content == b"kept where the bucket lives"
