@@ -230,3 +230,25 @@ def test_upload_to_a_bucket_not_migrated_goes_upstream(bridge, upstream):
     up = supa(upstream.handle, upstream.handle.service_key)
     assert up.storage.from_("notmoved").download(name) == b"kept where the bucket lives"
     assert httpx.get(f"{bridge.url}/storage/v1/object/public/notmoved/{name}").content == b"kept where the bucket lives"
+
+
+def test_supabase_js_through_the_bridge(bridge, upstream):
+    import os
+    import shutil
+    from pathlib import Path
+
+    node = shutil.which("node")
+    js = Path(__file__).resolve().parents[1] / "js"
+    if node is None or not (js / "node_modules" / "@supabase" / "supabase-js").exists():
+        pytest.fail("node and tests/js/node_modules are required (scripts/test installs them)")
+    email = f"js-{uuid.uuid4().hex[:8]}@example.com"
+    user = supa(upstream.handle).auth.sign_up({"email": email, "password": PASSWORD}).user
+    name = f"js-{uuid.uuid4().hex[:6]}.txt"
+    supa(upstream.handle, upstream.handle.service_key).storage.from_("docs").upload(name, b"from supabase-js")
+    env = {**os.environ, "OWNBASE_URL": bridge.url, "OWNBASE_ANON_KEY": bridge.anon_key,
+           "OWNBASE_SERVICE_KEY": bridge.service_key, "BRIDGE_EMAIL": email, "BRIDGE_PASSWORD": PASSWORD,
+           "BRIDGE_USER_ID": user.id, "BRIDGE_OBJECT": name}
+    proc = subprocess.run([node, "--test", "--test-reporter=spec", str(js / "bridge.node.mjs")], cwd=js, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    assert sql(bridge, "select 1 from auth.users where id = $1::uuid", user.id)
