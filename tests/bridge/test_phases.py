@@ -37,6 +37,14 @@ def route(report: dict, service: str, resource: str) -> dict:
     return next((r for r in report["routes"] if r["service"] == service and r["resource"] == resource), {})
 
 
+def status_when(bridge, check) -> dict:
+    """Poll `ownbase bridge status --json` until check(report) holds (counters are flushed every 0.2 s)."""
+    def poll() -> dict | None:
+        report = status(bridge)
+        return report if check(report) else None
+    return wait_until(poll)
+
+
 def test_per_table_routing(bridge):
     client = supa(bridge, bridge.service_key)
     # orders=upstream: the live project's rows although a local table exists
@@ -49,7 +57,7 @@ def test_per_table_routing(bridge):
     # a table neither side has: the local 404 would be PGRST205 and so is the upstream's
     r = httpx.get(f"{bridge.url}/rest/v1/nowhere", headers={"apikey": bridge.anon_key})
     assert r.status_code == 404 and r.json()["code"] == "PGRST205"
-    report = wait_until(lambda: (lambda s: s if route(s, "rest", "legacy").get("fallback") else None)(status(bridge)))
+    report = status_when(bridge, lambda s: route(s, "rest", "legacy").get("fallback"))
     assert route(report, "rest", "legacy")["fallback"] >= 1
     assert route(report, "rest", "profiles")["local"] >= 1 and route(report, "rest", "orders")["upstream"] >= 1
 
@@ -86,7 +94,9 @@ def test_user_signs_in_through_the_bridge_then_with_the_upstream_stopped(bridge,
     try:
         again = supa(bridge).auth.sign_in_with_password({"email": email, "password": PASSWORD}).session
         assert again.user.id == created.id
-        with pytest.raises(Exception):
+        from supabase_auth.errors import AuthApiError
+
+        with pytest.raises(AuthApiError, match="Invalid login credentials"):
             supa(bridge).auth.sign_in_with_password({"email": email, "password": "wrong password!"})
         # an unknown user with the upstream down: the ordinary invalid-credentials answer, not a 5xx
         r = httpx.post(f"{bridge.url}/auth/v1/token?grant_type=password", headers={"apikey": bridge.anon_key},
@@ -94,7 +104,7 @@ def test_user_signs_in_through_the_bridge_then_with_the_upstream_stopped(bridge,
         assert r.status_code == 400 and r.json()["error_code"] == "invalid_credentials"
     finally:
         upstream.start()
-    report = wait_until(lambda: (lambda s: s if route(s, "auth", "*").get("lazy_copy") else None)(status(bridge)))
+    report = status_when(bridge, lambda s: route(s, "auth", "*").get("lazy_copy"))
     assert route(report, "auth", "*")["lazy_copy"] >= 1
 
 
@@ -150,7 +160,7 @@ def test_mirror_queue_drains_after_an_outage_with_nothing_lost(bridge, upstream)
         supa(bridge, bridge.service_key).storage.from_("docs").upload("mirror/one.txt", b"written during the outage")
         # served locally at once
         assert len(client.table("profiles").select("id").in_("id", ids).execute().data) == 5
-        report = wait_until(lambda: (lambda s: s if s["mirror_queue"]["pending"] >= 7 else None)(status(bridge)))
+        report = status_when(bridge, lambda s: s["mirror_queue"]["pending"] >= 7)
         assert route(report, "rest", "profiles")["mirror_pending"] >= 6
     finally:
         upstream.start()
