@@ -190,19 +190,33 @@ def response_headers(response: Reply) -> list[tuple[bytes, bytes]]:
             and not k.lower().startswith(b"access-control-")]
 
 
-async def relay(response: Reply, send: Send,
-                tee: Callable[[bytes], Awaitable[None]] | None = None) -> None:
-    """Stream an upstream response to the client as it arrives (the raw, still-encoded bytes)."""
+async def relay(response: Reply, send: Send, tee: Callable[[bytes], Awaitable[None]] | None = None,
+                gone: asyncio.Event | None = None) -> bool:
+    """Stream an upstream response to the client as it arrives (the raw, still-encoded bytes).
+
+    False when the client left first: the rest of the upstream body is not fetched (once a
+    client is gone the server's send() no longer pushes back, so nothing else would stop it).
+    """
     try:
         await send({"type": "http.response.start", "status": response.status_code,
                     "headers": response_headers(response)})
         async for chunk in response.aiter_raw():
+            if gone is not None and gone.is_set():
+                return False
             if tee is not None:
                 await tee(chunk)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return True
     finally:
         await response.aclose()
+
+
+async def watch_disconnect(receive: Callable[[], Awaitable[dict[str, Any]]], gone: asyncio.Event) -> None:
+    """Set ``gone`` when the client disconnects (only for requests whose body was already read)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    gone.set()
 
 
 async def send_error(send: Send, path: str, status: int, code: str, message: str) -> None:

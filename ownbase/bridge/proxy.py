@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any, AsyncIterator, Awaitable, Callable
 from urllib.parse import parse_qs, quote
 
 from ownbase.bridge import lazy, mirror
-from ownbase.bridge.forward import Upstream, UpstreamError, relay, send_error
+from ownbase.bridge.forward import Upstream, UpstreamError, relay, send_error, watch_disconnect
 from ownbase.bridge.routing import Routes, Target
 from ownbase.bridge.stats import Stats
 
@@ -191,7 +192,8 @@ class Bridge:
         if mode == "upstream":
             self.stats.add(svc, res, "upstream")
             has_body = any(k in (b"content-length", b"transfer-encoding") for k, _ in scope["headers"])
-            await self.forward(scope, stream_body(receive) if has_body else None, send, target)
+            await self.forward(scope, stream_body(receive) if has_body else None, send, target,
+                               receive=None if has_body else receive)
             return
         mirrored = write and self.writes == "mirror" and svc in ("rest", "storage")
         if _is_upload(method, path):
@@ -237,7 +239,7 @@ class Bridge:
             return
         self.stats.add(svc, res, "fallback")
         self.stats.add(svc, res, "upstream")
-        ok = await self.forward(scope, body, send, target, quiet=held.start is not None)
+        ok = await self.forward(scope, body, send, target, quiet=held.start is not None, receive=receive)
         if not ok and held.start is not None:
             await held.flush()  # upstream down too: the local answer stands
 
@@ -255,7 +257,7 @@ class Bridge:
 
     # --- forwarding ------------------------------------------------------------------------
     async def forward(self, scope: dict[str, Any], body: bytes | AsyncIterator[bytes] | None, send: Send,
-                      target: Target, quiet: bool = False) -> bool:
+                      target: Target, quiet: bool = False, receive: Receive | None = None) -> bool:
         """Forward to the upstream; False (and nothing sent when quiet) if it could not answer."""
         method, path = scope["method"], scope["path"]
         headers = list(scope["headers"])
@@ -285,14 +287,17 @@ class Bridge:
         if copy_to is not None and response.status_code == 200:
             copier = await self._start_copy(copy_to, response)
         ok = False
+        gone = asyncio.Event()
+        watcher = asyncio.create_task(watch_disconnect(receive, gone)) if receive is not None else None
         try:
-            await relay(response, send, copier.feed if copier else None)
-            ok = True
+            ok = await relay(response, send, copier.feed if copier else None, gone)
         except Exception as exc:  # noqa: BLE001 - mid-stream: the client's connection is cut
             self.stats.add(target.service, target.resource, "upstream_error")
             log.warning("upstream stream broke for %s %s: %s", method, path, exc)
             raise
         finally:
+            if watcher is not None:
+                watcher.cancel()
             if copier is not None and await copier.finish(ok):
                 self.stats.add(target.service, target.resource, "lazy_copy")
         return True

@@ -262,3 +262,21 @@ def test_supabase_js_through_the_bridge(bridge, upstream):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
     assert sql(bridge, "select 1 from auth.users where id = $1::uuid", user.id)
+
+
+def test_client_leaving_mid_download_stops_the_upstream_transfer(bridge, upstream):
+    """Once a client is gone nothing pushes back any more: without a stop, the bridge would pull
+    (and here copy) the whole object for nobody."""
+    import os
+    import time
+
+    name = f"left-{uuid.uuid4().hex[:6]}.bin"
+    blob = os.urandom(1024 * 1024) * 24
+    supa(upstream.handle, upstream.handle.service_key).storage.from_("docs").upload(name, blob)
+    public = f"{bridge.url}/storage/v1/object/public/docs/{name}"
+    with httpx.stream("GET", public, timeout=30) as r:
+        assert r.status_code == 200
+        next(r.iter_raw())
+    time.sleep(3)  # plenty for 24 MiB over loopback, had the transfer gone on
+    assert not sql(bridge, "select 1 from storage.objects where bucket_id = 'docs' and name = $1", name)
+    assert httpx.get(f"{bridge.url}/health").status_code == 200
