@@ -248,7 +248,8 @@ class Bridge:
         async def on_start(status: int) -> None:
             if 200 <= status < 300:
                 # Durable before the client hears "done": a crash after this replays, never loses.
-                path = scope["path"] + (f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else "")
+                query = scope.get("query_string", b"").decode("latin-1")
+                path = raw_path(scope) + (f"?{query}" if query else "")
                 headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
                 await mirror.enqueue(self.ctx.db.owner, svc, res, scope["method"], path, headers, body)
                 if self.mirror is not None:

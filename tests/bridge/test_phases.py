@@ -158,9 +158,10 @@ def test_mirror_queue_drains_after_an_outage_with_nothing_lost(bridge, upstream)
             client.table("profiles").insert({"id": ident, "name": f"mirrored-{n}"}).execute()
         client.table("profiles").update({"name": "mirrored-1-renamed"}).eq("id", ids[0]).execute()
         supa(bridge, bridge.service_key).storage.from_("docs").upload("mirror/one.txt", b"written during the outage")
+        supa(bridge, bridge.service_key).storage.from_("docs").upload("mirror/two words (1).txt", b"encoded name")
         # served locally at once
         assert len(client.table("profiles").select("id").in_("id", ids).execute().data) == 5
-        report = status_when(bridge, lambda s: s["mirror_queue"]["pending"] >= 7)
+        report = status_when(bridge, lambda s: s["mirror_queue"]["pending"] >= 8)
         assert route(report, "rest", "profiles")["mirror_pending"] >= 6
     finally:
         upstream.start()
@@ -168,6 +169,7 @@ def test_mirror_queue_drains_after_an_outage_with_nothing_lost(bridge, upstream)
     names = {r["id"]: r["name"] for r in up.table("profiles").select("id,name").in_("id", ids).execute().data}
     assert names == {ids[0]: "mirrored-1-renamed", **{i: f"mirrored-{n}" for n, i in enumerate(ids[1:], 2)}}
     assert up.storage.from_("docs").download("mirror/one.txt") == b"written during the outage"
+    assert up.storage.from_("docs").download("mirror/two words (1).txt") == b"encoded name"
     report = status(bridge)
     assert report["mirror_queue"] == {"pending": 0, "rejected": 0}
     assert route(report, "rest", "profiles")["mirrored"] >= 7 - 1
