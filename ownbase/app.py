@@ -164,6 +164,10 @@ def build_app(settings: Settings | None = None, *, prepare: bool = True) -> Star
             continue  # OWNBASE_DASHBOARD=off: /dashboard is not mounted at all
         routes.extend(svc.routes)
     app = Starlette(routes=routes, lifespan=lifespan)
+    if settings.bridge_url:  # bridge mode: in front of a live Supabase project (docs/migration/bridge.md)
+        from ownbase.bridge import install as install_bridge
+
+        install_bridge(app, svcs, lambda: holder.get("ctx"))
     app.add_middleware(OwnbaseMiddleware, get_ctx=lambda: holder.get("ctx"))  # type: ignore[arg-type]
     app.state.settings = settings
     return app

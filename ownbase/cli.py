@@ -45,7 +45,7 @@ console = Console(stderr=True)
 
 # Packages that add commands; each has register(app: typer.Typer) -> None.
 COMMAND_MODULES = ("ownbase.db.cli", "ownbase.auth.cli", "ownbase.mail.cli", "ownbase.storage.cli",
-                   "ownbase.migrate.cli", "ownbase.dashboard.cli")
+                   "ownbase.migrate.cli", "ownbase.dashboard.cli", "ownbase.bridge.cli")
 
 T = TypeVar("T")
 _GROUPS: dict[str, typer.Typer] = {}
