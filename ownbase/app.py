@@ -20,6 +20,7 @@ from ownbase.db.startup import startup_lock
 from ownbase.http.client_ip import parse_networks
 from ownbase.http.health import health, ready
 from ownbase.http.middleware import OwnbaseMiddleware
+from ownbase.http.routing import SegmentRouter
 from ownbase.keys import build_keyring
 from ownbase.limits import MemoryRateLimiter, SharedRateLimiter
 from ownbase.service import Service
@@ -159,7 +160,8 @@ def build_app(settings: Settings | None = None, *, prepare: bool = True) -> Star
     routes: list = [Route("/health", health), Route("/ready", ready)]
     for svc in svcs:
         routes.extend(svc.routes)
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(lifespan=lifespan)
+    app.router = SegmentRouter(routes, lifespan=lifespan)  # Starlette's matching, fewer regex tries
     app.add_middleware(OwnbaseMiddleware, get_ctx=lambda: holder.get("ctx"))  # type: ignore[arg-type]
     app.state.settings = settings
     return app
