@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.routing import BaseRoute, Match, Router
 
 from ownbase.app import build_app
@@ -68,7 +71,7 @@ def _sample_paths(routes: list[BaseRoute]) -> list[str]:
 
 
 def test_same_choice_as_starlette_for_every_mounted_route() -> None:
-    routes = build_app(Settings()).router.routes
+    routes = _app_routes()
     paths = _sample_paths(routes)
     assert len(paths) > 100
     for path in paths:
@@ -79,3 +82,21 @@ def test_same_choice_as_starlette_for_every_mounted_route() -> None:
 
 def test_app_uses_it() -> None:
     assert isinstance(build_app(Settings()).router, SegmentRouter)
+
+
+SEGMENTS = ["", "rest", "v1", "auth", "storage", "realtime", "db", "graphql", "functions", "health", "ready",
+            "object", "public", "sign", "rpc", "x", "{a}", "%2F", "..", "ünï", "v1/", "bucket"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(parts=st.lists(st.one_of(st.sampled_from(SEGMENTS), st.text(max_size=6)), min_size=0, max_size=6),
+       method=st.sampled_from(METHODS), trailing=st.booleans())
+def test_any_path_routes_as_starlette_does(parts: list[str], method: str, trailing: bool) -> None:
+    path = "/" + "/".join(p.replace("\x00", "") for p in parts) + ("/" if trailing and parts else "")
+    routes = _app_routes()
+    assert _choose(SegmentRouter, routes, method, path) == _choose(Router, routes, method, path)
+
+
+@functools.lru_cache(maxsize=1)
+def _app_routes() -> list[BaseRoute]:
+    return build_app(Settings()).router.routes
