@@ -136,9 +136,10 @@ async def _scoped_read_on(pool: asyncpg.Pool, scope: RequestScope, values: list[
         try:
             row = await conn.fetchrow(_SCOPED_READ, values, name, None if known else statement, args, evict)
         except asyncpg.InvalidSQLStatementNameError:
-            if not known:
-                raise
-            reads.forget()  # the name is gone on the server: prepare it again, once
+            # the session lost its prepared statements (DEALLOCATE ALL / DISCARD ALL run by a
+            # function): ours and asyncpg's own are gone; prepare both again, once
+            reads.forget()
+            await conn.reload_schema_state()
             row = await conn.fetchrow(_SCOPED_READ, values, name, statement, args, None)
             evict = None
         reads.done(statement, name, evict)

@@ -28,6 +28,12 @@ grant select on {SCHEMA}.items to anon, authenticated, service_role;
 create view {SCHEMA}.prepared as
   select count(*)::int as n from pg_prepared_statements where name like 'ownbase_read_%';
 grant select on {SCHEMA}.prepared to anon, authenticated, service_role;
+-- a read that makes the serving session forget every prepared statement (as DISCARD ALL would)
+create function {SCHEMA}.forget_all() returns int language plpgsql as $$
+  begin execute 'deallocate all'; return 1; end $$;
+create view {SCHEMA}.forget as select {SCHEMA}.forget_all() as x;
+grant select on {SCHEMA}.forget to anon, authenticated, service_role;
+grant execute on function {SCHEMA}.forget_all() to anon, authenticated, service_role;
 notify pgrst, 'reload schema';
 """
 
@@ -80,6 +86,15 @@ def test_errors_are_the_same_every_time(one_conn: ServerHandle) -> None:
         r = _get(one_conn, "items?id=eq.notanumber")
         assert r.status_code == 400 and r.json()["code"] == "22P02", r.text
         assert _get(one_conn, "items?select=id&id=eq.3").json() == [{"id": 3}]
+
+
+def test_a_session_that_lost_its_statements_prepares_them_again(one_conn: ServerHandle) -> None:
+    assert _ids(one_conn) == [3]  # this shape is now known to the connection
+    assert _get(one_conn, "forget?select=x").json() == [{"x": 1}]
+    r = _get(one_conn, "prepared?select=n")
+    assert r.status_code == 200 and r.json()[0]["n"] == 1, r.text  # only the read that counted
+    assert _ids(one_conn) == [3]  # its name is gone on the server: prepared again, answered alike
+    assert _ids(one_conn) == [3]
 
 
 def test_prepared_statements_per_connection_are_bounded(one_conn: ServerHandle) -> None:
