@@ -5,7 +5,8 @@ service mounted that is about fifty tries before a /rest/v1 request finds its ro
 the CPU of a one-row read in a profile. This router keeps Starlette's semantics (same order, same
 partial matches for 405, same slash redirects) but tries only the routes that could match: those
 whose path starts with the request's first segment, and those whose first segment is a parameter
-(or that have no path), which are tried everywhere.
+(or that have no path), which are tried everywhere. The index is rebuilt when routes are added or
+the list is replaced; a route swapped in place (same count) would not be seen, and nothing does that.
 """
 
 from __future__ import annotations
