@@ -155,3 +155,74 @@ async def run_load(name: str, total: int, concurrency: int, op: Callable[[int], 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return Result(name, latencies, time.perf_counter() - start, errors, unit)
+
+
+# --- CPU time per request: the shared machine makes wall-clock ratios noisy, CPU seconds are not ---
+
+def _cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            kids = [int(k) for t in Path(f"/proc/{p}/task").iterdir()
+                    for k in (t / "children").read_text().split()]
+        except OSError:
+            continue
+        out += kids
+        todo += kids
+    return out
+
+
+class CpuMeter:
+    """user+system CPU seconds of the ownbase process (`server_pid`), of its PostgreSQL (the
+    postmaster whose command line names `data_dir`, daemonised away from ownbase, and its
+    backends, which live as long as the pools keep them) and of this bench process (the direct
+    asyncpg loop, or the Python HTTP client)."""
+
+    def __init__(self, server_pid: int, data_dir: Path) -> None:
+        self.server_pid, self.marker = server_pid, str(data_dir).encode()
+        self.postmaster = 0
+
+    def _postmaster(self) -> int:
+        if self.postmaster and _comm(self.postmaster).startswith("postgres"):
+            return self.postmaster
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and _comm(int(entry.name)) == "postgres":
+                try:
+                    if self.marker in (entry / "cmdline").read_bytes():
+                        self.postmaster = int(entry.name)
+                        break
+                except OSError:
+                    continue
+        return self.postmaster
+
+    def sample(self) -> tuple[float, float, float]:
+        root = self._postmaster()
+        pg = sum(_cpu(p) for p in [root, *_descendants(root)]) if root else 0.0
+        return _cpu(self.server_pid), pg, time.process_time()
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} / {five:.1f} (1 / 5 min) on {os.cpu_count()} CPUs"
+
+
+def target_line(target: str, measured: str, met: bool) -> str:
+    """One line per issue target, in a fixed shape the integrator can grep: TARGET | measured | verdict."""
+    return f"TARGET {target:<58} measured {measured:<28} {'met' if met else 'NOT MET'}"

@@ -17,7 +17,10 @@ The HTTP load comes from `wrk` (Debian package `wrk`) when it is installed, as t
 load generator leaves the two cores to the server and PostgreSQL, as the direct loop has them.
 Without wrk (or with --python-client) an aiohttp client in this process drives the same requests.
 
-Prints req/s, p50/p99 and the ratios side by side.
+Prints req/s, p50/p99 and the ratios side by side, the CPU time per request of each side (the
+ownbase process, PostgreSQL, the bench process: on a shared machine the wall-clock ratios are
+noisy, CPU seconds per request are not), the load average, and one `TARGET` line per target of
+issue 16 (met / NOT MET). On a quiet machine: `python3 bench/rest.py` (wrk installed).
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ import asyncpg
 
 from ownbase.db.scope import RequestScope, apply_scope
 
-from _load import merge, run_load, start_server, wrk_available, wrk_load  # noqa: E402 - bench/ is on sys.path when run as a script
+from _load import (CpuMeter, load_average, merge, run_load, start_server, target_line,  # noqa: E402
+                   wrk_available, wrk_load)  # bench/ is on sys.path when run as a script
 
 SCHEMA_SQL = """
 create table if not exists public.bench_posts (
@@ -160,7 +164,9 @@ async def main(args: argparse.Namespace) -> None:
             use_wrk = wrk_available() and not args.python_client
             client = "wrk" if use_wrk else "an aiohttp client in this process"
             print(f"\nownbase /rest/v1 benchmark: {n} requests per line, {c} concurrent clients, "
-                  f"{rounds} interleaved rounds; HTTP load from {client}\n")
+                  f"{rounds} interleaved rounds; HTTP load from {client}; {load_average()}\n")
+            meter = CpuMeter(server_pid(proc), tmp)
+            targets: list[str] = []
             # the same requests for wrk: URL ("{i}" cycles through the ids as the Python loops do),
             # method and body
             wrk_get = (f"{url}/rest/v1/bench_posts?id=eq.{{i}}", "GET", None)
@@ -183,20 +189,44 @@ async def main(args: argparse.Namespace) -> None:
             wrk_headers = {**headers, "Content-Type": "application/json"}
             for title, d_op, r_op, (w_url, w_method, w_body), count in groups:
                 d_parts, r_parts = [], []
+                d_cpu, r_cpu = [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]  # ownbase, PostgreSQL, this process
                 for _ in range(rounds):
+                    c0 = meter.sample()
                     d_parts.append(await run_load("d", count // rounds, c, d_op))
+                    c1 = meter.sample()
                     if use_wrk:  # as long as the direct round took, at least 2 s
                         r_parts.append(wrk_load("r", w_url, max(2.0, d_parts[-1].seconds), c, wrk_headers,
                                                 method=w_method, body=w_body))
                     else:
                         r_parts.append(await run_load("r", count // rounds, c, r_op))
+                    c2 = meter.sample()
+                    for k in range(3):
+                        d_cpu[k] += c1[k] - c0[k]
+                        r_cpu[k] += c2[k] - c1[k]
                 d = merge("asyncpg direct (same SQL, role, claims)", d_parts)
                 rr = merge("ownbase /rest/v1", r_parts)
                 print(title)
                 print(d.line())
                 print(rr.line(d))
+                us_d = [x / max(1, d.count) * 1e6 for x in d_cpu]
+                us_r = [x / max(1, rr.count) * 1e6 for x in r_cpu]
+                print(f"  CPU per request: direct = PostgreSQL {us_d[1]:,.0f} µs + asyncpg loop {us_d[2]:,.0f} µs; "
+                      f"/rest/v1 = ownbase {us_r[0]:,.0f} µs + PostgreSQL {us_r[1]:,.0f} µs"
+                      + ("" if use_wrk else f" (+ the Python HTTP client {us_r[2]:,.0f} µs)"))
                 if title.startswith("1,000"):
                     print(f"  → {rr.rate * 1000:,.0f} rows/s through /rest/v1, {d.rate * 1000:,.0f} rows/s direct")
+                ratio = rr.rate / d.rate if d.rate else 0.0
+                if title.startswith("GET 1 row"):
+                    targets.append(target_line("/rest/v1 single-row GET >= 0.8 of asyncpg", f"{ratio:.2f}",
+                                               ratio >= 0.8 and rr.errors == 0))
+                elif title.startswith("GET 10 rows"):
+                    targets.append(target_line("/rest/v1 to-many embed >= 0.8 of asyncpg", f"{ratio:.2f}",
+                                               ratio >= 0.8 and rr.errors == 0))
+                    targets.append(target_line("/rest/v1 to-many embed p99 < 20 ms", f"{rr.p99:.1f} ms",
+                                               rr.p99 < 20))
+                else:
+                    targets.append(target_line("/rest/v1 1,000-row bulk insert >= 1.0 of asyncpg", f"{ratio:.2f}",
+                                               ratio >= 1.0 and rr.errors == 0))
                 print()
 
             pid = server_pid(proc)
@@ -217,6 +247,13 @@ async def main(args: argparse.Namespace) -> None:
             print(f"memory of the ownbase process (pid {pid}) over {done:,} single-row GETs ({done / secs:,.0f} req/s): RSS "
                   + " → ".join(f"{s:.0f}" for s in samples) + " MB "
                   f"(growth after the first step: {samples[-1] - samples[1]:+.1f} MB)")
+            # "flat": after the first fifth (pools, caches and allocator arenas warm), no growth
+            # beyond allocator noise
+            growth = samples[-1] - samples[1]
+            targets.append(target_line(f"/rest/v1 memory flat over {done:,} requests (<= 5 MB growth)",
+                                       f"{growth:+.1f} MB", growth <= 5.0))
+            print(f"\n{load_average()}")
+            print("\n".join(targets))
         await pool.close()
     finally:
         proc.terminate()

@@ -21,6 +21,7 @@ from ownbase.db.startup import startup_lock
 from ownbase.http.client_ip import parse_networks
 from ownbase.http.health import health, ready
 from ownbase.http.middleware import OwnbaseMiddleware
+from ownbase.http.routing import SegmentRouter
 from ownbase.keys import build_keyring
 from ownbase.limits import MemoryRateLimiter, SharedRateLimiter
 from ownbase.service import Service
@@ -163,7 +164,8 @@ def build_app(settings: Settings | None = None, *, prepare: bool = True) -> Star
         if svc.name == "dashboard" and not settings.dashboard:
             continue  # OWNBASE_DASHBOARD=off: /dashboard is not mounted at all
         routes.extend(svc.routes)
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(lifespan=lifespan)
+    app.router = SegmentRouter(routes, lifespan=lifespan)  # Starlette's matching, fewer regex tries
     if settings.bridge_url:  # bridge mode: in front of a live Supabase project (docs/migration/bridge.md)
         from ownbase.bridge import install as install_bridge
 

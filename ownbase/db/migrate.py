@@ -51,9 +51,11 @@ async def ensure_authenticator(conn: asyncpg.Connection, role: str, password: st
         "select format('grant anon, authenticated, service_role to %I', $1::text)", role
     )
     await conn.execute(grant)
-    # The one-round-trip read path (ownbase.scoped_read) is the authenticator's alone.
+    # The one-round-trip read path (ownbase.scoped_read, and its prepared form) is the
+    # authenticator's alone.
     for stmt in ("grant usage on schema ownbase to %I",
-                 "grant execute on function ownbase.scoped_read(text[], text, text[]) to %I"):
+                 "grant execute on function ownbase.scoped_read(text[], text, text[]) to %I",
+                 "grant execute on function ownbase.scoped_read_prepared(text[], text, text, text[], text) to %I"):
         await conn.execute(await conn.fetchval(f"select format('{stmt}', $1::text)", role))
     # The owner must also be able to switch roles, e.g. for `db migrate` scripts and tests.
     try:

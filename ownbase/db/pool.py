@@ -103,6 +103,7 @@ class ScopedConnection(asyncpg.Connection):  # type: ignore[misc]
     (one more round trip per request) has nothing left to reset."""
 
     _statement_timeout: str | None = None
+    _prepared_reads: Any = None
 
     def get_reset_query(self) -> str:
         return ""
@@ -113,6 +114,15 @@ class ScopedConnection(asyncpg.Connection):  # type: ignore[misc]
         if self._statement_timeout != ms:
             await self.execute("select set_config('statement_timeout', $1, false)", ms)
             self._statement_timeout = ms
+
+    def prepared_reads(self) -> Any:
+        """The read statements this session has prepared (``ownbase.db.scope.PreparedReads``):
+        they live as long as the session, which the empty reset query keeps across releases."""
+        if self._prepared_reads is None:
+            from ownbase.db.scope import PreparedReads
+
+            self._prepared_reads = PreparedReads()
+        return self._prepared_reads
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -178,8 +178,8 @@ async def _read(call: Call, planner: Planner, table: Table, req: ApiRequest, mod
         count = "exact"  # the groups are counted; a plan's row estimate would be of the table's rows
     max_rows = call.ctx.settings.db_max_rows
     geo = call.cache.postgis
-    # the common case is one statement in one round trip (ownbase.scoped_read, its values packed
-    # into one text[]); a timezone, a planned/estimated count, a rollback or an EXPLAIN needs the
+    # the common case is one statement in one round trip (ownbase.scoped_read_prepared, its values
+    # packed into one text[], the statement prepared once per connection); a timezone, a planned/estimated count, a rollback or an EXPLAIN needs the
     # explicit transaction
     one_trip = not req.prefs.timezone and count not in ("planned", "estimated") and not _tx(call, req)[0] \
         and call.explain is None

@@ -64,7 +64,8 @@ class Params:
 
 class PackedParams(Params):
     """Every value travels as one element of a single ``text[]`` parameter (``$1[n]``), for
-    statements run through ``ownbase.scoped_read`` (EXECUTE … USING takes a fixed argument list).
+    statements run through ``ownbase.scoped_read_prepared`` (a prepared statement with one text[]
+    parameter, the same for every query shape).
     Every placeholder the renderer emits is followed by an explicit cast, so text is enough."""
 
     def add(self, value: Any) -> str:

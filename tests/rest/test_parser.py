@@ -188,3 +188,19 @@ def test_server_never_500_on_bodies(rest_server, body, prefer, target, query) ->
         except (httpx.InvalidURL, httpx.LocalProtocolError, UnicodeEncodeError):
             return
         assert r.status_code < 500, (r.status_code, r.text, target, body)
+
+
+def test_select_parses_are_cached_frozen_and_not_shared() -> None:
+    import dataclasses
+
+    text = "id,title,bench_comments!inner(id,body)"
+    first, second = parse_select(text), parse_select(text)
+    assert first == second and first is not second
+    assert first[0] is second[0]  # the cached items themselves ...
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first[0].alias = "x"  # type: ignore[misc]  # ... which no request can change for the next
+    first.append(first[0])  # a caller's own list
+    assert len(parse_select(text)) == 3
+    for _ in range(2):  # failures are not cached: each raises the same client error
+        with pytest.raises(errors.ApiError):
+            parse_select("id,(")

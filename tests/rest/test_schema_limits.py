@@ -13,7 +13,8 @@ import httpx
 from tests.conftest import create_database, sql
 from tests.rest.conftest import FIXTURE, SCHEMA, raw, supa
 
-SCOPED_READ = Path(__file__).parents[2] / "ownbase" / "db" / "migrations" / "0210_scoped_read.sql"
+MIGRATIONS = Path(__file__).parents[2] / "ownbase" / "db" / "migrations"
+SCOPED_READ = [MIGRATIONS / "0210_scoped_read.sql", MIGRATIONS / "0211_scoped_read_prepared.sql"]
 
 
 def _wait_status(handle, path: str, status: int, timeout: float = 10.0) -> float:
@@ -68,10 +69,11 @@ def test_read_replica_routing(server_factory, rest_server, database_url, pg_admi
             await conn.execute("update rest_fixture.posts set title = 'from replica' where id = 1")
             # a physical replica carries ownbase's own functions too (the one-round-trip read path)
             await conn.execute("create schema if not exists ownbase")
-            await conn.execute(SCOPED_READ.read_text())
+            for migration in SCOPED_READ:
+                await conn.execute(migration.read_text())
             await conn.execute("grant usage on schema ownbase to ownbase_authenticator")
-            await conn.execute("grant execute on function ownbase.scoped_read(text[], text, text[]) "
-                               "to ownbase_authenticator")
+            await conn.execute("grant execute on function ownbase.scoped_read_prepared(text[], text, text, text[], "
+                               "text) to ownbase_authenticator")
         finally:
             await conn.close()
 

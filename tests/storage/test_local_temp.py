@@ -49,3 +49,25 @@ def test_held_files_stay_dead_ones_go(tmp_path: Path) -> None:
         assert list(backend.tmp.iterdir()) == []
 
     asyncio.run(go())
+
+
+def test_write_keeps_every_byte_in_order_whatever_the_chunking(tmp_path: Path) -> None:
+    # writev(2) takes at most IOV_MAX buffers a call: more small chunks than that in one slice,
+    # empty chunks and a slice boundary inside a chunk must all land in order
+    import ownbase.storage.backends.local as local
+
+    backend = LocalBackend(tmp_path / "root")
+    sizes = [1, 0, 7] * (local.IOV_MAX // 2 + 5) + [local.WRITE_SLICE + 3, 5, 0, 2 * local.WRITE_SLICE]
+    chunks = [os.urandom(n) for n in sizes]
+
+    async def body() -> AsyncIterator[bytes]:
+        for c in chunks:
+            yield c
+
+    async def go() -> None:
+        await backend.start()
+        await backend.write("b", "k.bin", body(), "application/octet-stream")
+
+    asyncio.run(go())
+    assert (tmp_path / "root" / "b" / "k.bin").read_bytes() == b"".join(chunks)
+    assert list((tmp_path / "root" / ".tmp").iterdir()) == []
