@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.routing import Route, WebSocketRoute
 
+from ownbase.realtime.capture import sync_triggers
 from ownbase.realtime.http import broadcast_batch, broadcast_single
 from ownbase.realtime.hub import Hub
 from ownbase.realtime.socket import websocket_endpoint
@@ -27,8 +28,6 @@ async def startup(ctx: "Context") -> None:
 async def prepare(conn: Any, settings: "Settings") -> None:
     """Capture triggers for tables added to the publication while no server ran: installed once,
     under the start-up lock, before any process serves (the leader keeps them in sync after)."""
-    from ownbase.realtime.changes import sync_triggers
-
     await sync_triggers(conn)
 
 
