@@ -378,6 +378,9 @@ def _prepare(cfg: Settings) -> None:
 
 def _banner(cfg: Settings) -> None:
     info = key_info(cfg)
+    if not sys.stdout.isatty():
+        # Off a terminal the banner ends in log files (Docker, CloudWatch): no secret key there.
+        info["service_role_key"] = "(not printed off a terminal; run `ownbase keys`)"
     out = Console()
     out.print("[bold green]ownbase is running.[/bold green]")
     for label, key in (("API URL", "api_url"), ("anon key", "anon_key"),
