@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -22,6 +23,8 @@ from ownbase.http.health import health, ready
 from ownbase.http.middleware import OwnbaseMiddleware
 from ownbase.keys import build_keyring
 from ownbase.limits import MemoryRateLimiter, SharedRateLimiter
+from ownbase.ops.metrics import Metrics, MetricsMiddleware
+from ownbase.ops.routes import metrics_enabled
 from ownbase.service import Service
 from ownbase.settings import Settings, load_settings
 
@@ -32,12 +35,14 @@ def services() -> list[Service]:
     # Imported here so that each service stays an independent package (dependency rule:
     # settings/db/keys <- services <- app).
     from ownbase.auth.routes import SERVICE as auth
+    from ownbase.functions.routes import SERVICE as functions
+    from ownbase.ops.routes import SERVICE as ops
     from ownbase.realtime.routes import SERVICE as realtime
     from ownbase.rest.routes import SERVICE as rest
     from ownbase.storage.routes import SERVICE as storage
     from ownbase.tables.routes import SERVICE as tables
 
-    return [auth, rest, tables, storage, realtime]
+    return [auth, rest, tables, storage, realtime, functions, ops]
 
 
 def authenticator_password(settings: Settings, keys_secret: str) -> str:
@@ -114,6 +119,7 @@ def build_app(settings: Settings | None = None, *, prepare: bool = True) -> Star
     settings = settings or load_settings()
     svcs = services()
     holder: dict[str, Context] = {}
+    metrics = Metrics() if metrics_enabled(settings) else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -134,6 +140,8 @@ def build_app(settings: Settings | None = None, *, prepare: bool = True) -> Star
             limiter = MemoryRateLimiter()
         ctx = Context(settings=settings, keys=keys, db=db, limiter=limiter,
                       trusted_networks=parse_networks(settings.trusted_proxies), redis=redis_client)
+        if metrics is not None:
+            ctx.state["metrics"] = metrics
         started: list[Service] = []
         try:
             for svc in svcs:
@@ -161,6 +169,8 @@ def build_app(settings: Settings | None = None, *, prepare: bool = True) -> Star
         routes.extend(svc.routes)
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(OwnbaseMiddleware, get_ctx=lambda: holder.get("ctx"))  # type: ignore[arg-type]
+    if metrics is not None:
+        app.add_middleware(MetricsMiddleware, metrics=metrics)  # type: ignore[arg-type]  # outermost: counts 401/429 too
     app.state.settings = settings
     return app
 

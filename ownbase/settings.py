@@ -193,6 +193,16 @@ class Settings(BaseSettings):
     realtime_change_poll_ms: int = Field(100, ge=5)  # fallback poll of the change log (NOTIFY wakes it)
     realtime_process_ttl: int = Field(15, ge=2)  # seconds before a silent process's presence expires (Redis)
 
+    # --- operations and functions ---------------------------------------------------
+    metrics_token: str = ""  # bearer token /metrics on the API port requires; metrics are off unless this or OWNBASE_METRICS_PORT is set
+    metrics_port: int = Field(0, ge=0, le=65535)  # separate port serving /metrics without a token (0: none)
+    metrics_host: str = "127.0.0.1"  # listen address of OWNBASE_METRICS_PORT
+    jwt_next_private_key: str = ""  # PEM of the next signing key: published in JWKS, not yet signing (key rotation)
+    jwt_previous_public_keys: str = ""  # JWKS (JSON or file path) of retired signing keys: verify-only until their tokens expire
+    functions: str = ""  # /functions/v1 routes: JSON {"name": {"lambda"|"url"|"command": ..., "public": bool}} or a functions.toml path; empty: <data dir>/functions.toml if present
+    functions_timeout: float = Field(150.0, gt=0)  # seconds a function may take to start answering (Supabase's wall-clock limit)
+    functions_max_body_bytes: int = Field(6 * 1024 * 1024, ge=1024)  # largest request body passed to Lambda or a command (Lambda's synchronous payload limit); URL targets stream
+
     @field_validator(
         "cors_origins",
         "trusted_proxies",

@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "ownbase"
-SERVICES = ("auth", "rest", "tables", "storage", "realtime", "mail")
+SERVICES = ("auth", "rest", "tables", "storage", "realtime", "mail", "functions", "ops")
 ALLOWED = {
     ("tables", "ownbase.rest.engine"),  # dynamic tables are built on the /rest/v1 engine
     ("tables", "ownbase.rest"),  # `from ownbase.rest import engine`

@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from ownbase.service import Service
+
+SERVICE = Service("functions")
