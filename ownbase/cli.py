@@ -45,7 +45,7 @@ console = Console(stderr=True)
 
 # Packages that add commands; each has register(app: typer.Typer) -> None.
 COMMAND_MODULES = ("ownbase.db.cli", "ownbase.auth.cli", "ownbase.mail.cli", "ownbase.storage.cli",
-                   "ownbase.migrate.cli")
+                   "ownbase.migrate.cli", "ownbase.ops.cli")
 
 T = TypeVar("T")
 _GROUPS: dict[str, typer.Typer] = {}
@@ -394,13 +394,21 @@ def _banner(cfg: Settings) -> None:
     sys.stdout.flush()
 
 
-@app.command()
+# `ownbase keys` prints the keys; its sub-commands (`ownbase keys rotate`) come from command modules.
+_GROUPS["keys"] = typer.Typer(help="Print the API URL, API keys, JWKS URL and database URL; `rotate` the signing key.")
+app.add_typer(_GROUPS["keys"], name="keys")
+
+
+@_GROUPS["keys"].callback(invoke_without_command=True)
 def keys(
+    context: typer.Context,
     data_dir: Optional[Path] = typer.Option(None, help="Data folder (default ./.ownbase)."),
     port: Optional[int] = typer.Option(None, help="Report URLs for this HTTP port (default: the running server's)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Print the API URL, API keys, JWKS URL and database URL of a data dir."""
+    if context.invoked_subcommand is not None:
+        return
     cfg = settings(data_dir=data_dir, port=port)
     info = key_info(cfg, None if port is not None else _running_api_url(cfg))
     if as_json:

@@ -199,6 +199,7 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"  # listen address of OWNBASE_METRICS_PORT
     jwt_next_private_key: str = ""  # PEM of the next signing key: published in JWKS, not yet signing (key rotation)
     jwt_previous_public_keys: str = ""  # JWKS (JSON or file path) of retired signing keys: verify-only until their tokens expire
+    jwt_derivation_key: str = ""  # PEM the derived secrets (DB login password, signed URLs, OTP) come from; set to the first signing key when rotating through settings; empty: the signing key (or <data dir>/keys/jwt-<alg>.derive.pem)
     functions: str = ""  # /functions/v1 routes: JSON {"name": {"lambda"|"url"|"command": ..., "public": bool}} or a functions.toml path; empty: <data dir>/functions.toml if present
     functions_timeout: float = Field(150.0, gt=0)  # seconds a function may take to start answering (Supabase's wall-clock limit)
     functions_max_body_bytes: int = Field(6 * 1024 * 1024, ge=1024)  # largest request body passed to Lambda or a command (Lambda's synchronous payload limit); URL targets stream
