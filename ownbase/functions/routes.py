@@ -35,7 +35,7 @@ DROPPED = HOP | {"access-control-allow-origin", "access-control-allow-credential
 class State:
     def __init__(self, ctx: "Context") -> None:
         self.functions = load_functions(ctx.settings.functions, ctx.settings.data_dir)
-        self.lambdas = LambdaInvoker()
+        self.lambdas = LambdaInvoker(ctx.settings.functions_timeout)
         self.proxy = UrlProxy(ctx.settings.functions_timeout)
 
 

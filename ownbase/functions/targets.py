@@ -48,7 +48,8 @@ class LambdaInvoker:
     e.g. for a VPC endpoint or a local stand-in.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
         self._stack = AsyncExitStack()
         self._clients: dict[str, Any] = {}
         self._lock = asyncio.Lock()
@@ -56,10 +57,15 @@ class LambdaInvoker:
     async def _client(self, region: str) -> Any:
         async with self._lock:
             if region not in self._clients:
+                from aiobotocore.config import AioConfig
                 from aiobotocore.session import get_session
 
+                # botocore's 60 s read timeout would cut long functions short, and its retries
+                # would run a function twice after a timeout: one attempt, our own deadline.
+                config = AioConfig(read_timeout=self.timeout + 10, connect_timeout=10,
+                                   retries={"total_max_attempts": 1})
                 self._clients[region] = await self._stack.enter_async_context(
-                    get_session().create_client("lambda", region_name=region))
+                    get_session().create_client("lambda", region_name=region, config=config))
             return self._clients[region]
 
     async def invoke(self, target: str, region: str, event: dict[str, Any], timeout: float) -> Reply:

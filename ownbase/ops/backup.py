@@ -111,8 +111,14 @@ class Destination:
         base = f"{prefix}/{folder.name}" if prefix else folder.name
         async with self._client() as s3:
             for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                extra: dict[str, str] = {}
+                if self.settings.storage_s3_sse:  # the same encryption as the stored objects
+                    extra["ServerSideEncryption"] = self.settings.storage_s3_sse
+                    if self.settings.storage_s3_kms_key_id:
+                        extra["SSEKMSKeyId"] = self.settings.storage_s3_kms_key_id
                 with path.open("rb") as fh:
-                    await s3.put_object(Bucket=bucket, Key=f"{base}/{path.relative_to(folder).as_posix()}", Body=fh)
+                    await s3.put_object(Bucket=bucket, Key=f"{base}/{path.relative_to(folder).as_posix()}",
+                                        Body=fh, **extra)
         return f"s3://{bucket}/{base}"
 
     async def download(self, into: Path) -> Path:
@@ -146,7 +152,7 @@ async def backup(connect: Connect, url: str, settings: Settings, to: str, object
     dest = Destination(to, settings)
     staging = Path(tempfile.mkdtemp(prefix="ownbase-backup-")) if dest.is_s3 else Path(to)
     folder = staging / name
-    folder.mkdir(parents=True, exist_ok=False)
+    folder.mkdir(parents=True, exist_ok=False, mode=0o700)  # users' password hashes are in it
     env = _env(settings)
     conn = await connect()
     try:

@@ -159,14 +159,20 @@ def test_preflight_allows_the_functions_headers(fn_server: Any) -> None:
     assert "POST" in r.headers["access-control-allow-methods"]
 
 
-def test_body_limit_is_a_413(server_factory: Callable[..., Any]) -> None:
-    functions = {"dev": {"command": f"{sys.executable} {HERE / 'fn_command.py'}", "public": True}}
+def test_body_limit_and_timeout(server_factory: Callable[..., Any]) -> None:
+    functions = {"dev": {"command": f"{sys.executable} {HERE / 'fn_command.py'}", "public": True},
+                 "slow": {"command": f"{sys.executable} -c 'import time; time.sleep(60)'", "public": True},
+                 "silent": {"command": f"{sys.executable} -c 'print(1)'", "public": True}}
     srv = server_factory({"OWNBASE_FUNCTIONS": json.dumps(functions),
-                          "OWNBASE_FUNCTIONS_MAX_BODY_BYTES": "2048"})
+                          "OWNBASE_FUNCTIONS_MAX_BODY_BYTES": "2048", "OWNBASE_FUNCTIONS_TIMEOUT": "2"})
     with srv.client() as c:
         assert c.post("/functions/v1/dev", content=b"x" * 1000).status_code == 200
         r = c.post("/functions/v1/dev", content=b"x" * 5000)
-    assert r.status_code == 413 and r.json()["code"] == "PAYLOAD_TOO_LARGE"
+        assert r.status_code == 413 and r.json()["code"] == "PAYLOAD_TOO_LARGE"
+        r = c.post("/functions/v1/slow", json={})
+        assert r.status_code == 504 and r.headers["x-relay-error"] == "true"
+        r = c.post("/functions/v1/silent", json={})  # "1" is JSON without statusCode: a 200 body
+        assert r.status_code == 200 and r.json() == 1
     srv.stop()
 
 
