@@ -7,7 +7,6 @@ the relay itself fails (target unreachable, timeout, a malformed answer) the res
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +17,14 @@ from starlette.routing import Route
 
 from ownbase.functions.config import Function, FunctionsConfigError, load_functions
 from ownbase.functions.event import BadResponse, Reply, build_event
-from ownbase.functions.targets import (HOP, FunctionFailed, LambdaInvoker, RelayError, UrlProxy,
-                                       run_command)
+from ownbase.functions.targets import (
+    HOP,
+    FunctionFailed,
+    LambdaInvoker,
+    RelayError,
+    UrlProxy,
+    run_command,
+)
 from ownbase.keys import TokenError
 from ownbase.service import Service
 
@@ -33,7 +38,7 @@ DROPPED = HOP | {"access-control-allow-origin", "access-control-allow-credential
 
 
 class State:
-    def __init__(self, ctx: "Context") -> None:
+    def __init__(self, ctx: Context) -> None:
         self.functions = load_functions(ctx.settings.functions, ctx.settings.data_dir)
         self.lambdas = LambdaInvoker(ctx.settings.functions_timeout)
         self.proxy = UrlProxy(ctx.settings.functions_timeout)
@@ -44,7 +49,7 @@ def _error(status: int, code: str, message: str, relay: bool = False) -> JSONRes
                         headers={"x-relay-error": "true"} if relay else None)
 
 
-def _caller(request: Request, ctx: "Context", fn: Function) -> tuple[dict[str, Any] | None, JSONResponse | None]:
+def _caller(request: Request, ctx: Context, fn: Function) -> tuple[dict[str, Any] | None, JSONResponse | None]:
     """Verified claims of the caller's JWT (Supabase's verify_jwt); public functions skip it."""
     scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
     token = token.strip()
@@ -127,14 +132,14 @@ async def invoke(request: Request) -> Response:
         return Response(status_code=400)
 
 
-async def startup(ctx: "Context") -> None:
+async def startup(ctx: Context) -> None:
     try:
         ctx.state["functions"] = State(ctx)
     except FunctionsConfigError as exc:
         raise RuntimeError(f"OWNBASE_FUNCTIONS: {exc}") from None
 
 
-async def shutdown(ctx: "Context") -> None:
+async def shutdown(ctx: Context) -> None:
     state: State | None = ctx.state.pop("functions", None)
     if state is not None:
         await state.lambdas.close()

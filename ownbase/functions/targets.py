@@ -6,8 +6,9 @@ import asyncio
 import json
 import os
 import shlex
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 

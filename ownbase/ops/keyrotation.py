@@ -18,8 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ownbase.keys import (generate_private_key_pem, key_path, previous_path, published_key,
-                          retired_keys)
+from ownbase.keys import (
+    generate_private_key_pem,
+    key_path,
+    previous_path,
+    published_key,
+    retired_keys,
+)
 from ownbase.settings import Settings
 
 GRACE_SECONDS = 60  # clock skew between processes and verifiers
@@ -79,7 +84,7 @@ def rotate(settings: Settings, *, now: float | None = None) -> Step:
 def _rotate_settings(settings: Settings, until: int) -> Step:
     current = settings.jwt_private_key.replace("\\n", "\n")
     if not settings.jwt_next_private_key:
-        pem = generate_private_key_pem(settings.jwt_algorithm)
+        pem = generate_private_key_pem(published_key(current).algorithm)  # the current key's type
         return Step("next-created", published_key(pem).kid or "",
                     settings={"OWNBASE_JWT_NEXT_PRIVATE_KEY": pem})
     nxt = settings.jwt_next_private_key.replace("\\n", "\n")

@@ -26,7 +26,7 @@ def metrics_enabled(settings: object) -> bool:
     return bool(getattr(settings, "metrics_token", "") or getattr(settings, "metrics_port", 0))
 
 
-def _metrics(ctx: "Context | None") -> Metrics | None:
+def _metrics(ctx: Context | None) -> Metrics | None:
     return None if ctx is None else ctx.state.get("metrics")
 
 
@@ -64,7 +64,7 @@ async def _serve_port(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
         writer.close()
 
 
-async def startup(ctx: "Context") -> None:
+async def startup(ctx: Context) -> None:
     metrics = _metrics(ctx)
     if metrics is None:
         return
@@ -77,7 +77,7 @@ async def startup(ctx: "Context") -> None:
         ctx.state["metrics_server"] = server
 
 
-async def shutdown(ctx: "Context") -> None:
+async def shutdown(ctx: Context) -> None:
     server = ctx.state.pop("metrics_server", None)
     if server is not None:
         server.close()

@@ -13,8 +13,9 @@ import base64
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -37,7 +38,7 @@ class LambdaStandIn:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 parts = self.path.split("?")[0].split("/")
                 # /2015-03-31/functions/{name}/invocations
                 name = unquote(parts[3]) if len(parts) > 4 else ""
@@ -110,7 +111,7 @@ class EchoServer:
                 self.end_headers()
                 self.wfile.write(out)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _echo  # noqa: N815
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _echo
 
         self.server = _serve(H)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

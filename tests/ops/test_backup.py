@@ -8,10 +8,9 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
-
-import pytest
+from typing import Any
 
 from tests.conftest import create_database, sql
 from tests.storage.conftest import S3_BUCKET, S3_KEY_ID, S3_SECRET
