@@ -8,9 +8,9 @@ the relay itself fails (target unreachable, timeout, a malformed answer) the res
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -102,8 +102,7 @@ async def invoke(request: Request) -> Response:
         if fn.kind == "url":
             upstream = await state.proxy.open(fn.target, rest, request.method, query, headers,
                                               request.stream())
-            response = StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code,
-                                         background=BackgroundTask(upstream.aclose))
+            response = StreamingResponse(_relay(upstream), status_code=upstream.status_code)
             # The upstream's own headers (content-encoding too: its raw bytes pass through).
             response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1", "replace"))
                                     for k, v in upstream.headers.multi_items() if k.lower() not in DROPPED]
@@ -130,6 +129,16 @@ async def invoke(request: Request) -> Response:
         return _error(500, "WORKER_ERROR", exc.message)
     except ClientDisconnect:
         return Response(status_code=400)
+
+
+async def _relay(upstream: Any) -> AsyncIterator[bytes]:
+    """The upstream's bytes; its connection is released however the stream ends (a client that
+    goes away included, where a background task would not run)."""
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    finally:
+        await upstream.aclose()
 
 
 async def startup(ctx: Context) -> None:

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -63,11 +64,19 @@ def _major(tool: Path) -> int:
         return 0
 
 
-def _env(settings: Settings) -> dict[str, str]:
+def _env(settings: Settings, url: str) -> tuple[dict[str, str], str]:
+    """The environment and URL for pg_dump & co: the password moves out of the command line
+    (where any local user could read it in the process list) into PGPASSWORD."""
     env = dict(os.environ)
     if settings.db_ssl_root_cert:
         env["PGSSLROOTCERT"] = settings.db_ssl_root_cert
-    return env
+    parts = urlsplit(url)
+    if parts.password is not None:
+        env["PGPASSWORD"] = unquote(parts.password)
+        netloc = parts.netloc.rpartition("@")
+        user = netloc[0].partition(":")[0]
+        url = urlunsplit(parts._replace(netloc=f"{user}@{netloc[2]}"))
+    return env, url
 
 
 async def _run(args: list[str], env: dict[str, str], what: str) -> bytes:
@@ -154,7 +163,7 @@ async def backup(connect: Connect, url: str, settings: Settings, to: str, object
     staging = Path(tempfile.mkdtemp(prefix="ownbase-backup-")) if dest.is_s3 else Path(to)
     folder = staging / name
     folder.mkdir(parents=True, exist_ok=False, mode=0o700)  # users' password hashes are in it
-    env = _env(settings)
+    env, url = _env(settings, url)
     conn = await connect()
     try:
         version = int(await conn.fetchval("show server_version_num"))
@@ -225,7 +234,7 @@ async def restore(connect: Connect, url: str, settings: Settings, source: str, f
         manifest = json.loads((folder / "manifest.json").read_text())
         if manifest.get("format") != FORMAT:
             raise BackupError("unknown backup format")
-        env = _env(settings)
+        env, url = _env(settings, url)
         conn = await connect()
         try:
             version = int(await conn.fetchval("show server_version_num"))
