@@ -302,6 +302,12 @@ def start(
     if cfg.workers > 1 and not cfg.redis_url:
         fail("--workers > 1 needs OWNBASE_REDIS_URL: rate limits, realtime fan-out and presence "
              "must be shared between processes.", 2)
+    from ownbase.functions.config import FunctionsConfigError, load_functions
+
+    try:  # a broken functions table stops here, named, not as a traceback after the banner
+        load_functions(cfg.functions, cfg.data_dir)
+    except FunctionsConfigError as exc:
+        fail(f"invalid settings:\n  OWNBASE_FUNCTIONS: {exc}", 2)
     logs.configure(cfg.log_level, cfg.log_format)
     data = Path(cfg.data_dir).resolve()
     _export(data_dir=data, port=cfg.port, host=cfg.host, workers=cfg.workers)

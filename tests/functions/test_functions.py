@@ -215,3 +215,12 @@ def test_fuzz_no_5xx_except_relay(fn_server: Any) -> None:
 
     check()
     client.close()
+
+
+def test_a_broken_functions_table_stops_start_with_its_name(tmp_root: Path) -> None:
+    env = {**os.environ, "OWNBASE_FUNCTIONS": '{"a": {"url": "ftp://x"}}'}
+    out = subprocess.run([sys.executable, "-m", "ownbase", "start", "--data-dir", str(tmp_root / "fn-bad"),
+                          "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert out.returncode == 2 and "OWNBASE_FUNCTIONS" in out.stderr and "url must start" in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout and "ownbase is running" not in out.stdout
