@@ -144,3 +144,23 @@ def test_settings_mode_prints_the_settings(tmp_path: Path) -> None:
     assert {k["kid"] for k in after.jwks()["keys"]} == {step2.kid, step2.retired_kid}
     assert after.derive_secret("storage-signed-urls") == build_keyring(cfg).derive_secret("storage-signed-urls")
     assert not any(tmp_path.glob("keys/*"))  # nothing written in settings mode
+
+
+def test_cli_in_settings_mode_prints_what_to_set(tmp_path: Path) -> None:
+    import os
+
+    pem = generate_private_key_pem("ES256")
+    env = {**os.environ, "OWNBASE_JWT_PRIVATE_KEY": pem}
+    out = subprocess.run([sys.executable, "-m", "ownbase", "keys", "rotate", "--data-dir", str(tmp_path)],
+                         env=env, capture_output=True, text=True, cwd=str(tmp_path), check=False)
+    assert out.returncode == 0, out.stderr
+    name, _, value = out.stdout.strip().partition("=")
+    assert name == "OWNBASE_JWT_NEXT_PRIVATE_KEY" and "BEGIN PRIVATE KEY" in json.loads(value)
+    assert "published in JWKS" in out.stderr
+    nxt = json.loads(value)
+    ring = build_keyring(Settings(data_dir=tmp_path, jwt_private_key=pem, jwt_next_private_key=nxt))
+    assert {k["kty"] for k in ring.jwks()["keys"]} == {"EC"}  # the same key type as the current one
+    hs = subprocess.run([sys.executable, "-m", "ownbase", "keys", "rotate", "--data-dir", str(tmp_path)],
+                        env={**os.environ, "OWNBASE_JWT_ALGORITHM": "HS256", "OWNBASE_JWT_SECRET": "x" * 40},
+                        capture_output=True, text=True, cwd=str(tmp_path), check=False)
+    assert hs.returncode == 1 and "HS256" in hs.stderr
