@@ -72,7 +72,8 @@ def test_secrets_never_reach_the_log(captured: Callable[[str], io.StringIO], fmt
 
 
 def test_ordinary_lines_are_untouched() -> None:
-    line = "applied ownbase migrations 0001, 0002; storage sweep: 3 blobs removed (token bucket ok)"
+    line = ("applied ownbase migrations 0001, 0002; storage sweep: 3 blobs removed (token bucket ok); "
+            "basic settings are fine")
     assert logs.redact(line) == line
 
 
