@@ -79,7 +79,7 @@ async def _bounded_body(request: Request, limit: int) -> bytes | None:
 def _reply(reply: Reply, method: str) -> Response:
     headers = [(k, v) for k, v in reply.headers if k not in DROPPED]
     response = Response(b"" if method == "HEAD" else reply.body, status_code=reply.status)
-    response.raw_headers = [(b"content-length", str(len(response.body)).encode())] + [
+    response.raw_headers = [(b"content-length", str(len(reply.body)).encode())] + [
         (k.encode("latin-1"), v.encode("latin-1", "replace")) for k, v in headers]
     return response
 

@@ -130,6 +130,9 @@ def test_reply_headers_and_cookies(fn_server: Any) -> None:
     assert r.status_code == 200 and r.headers["x-fn"] == "hello" and r.headers["set-cookie"] == "a=1; Path=/"
     assert r.headers["access-control-allow-origin"] == "*"
     with fn_server.client() as c:
+        head = c.head("/functions/v1/hello")
+        assert head.status_code == 200 and int(head.headers["content-length"]) > 0 and head.content == b""
+        assert c.get("/functions/v1/hello").status_code == 200  # the connection is still usable
         r = c.get("/functions/v1/api/x", headers={"origin": "https://app.example"})
     # the function's own ACAO is replaced by the service's, never doubled
     assert r.headers.get_list("access-control-allow-origin") == ["*"] and r.headers["x-from-function"] == "yes"
