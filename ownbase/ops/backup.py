@@ -210,6 +210,50 @@ async def backup(connect: Connect, url: str, settings: Settings, to: str, object
     return str(folder)
 
 
+# Settings a newer pg_restore sets that an older server does not know (PostgreSQL 17+).
+NEWER_SETTINGS = (b"SET transaction_timeout",)
+
+
+async def _pg_restore(dump: Path, url: str, env: dict[str, str], version: int) -> None:
+    """pg_restore into the database, in one transaction, stopping at the first error.
+
+    The wheel's pg_restore writes settings an older server rejects; for those servers its script
+    is streamed through psql with those lines left out.
+    """
+    args = ["--no-owner", "--single-transaction", str(dump)]
+    if version >= 170000:
+        await _run([pg_tool("pg_restore", version), "--exit-on-error", f"--dbname={url}", *args], env, "pg_restore")
+        return
+    # Only warnings and errors on psql's stderr, which is read at the end (no pipe filling up).
+    env = {**env, "PGOPTIONS": (env.get("PGOPTIONS", "") + " -c client_min_messages=warning").strip()}
+    restore = await asyncio.create_subprocess_exec(pg_tool("pg_restore", version), "--file=-", *args,
+                                                   stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE, env=env)
+    psql = await asyncio.create_subprocess_exec(
+        pg_tool("psql", version), "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", f"--dbname={url}",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env)
+    assert restore.stdout is not None and psql.stdin is not None
+    stopped = False
+    try:
+        while line := await restore.stdout.readline():
+            if not line.startswith(NEWER_SETTINGS):
+                psql.stdin.write(line)
+                await psql.stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        stopped = True  # psql stopped at an error: reported below
+        restore.kill()
+    finally:
+        psql.stdin.close()
+    err = (await psql.stderr.read()).decode(errors="replace") if psql.stderr else ""
+    code = await psql.wait()
+    restore_err = (await restore.stderr.read()).decode(errors="replace") if restore.stderr else ""
+    restore_code = await restore.wait()
+    if code != 0:
+        raise BackupError(f"pg_restore failed: {err.strip()[-2000:]}")
+    if restore_code != 0 and not stopped:
+        raise BackupError(f"pg_restore failed: {restore_err.strip()[-2000:]}")
+
+
 def _find_backup(path: Path) -> Path:
     if (path / "manifest.json").exists():
         return path
@@ -256,8 +300,7 @@ async def restore(connect: Connect, url: str, settings: Settings, source: str, f
                     pass
         finally:
             await conn.close()
-        await _run([pg_tool("pg_restore", version), "--no-owner", "--exit-on-error", "--single-transaction",
-                    f"--dbname={url}", str(folder / "database.dump")], env, "pg_restore")
+        await _pg_restore(folder / "database.dump", url, env, version)
         restored = missing = 0
         backend = build_backend(settings)
         await backend.start()
