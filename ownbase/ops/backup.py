@@ -1,7 +1,8 @@
 """`ownbase backup` / `ownbase restore`: the database (pg_dump custom format of the whole database,
 plus the roles) and storage (a manifest of every object, and the objects' bytes).
 
-A backup is a folder ``ownbase-backup-<UTC time>`` (in DIR, or under s3://bucket/prefix/):
+A backup is a folder ``ownbase-backup-<UTC time>`` (in DIR, or under s3://bucket/prefix/, where
+objects stream straight between the storage backend and S3 and the manifest is written last):
 
     manifest.json    what is in it: time, server version, every object (bucket, name, version, size)
     roles.sql        pg_dumpall --roles-only --no-role-passwords (policies and grants name them)
@@ -116,23 +117,54 @@ class Destination:
             kwargs["config"] = AioConfig(s3={"addressing_style": "path"})
         return get_session().create_client("s3", **kwargs)
 
-    async def upload(self, folder: Path) -> str:
-        bucket, prefix = self._bucket_prefix()
-        base = f"{prefix}/{folder.name}" if prefix else folder.name
-        async with self._client() as s3:
-            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-                extra: dict[str, str] = {}
-                if self.settings.storage_s3_sse:  # the same encryption as the stored objects
-                    extra["ServerSideEncryption"] = self.settings.storage_s3_sse
-                    if self.settings.storage_s3_kms_key_id:
-                        extra["SSEKMSKeyId"] = self.settings.storage_s3_kms_key_id
-                with path.open("rb") as fh:
-                    await s3.put_object(Bucket=bucket, Key=f"{base}/{path.relative_to(folder).as_posix()}",
-                                        Body=fh, **extra)
-        return f"s3://{bucket}/{base}"
+    def base(self, name: str) -> str:
+        _, prefix = self._bucket_prefix()
+        return f"{prefix}/{name}" if prefix else name
 
-    async def download(self, into: Path) -> Path:
-        """The backup at this s3:// URL (a backup folder, or the newest one under a prefix)."""
+    def _extra(self) -> dict[str, str]:
+        extra: dict[str, str] = {}
+        if self.settings.storage_s3_sse:  # the same encryption as the stored objects
+            extra["ServerSideEncryption"] = self.settings.storage_s3_sse
+            if self.settings.storage_s3_kms_key_id:
+                extra["SSEKMSKeyId"] = self.settings.storage_s3_kms_key_id
+        return extra
+
+    async def put(self, s3: Any, key: str, chunks: AsyncIterator[bytes]) -> None:
+        """Stream to one S3 object: a plain PUT when small, else a multipart upload (any size)."""
+        bucket, _ = self._bucket_prefix()
+        buffer = bytearray()
+        upload_id: str | None = None
+        parts: list[dict[str, Any]] = []
+        try:
+            async for chunk in chunks:
+                buffer += chunk
+                while len(buffer) >= PART_BYTES:
+                    if upload_id is None:
+                        upload_id = (await s3.create_multipart_upload(Bucket=bucket, Key=key, **self._extra()))["UploadId"]
+                    part, buffer = bytes(buffer[:PART_BYTES]), buffer[PART_BYTES:]
+                    out = await s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id,
+                                               PartNumber=len(parts) + 1, Body=part)
+                    parts.append({"PartNumber": len(parts) + 1, "ETag": out["ETag"]})
+            if upload_id is None:
+                await s3.put_object(Bucket=bucket, Key=key, Body=bytes(buffer), **self._extra())
+                return
+            if buffer:
+                out = await s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id,
+                                           PartNumber=len(parts) + 1, Body=bytes(buffer))
+                parts.append({"PartNumber": len(parts) + 1, "ETag": out["ETag"]})
+            await s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                               MultipartUpload={"Parts": parts})
+        except BaseException:
+            if upload_id is not None:
+                await s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            raise
+
+    def client(self) -> Any:
+        return self._client()
+
+    async def download(self, into: Path) -> tuple[Path, str]:
+        """The backup at this s3:// URL (a backup folder, or the newest one under a prefix), without
+        its objects (restore streams those); returns the local folder and the backup's key prefix."""
         bucket, prefix = self._bucket_prefix()
         async with self._client() as s3:
             keys: list[str] = []
@@ -143,16 +175,22 @@ class Destination:
             if not manifests:
                 raise BackupError(f"no backup (manifest.json) under {self.spec}")
             base = manifests[-1].rpartition("/")[0]  # names sort by time: the newest
-            for key in keys:
-                if base and not key.startswith(base + "/"):
-                    continue
-                target = into / key[len(base):].lstrip("/")
-                target.parent.mkdir(parents=True, exist_ok=True)
+            for name in ("manifest.json", "roles.sql", "database.dump"):
+                key = f"{base}/{name}" if base else name
                 out = await s3.get_object(Bucket=bucket, Key=key)
-                with target.open("wb") as fh:
+                with (into / name).open("wb") as fh:
                     async for chunk in out["Body"].iter_chunks(1 << 20):
                         fh.write(chunk)
-        return into
+        return into, base
+
+
+PART_BYTES = 16 * 1024 * 1024  # multipart part size (S3 allows 5 MiB to 5 GiB, 10,000 parts)
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            yield chunk
 
 
 async def backup(connect: Connect, url: str, settings: Settings, to: str, objects: bool | None = None) -> str:
@@ -188,26 +226,48 @@ async def backup(connect: Connect, url: str, settings: Settings, to: str, object
                 "objects": [{"bucket": r["bucket_id"], "name": r["name"], "version": r["version"],
                              "size": int(r["size"]) if str(r["size"]).isdigit() else None,
                              "etag": r["etag"]} for r in rows]}
-    if include:
-        backend = build_backend(settings)
-        await backend.start()
-        try:
-            for obj in manifest["objects"]:
-                key = blob_key(obj["name"], obj["version"])
-                path = folder / "objects" / obj["bucket"] / key
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with path.open("wb") as fh:
-                    async for chunk in backend.read(obj["bucket"], key):
-                        fh.write(chunk)
-        finally:
-            await backend.close()
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     if dest.is_s3:
         try:
-            return await dest.upload(folder)
+            base = dest.base(name)
+            async with dest.client() as s3:
+                for path in (folder / "database.dump", folder / "roles.sql"):
+                    await dest.put(s3, f"{base}/{path.name}", _file_chunks(path))
+                if include:
+                    await _each_object(settings, manifest["objects"],
+                                       lambda key, chunks: dest.put(s3, f"{base}/objects/{key}", chunks))
+                # The manifest last: a backup cut short has none, and restore never picks it.
+                await dest.put(s3, f"{base}/manifest.json", _one(json.dumps(manifest, indent=1).encode()))
+            return f"s3://{dest._bucket_prefix()[0]}/{base}"
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+    if include:
+        async def to_file(key: str, chunks: AsyncIterator[bytes]) -> None:
+            path = folder / "objects" / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as fh:
+                async for chunk in chunks:
+                    fh.write(chunk)
+
+        await _each_object(settings, manifest["objects"], to_file)
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return str(folder)
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def _each_object(settings: Settings, objects: list[dict[str, Any]],
+                       sink: Callable[[str, AsyncIterator[bytes]], Awaitable[None]]) -> None:
+    """Every object's bytes, streamed from the storage backend into ``sink(<bucket>/<blob key>, chunks)``."""
+    backend = build_backend(settings)
+    await backend.start()
+    try:
+        for obj in objects:
+            key = blob_key(obj["name"], obj["version"])
+            await sink(f"{obj['bucket']}/{key}", backend.read(obj["bucket"], key))
+    finally:
+        await backend.close()
 
 
 # Settings a newer pg_restore sets that an older server does not know (PostgreSQL 17+).
@@ -263,18 +323,16 @@ def _find_backup(path: Path) -> Path:
     return found[-1]
 
 
-async def _chunks(path: Path) -> AsyncIterator[bytes]:
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            yield chunk
-
-
 async def restore(connect: Connect, url: str, settings: Settings, source: str, force: bool = False) -> dict[str, int]:
     """Restore into an empty database and the configured storage backend."""
     src = Destination(source, settings)
     staging = Path(tempfile.mkdtemp(prefix="ownbase-restore-")) if src.is_s3 else None
     try:
-        folder = await src.download(staging) if staging is not None else _find_backup(Path(source))
+        s3_base = None
+        if staging is not None:
+            folder, s3_base = await src.download(staging)
+        else:
+            folder = _find_backup(Path(source))
         manifest = json.loads((folder / "manifest.json").read_text())
         if manifest.get("format") != FORMAT:
             raise BackupError("unknown backup format")
@@ -304,16 +362,26 @@ async def restore(connect: Connect, url: str, settings: Settings, source: str, f
         restored = missing = 0
         backend = build_backend(settings)
         await backend.start()
+        s3 = await src.client().__aenter__() if s3_base is not None and manifest.get("objects_included") else None
         try:
             for obj in manifest["objects"]:
                 key = blob_key(obj["name"], obj["version"])
                 path = folder / "objects" / obj["bucket"] / key
-                if path.exists():
-                    await backend.write(obj["bucket"], key, _chunks(path), "application/octet-stream")
+                if s3 is not None:  # straight from the backup bucket into the storage backend
+                    out = await s3.get_object(Bucket=src._bucket_prefix()[0],
+                                              Key=f"{s3_base}/objects/{obj['bucket']}/{key}" if s3_base
+                                              else f"objects/{obj['bucket']}/{key}")
+                    await backend.write(obj["bucket"], key, out["Body"].iter_chunks(1 << 20),
+                                        "application/octet-stream")
+                    restored += 1
+                elif path.exists():
+                    await backend.write(obj["bucket"], key, _file_chunks(path), "application/octet-stream")
                     restored += 1
                 elif not await backend.exists(obj["bucket"], key):
                     missing += 1
         finally:
+            if s3 is not None:
+                await s3.__aexit__(None, None, None)
             await backend.close()
         return {"objects_restored": restored, "objects_missing": missing,
                 "objects": len(manifest["objects"])}

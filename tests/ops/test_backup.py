@@ -119,3 +119,29 @@ def test_backup_restore_s3(server_factory: Callable[..., Any], pg_admin_url: str
     keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=S3_BUCKET, Prefix=f"backups-{tag}/")
             ["Contents"]]
     assert any(k.endswith("/database.dump") for k in keys) and any(k.endswith("/manifest.json") for k in keys)
+
+
+def test_large_files_go_up_in_parts(s3_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from ownbase.ops import backup as bk
+    from ownbase.settings import Settings
+
+    monkeypatch.setattr(bk, "PART_BYTES", 5 * 1024 * 1024)  # S3's smallest part: fewer bytes to move
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+    data = os.urandom(bk.PART_BYTES * 2 + 1234)
+    key = f"parts-{uuid.uuid4().hex[:6]}/big.bin"
+    dest = bk.Destination(f"s3://{S3_BUCKET}/x", Settings(storage_s3_endpoint_url=s3_server.endpoint,
+                                                          storage_s3_force_path_style=True))
+
+    async def chunks() -> Any:
+        for i in range(0, len(data), 777_777):
+            yield data[i:i + 777_777]
+
+    async def go() -> None:
+        async with dest.client() as s3:
+            await dest.put(s3, key, chunks())
+
+    asyncio.run(go())
+    assert s3_server.client().get_object(Bucket=S3_BUCKET, Key=key)["Body"].read() == data
