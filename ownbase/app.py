@@ -24,6 +24,8 @@ from ownbase.http.middleware import OwnbaseMiddleware
 from ownbase.http.routing import SegmentRouter
 from ownbase.keys import build_keyring
 from ownbase.limits import MemoryRateLimiter, SharedRateLimiter
+from ownbase.ops.metrics import Metrics, MetricsMiddleware
+from ownbase.ops.routes import metrics_enabled
 from ownbase.service import Service
 from ownbase.settings import Settings, load_settings
 
@@ -35,12 +37,14 @@ def services() -> list[Service]:
     # settings/db/keys <- services <- app).
     from ownbase.auth.routes import SERVICE as auth
     from ownbase.dashboard.routes import SERVICE as dashboard
+    from ownbase.functions.routes import SERVICE as functions
+    from ownbase.ops.routes import SERVICE as ops
     from ownbase.realtime.routes import SERVICE as realtime
     from ownbase.rest.routes import SERVICE as rest
     from ownbase.storage.routes import SERVICE as storage
     from ownbase.tables.routes import SERVICE as tables
 
-    return [auth, rest, tables, storage, realtime, dashboard]
+    return [auth, rest, tables, storage, realtime, dashboard, functions, ops]
 
 
 def authenticator_password(settings: Settings, keys_secret: str) -> str:
@@ -117,6 +121,7 @@ def build_app(settings: Settings | None = None, *, prepare: bool = True) -> Star
     settings = settings or load_settings()
     svcs = services()
     holder: dict[str, Context] = {}
+    metrics = Metrics() if metrics_enabled(settings) else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -137,6 +142,8 @@ def build_app(settings: Settings | None = None, *, prepare: bool = True) -> Star
             limiter = MemoryRateLimiter()
         ctx = Context(settings=settings, keys=keys, db=db, limiter=limiter,
                       trusted_networks=parse_networks(settings.trusted_proxies), redis=redis_client)
+        if metrics is not None:
+            ctx.state["metrics"] = metrics
         started: list[Service] = []
         try:
             for svc in svcs:
@@ -171,6 +178,8 @@ def build_app(settings: Settings | None = None, *, prepare: bool = True) -> Star
 
         install_bridge(app, svcs, lambda: holder.get("ctx"))
     app.add_middleware(OwnbaseMiddleware, get_ctx=lambda: holder.get("ctx"))  # type: ignore[arg-type]
+    if metrics is not None:
+        app.add_middleware(MetricsMiddleware, metrics=metrics)  # type: ignore[arg-type]  # outermost: counts 401/429 too
     app.state.settings = settings
     return app
 

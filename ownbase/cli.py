@@ -45,7 +45,7 @@ console = Console(stderr=True)
 
 # Packages that add commands; each has register(app: typer.Typer) -> None.
 COMMAND_MODULES = ("ownbase.db.cli", "ownbase.auth.cli", "ownbase.mail.cli", "ownbase.storage.cli",
-                   "ownbase.migrate.cli", "ownbase.dashboard.cli", "ownbase.bridge.cli")
+                   "ownbase.migrate.cli", "ownbase.dashboard.cli", "ownbase.bridge.cli", "ownbase.ops.cli")
 
 T = TypeVar("T")
 _GROUPS: dict[str, typer.Typer] = {}
@@ -310,6 +310,12 @@ def start(
     if cfg.workers > 1 and not cfg.redis_url:
         fail("--workers > 1 needs OWNBASE_REDIS_URL: rate limits, realtime fan-out and presence "
              "must be shared between processes.", 2)
+    from ownbase.functions.config import FunctionsConfigError, load_functions
+
+    try:  # a broken functions table stops here, named, not as a traceback after the banner
+        load_functions(cfg.functions, cfg.data_dir)
+    except FunctionsConfigError as exc:
+        fail(f"invalid settings:\n  OWNBASE_FUNCTIONS: {exc}", 2)
     logs.configure(cfg.log_level, cfg.log_format)
     data = Path(cfg.data_dir).resolve()
     _export(data_dir=data, port=cfg.port, host=cfg.host, workers=cfg.workers)
@@ -386,6 +392,9 @@ def _prepare(cfg: Settings) -> None:
 
 def _banner(cfg: Settings) -> None:
     info = key_info(cfg)
+    if not sys.stdout.isatty():
+        # Off a terminal the banner ends in log files (Docker, CloudWatch): no secret key there.
+        info["service_role_key"] = "(not printed off a terminal; run `ownbase keys`)"
     out = Console()
     out.print("[bold green]ownbase is running.[/bold green]")
     for label, key in (("API URL", "api_url"), ("anon key", "anon_key"),
@@ -405,13 +414,21 @@ def _banner(cfg: Settings) -> None:
     sys.stdout.flush()
 
 
-@app.command()
+# `ownbase keys` prints the keys; its sub-commands (`ownbase keys rotate`) come from command modules.
+_GROUPS["keys"] = typer.Typer(help="Print the API URL, API keys, JWKS URL and database URL; `rotate` the signing key.")
+app.add_typer(_GROUPS["keys"], name="keys")
+
+
+@_GROUPS["keys"].callback(invoke_without_command=True)
 def keys(
+    context: typer.Context,
     data_dir: Optional[Path] = typer.Option(None, help="Data folder (default ./.ownbase)."),
     port: Optional[int] = typer.Option(None, help="Report URLs for this HTTP port (default: the running server's)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Print the API URL, API keys, JWKS URL and database URL of a data dir."""
+    if context.invoked_subcommand is not None:
+        return
     cfg = settings(data_dir=data_dir, port=port)
     info = key_info(cfg, None if port is not None else _running_api_url(cfg))
     if as_json:

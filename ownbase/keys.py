@@ -44,6 +44,10 @@ class VerificationKey:
     algorithm: str
     key: Any  # parsed public key object or HS secret bytes
     public_jwk: dict[str, Any] | None  # None for symmetric keys: never published
+    not_after: float | None = None  # a retired signing key: dropped once its last tokens expired
+
+    def alive(self) -> bool:
+        return self.not_after is None or self.not_after > time.time()
 
 
 @dataclass
@@ -63,6 +67,9 @@ class KeyRing:
     # Verified tokens (bounded): the same JWT arrives on every request of a session.
     _cache: "OrderedDict[str, dict[str, Any]]" = field(default_factory=OrderedDict)
     cache_size: int = 10_000
+    # What derive_secret derives from: the first signing key, kept across rotations so derived
+    # secrets (DB login, signed URLs, OTP, OAuth state) do not change when the signing key does.
+    derive_material: bytes | None = None
 
     def __post_init__(self) -> None:
         self._by_kid = {k.kid: k for k in self.verification if k.kid}
@@ -89,11 +96,13 @@ class KeyRing:
         return self.api_key("service_role")
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [k.public_jwk for k in self.verification if k.public_jwk]}
+        return {"keys": [k.public_jwk for k in self.verification if k.public_jwk and k.alive()]}
 
     def derive_secret(self, label: str) -> str:
         """A stable secret derived from the signing key, identical on every process."""
-        if isinstance(self.signing_key, (bytes, str)):
+        if self.derive_material is not None:
+            material = self.derive_material
+        elif isinstance(self.signing_key, (bytes, str)):
             material = self.signing_key if isinstance(self.signing_key, bytes) else self.signing_key.encode()
         else:
             material = self.signing_key.private_bytes(
@@ -143,7 +152,7 @@ class KeyRing:
             candidates = [self._by_kid[kid]]
         else:
             candidates = [k for k in self.verification if k.algorithm == alg]
-        candidates = [k for k in candidates if k.algorithm == alg]
+        candidates = [k for k in candidates if k.algorithm == alg and k.alive()]
         if not candidates:
             raise TokenError("No suitable key or wrong key type")
         last: Exception | None = None
@@ -228,6 +237,69 @@ def _load_or_create_pem(settings: Settings) -> str | None:
     return pem
 
 
+def key_path(settings: Settings, state: str = "") -> Path:
+    """Data-dir key files: the signing key, ``.next`` (published, not signing), ``.derive``."""
+    suffix = f".{state}" if state else ""
+    return Path(settings.data_dir) / "keys" / f"jwt-{settings.jwt_algorithm.lower()}{suffix}.pem"
+
+
+def previous_path(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "keys" / "jwt-previous.json"
+
+
+def _pem_setting_or_file(value: str, path: Path) -> str | None:
+    if value:
+        return value.replace("\\n", "\n")
+    return path.read_text() if path.exists() else None
+
+
+def published_key(pem: str, not_after: float | None = None) -> VerificationKey:
+    """A verification key published in JWKS (the signing, next or a retired key)."""
+    private_key = serialization.load_pem_private_key(pem.encode(), password=None)
+    alg = "RS256" if isinstance(private_key, rsa.RSAPrivateKey) else "ES256"
+    kid = _kid_for(private_key.public_key())
+    return VerificationKey(kid, alg, private_key.public_key(), _public_jwk(private_key, alg, kid), not_after)
+
+
+def retired_keys(text: str) -> list[VerificationKey]:
+    """Retired signing keys (JWKS; an ``exp`` member per key = when to drop it): verify and publish."""
+    if not text.strip():
+        return []
+    try:
+        out = []
+        for jwk in json.loads(text).get("keys", []):
+            if jwk.get("kty") in ("RSA", "EC") and jwk.get("kid") and "d" not in jwk:
+                exp = jwk.get("exp")
+                parsed = jwt.PyJWK({k: v for k, v in jwk.items() if k != "exp"})
+                public = {k: v for k, v in jwk.items() if k != "exp"}
+                out.append(VerificationKey(str(jwk["kid"]), parsed.algorithm_name, parsed.key, public,
+                                           float(exp) if isinstance(exp, (int, float)) else None))
+        return [k for k in out if k.alive()]
+    except (ValueError, AttributeError, jwt.PyJWTError) as exc:
+        raise ValueError(f"OWNBASE_JWT_PREVIOUS_PUBLIC_KEYS is not a usable JWKS: {exc}") from None
+
+
+def _rotation_keys(settings: Settings) -> tuple[list[VerificationKey], bytes | None]:
+    """The next key, the retired ones and the derivation material (settings first, else data dir)."""
+    keys: list[VerificationKey] = []
+    if settings.jwt_algorithm != "HS256" or settings.jwt_next_private_key:
+        nxt = _pem_setting_or_file(settings.jwt_next_private_key, key_path(settings, "next"))
+        if nxt:
+            keys.append(published_key(nxt))
+    previous = settings.jwt_previous_public_keys
+    if previous.strip() and not previous.lstrip().startswith("{"):
+        previous = Path(previous).read_text()
+    elif not previous.strip() and previous_path(settings).exists():
+        previous = previous_path(settings).read_text()
+    keys += retired_keys(previous)
+    derive = _pem_setting_or_file(settings.jwt_derivation_key, key_path(settings, "derive"))
+    material = None
+    if derive:
+        material = serialization.load_pem_private_key(derive.encode(), password=None).private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return keys, material
+
+
 def build_keyring(settings: Settings) -> KeyRing:
     verification: list[VerificationKey] = []
     signing_alg: str
@@ -255,6 +327,9 @@ def build_keyring(settings: Settings) -> KeyRing:
     if settings.jwt_secret:
         verification.append(VerificationKey(None, "HS256", settings.jwt_secret.encode(), None))
     verification += trusted_keys(settings.jwt_trusted_jwks)
+    rotation, derive_material = _rotation_keys(settings)
+    known = {k.kid for k in verification}
+    verification += [k for k in rotation if k.kid not in known]
     return KeyRing(
         signing_algorithm=signing_alg,
         signing_kid=signing_kid,
@@ -264,6 +339,7 @@ def build_keyring(settings: Settings) -> KeyRing:
         secret_keys=frozenset(settings.secret_keys),
         fixed_anon_key=settings.anon_key,
         fixed_service_key=settings.service_role_key,
+        derive_material=derive_material,
     )
 
 

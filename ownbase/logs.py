@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 import warnings
@@ -26,6 +27,66 @@ def _extras(record: logging.LogRecord) -> dict[str, object]:
     return {key: value for key, value in vars(record).items() if key not in _STD}
 
 
+# --- redaction -------------------------------------------------------------------------
+# Secrets must never reach a log line, whoever logs them (our code, a library, an exception text).
+REDACTED = "[REDACTED]"
+_SECRET_NAME = r"(?:password|passwd|secret|token|access_token|refresh_token|id_token|apikey|api_key|" \
+               r"authorization|private_key|client_secret|service_role_key|anon_key|nonce|code_verifier)"
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # PEM private keys (also with literal "\n" as in environment variables)
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
+     REDACTED),
+    # Authorization: Bearer/Basic <credentials>
+    (re.compile(r"\b([Bb]earer|BEARER|Basic|BASIC)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 " + REDACTED),
+    # JWTs anywhere (api keys, access tokens)
+    (re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
+    # Supabase-style opaque keys
+    (re.compile(r"\bsb_(secret|publishable)_[A-Za-z0-9_-]+"), r"sb_\1_" + REDACTED),
+    # name=value in query strings / forms, "name": "value" in JSON, name: value in headers
+    (re.compile(r"(?i)([?&;\s,{]|^)(\"?" + _SECRET_NAME + r"\"?\s*[=:]\s*\"?)([^\s&\",;}]+)"),
+     r"\1\2" + REDACTED),
+    # passwords in URLs: scheme://user:password@host
+    (re.compile(r"([a-z][a-z0-9+.-]*://[^\s:/@]+:)([^\s@/]+)@", re.I), r"\1" + REDACTED + "@"),
+)
+_SECRET_KEY = re.compile(r"(?i)" + _SECRET_NAME + r"|cookie|key$")
+
+
+def redact(text: str) -> str:
+    """``text`` with every secret this module recognises replaced by ``[REDACTED]``."""
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _redact_value(key: str, value: object) -> object:
+    if _SECRET_KEY.search(key) and value not in (None, "", True, False):
+        return REDACTED
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    return redact(str(value))
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record before any handler formats it: message, extras, exception text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string: keep what we have
+            message = str(record.msg)
+        record.msg, record.args = redact(message), None
+        for key, value in _extras(record).items():
+            setattr(record, key, _redact_value(key, value))
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data = {
@@ -38,6 +99,8 @@ class JsonFormatter(logging.Formatter):
         data.update(_extras(record))
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            data["exc"] = record.exc_text
         return json.dumps(data, default=str)
 
 
@@ -52,6 +115,8 @@ class TextFormatter(logging.Formatter):
             line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
+        elif record.exc_text:
+            line += "\n" + record.exc_text
         return line
 
 
@@ -74,6 +139,7 @@ def quiet_third_party_warnings() -> None:
 def configure(level: str = "info", fmt: str = "auto") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if resolve_format(fmt) == "json" else TextFormatter())
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -237,6 +237,17 @@ class Settings(BaseSettings):
     bridge_mirror_max_backoff: int = Field(300, ge=1)  # seconds, cap of the mirror queue's exponential retry delay
     bridge_stats_flush_seconds: float = Field(2.0, gt=0)  # how often a process adds its bridge counters to PostgreSQL
 
+    # --- operations and functions ---------------------------------------------------
+    metrics_token: str = ""  # bearer token /metrics on the API port requires; metrics are off unless this or OWNBASE_METRICS_PORT is set
+    metrics_port: int = Field(0, ge=0, le=65535)  # separate port serving /metrics without a token (0: none)
+    metrics_host: str = "127.0.0.1"  # listen address of OWNBASE_METRICS_PORT
+    jwt_next_private_key: str = ""  # PEM of the next signing key: published in JWKS, not yet signing (key rotation)
+    jwt_previous_public_keys: str = ""  # JWKS (JSON or file path) of retired signing keys: verify-only until their tokens expire
+    jwt_derivation_key: str = ""  # PEM the derived secrets (DB login password, signed URLs, OTP) come from; set to the first signing key when rotating through settings; empty: the signing key (or <data dir>/keys/jwt-<alg>.derive.pem)
+    functions: str = ""  # /functions/v1 routes: JSON {"name": {"lambda"|"url"|"command": ..., "public": bool}} or a functions.toml path; empty: <data dir>/functions.toml if present
+    functions_timeout: float = Field(150.0, gt=0)  # seconds a function may take to start answering (Supabase's wall-clock limit)
+    functions_max_body_bytes: int = Field(6 * 1024 * 1024, ge=1024)  # largest request body passed to Lambda or a command (Lambda's synchronous payload limit); URL targets stream
+
     @field_validator(
         "cors_origins",
         "trusted_proxies",

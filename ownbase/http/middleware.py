@@ -75,7 +75,10 @@ class OwnbaseMiddleware:
         origin = _header(scope, b"origin")
         method = scope["method"]
         if method == "OPTIONS" and origin and _header(scope, b"access-control-request-method"):
-            await self._preflight(ctx, origin, send, request_id)
+            # A function's own request headers are its business (Supabase's functions answer their
+            # preflight themselves): echo what the browser asks for under /functions/v1.
+            asked = _header(scope, b"access-control-request-headers") if path.startswith("/functions/v1/") else None
+            await self._preflight(ctx, origin, send, request_id, asked)
             return
 
         start = time.perf_counter()
@@ -186,14 +189,16 @@ class OwnbaseMiddleware:
             headers.append((b"access-control-allow-credentials", b"true"))
         return headers
 
-    async def _preflight(self, ctx: Any, origin: str, send: Send, request_id: str) -> None:
+    async def _preflight(self, ctx: Any, origin: str, send: Send, request_id: str,
+                         asked: str | None = None) -> None:
         allowed = self._allowed_origin(ctx, origin)
         headers = [(b"x-request-id", request_id.encode()), (b"content-length", b"0")]
         if allowed is not None:
             headers += [
                 (b"access-control-allow-origin", allowed.encode()),
                 (b"access-control-allow-methods", b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
-                (b"access-control-allow-headers", ALLOWED_HEADERS.encode()),
+                (b"access-control-allow-headers",
+                 (ALLOWED_HEADERS + (", " + asked if asked else "")).encode("latin-1")),
                 (b"access-control-expose-headers", EXPOSED_HEADERS.encode()),
                 (b"access-control-max-age", b"86400"),
             ]

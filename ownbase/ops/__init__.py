@@ -1,0 +1,1 @@
+"""Operations inside ownbase: backup and restore, signing-key rotation, Prometheus metrics."""
