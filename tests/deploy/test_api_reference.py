@@ -19,6 +19,8 @@ sys.path.insert(0, str(GENERATOR.parent))
 import generate  # noqa: E402
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
+# The dashboard is ownbase's own admin UI (docs/dashboard.md), not an API apps call.
+NOT_APIS = ("dashboard",)
 
 
 def _norm(path: str) -> str:
@@ -38,6 +40,8 @@ def mounted() -> list[tuple[str, set[str] | None, bool]]:
     """(path, methods or None for websockets/any, is_mount) of every route ownbase serves."""
     routes: list[tuple[str, set[str] | None, bool]] = [("/health", {"GET"}, False), ("/ready", {"GET"}, False)]
     for svc in services():
+        if svc.name in NOT_APIS:
+            continue
         for route in svc.routes:
             if isinstance(route, Mount):
                 routes.append((route.path, None, True))
