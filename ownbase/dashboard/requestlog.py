@@ -32,6 +32,7 @@ class RequestRing(logging.Handler):
             "service": service_of(path), "method": getattr(record, "method", ""), "path": path[:500],
             "status": getattr(record, "status", 0), "duration_ms": getattr(record, "duration_ms", 0),
             "request_id": getattr(record, "request_id", ""), "client_ip": getattr(record, "client_ip", ""),
+            "role": getattr(record, "role", ""),
         })
 
     def query(self, search: str = "", service: str = "", min_status: int = 0, slow_ms: float = 0,
@@ -44,7 +45,7 @@ class RequestRing(logging.Handler):
                 continue
             if slow_ms and float(entry["duration_ms"] or 0) < slow_ms:
                 continue
-            if search and search.lower() not in f"{entry['method']} {entry['path']} {entry['request_id']}".lower():
+            if search and search.lower() not in f"{entry['method']} {entry['path']} {entry['request_id']} {entry['role']}".lower():
                 continue
             out.append(entry)
             if len(out) >= limit:

@@ -132,6 +132,7 @@ class OwnbaseMiddleware:
                     "status": status_holder["status"],
                     "duration_ms": round((time.perf_counter() - start) * 1000, 2),
                     "client_ip": ip,
+                    "role": _claimed_role(scope),
                 },
             )
 
@@ -221,3 +222,16 @@ class OwnbaseMiddleware:
                         (b"content-length", str(len(body)).encode()), *headers],
         })
         await send({"type": "http.response.body", "body": body})
+
+
+def _claimed_role(scope: Scope) -> str:
+    """The role the request's token names (bearer, else apikey), for the access log. Unverified
+    here: the service verifies it before serving, and a refused token gets a 401 in the same line."""
+    auth = _header(scope, b"authorization") or ""
+    scheme, _, token = auth.strip().partition(" ")
+    if scheme.lower() != "bearer" or token.count(".") != 2:
+        token = _header(scope, b"apikey") or ""
+    if token.count(".") != 2:
+        return "anon" if token.startswith("sb_publishable_") else "service_role" if token.startswith("sb_secret_") else ""
+    role = unverified_claims(token.strip()).get("role")
+    return role if isinstance(role, str) else ""

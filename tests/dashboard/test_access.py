@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Callable
 
 import httpx
@@ -258,3 +259,16 @@ def test_users_and_storage_through_the_dashboard(dash: ServerHandle, signed_in: 
     assert gone.status_code == 200
     assert client.post(f"/dashboard/api/proxy/storage/object/list/{bucket}", headers=h,
                        json={"prefix": "docs/"}).json() == []
+
+
+def test_logs_show_the_role_of_each_request(dash: ServerHandle, signed_in: tuple[httpx.Client, str]) -> None:
+    """The logs page lists recent requests with the role their token names (issue 15)."""
+    client, _ = signed_in
+    marker = f"/rest/v1/role_probe_{uuid.uuid4().hex[:8]}"
+    with httpx.Client(base_url=dash.url, timeout=30) as api:
+        api.get(marker, headers={"apikey": dash.anon_key, "Authorization": f"Bearer {dash.anon_key}"})
+        api.get(marker, headers={"apikey": dash.service_key, "Authorization": f"Bearer {dash.service_key}"})
+    r = client.get("/dashboard/api/logs", params={"q": marker})
+    assert r.status_code == 200, r.text
+    roles = sorted(e["role"] for e in r.json()["requests"] if e["path"] == marker)
+    assert roles == ["anon", "service_role"], r.json()

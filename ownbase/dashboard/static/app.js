@@ -449,7 +449,7 @@ async function logsView() {
   const f = {q: h("input", {id: "log-q", placeholder: "search path / request id"}), service: h("select", {id: "log-service"}, ["", "auth", "rest", "storage", "realtime", "dashboard", "tables", "other"].map((s) => h("option", {value: s}, s || "all services"))),
     min_status: h("select", {}, [["", "any status"], ["400", "≥ 400"], ["500", "≥ 500"]].map(([v, l]) => h("option", {value: v}, l))), slow_ms: h("input", {placeholder: "slower than ms", size: 12})};
   const out = h("div", {id: "log-rows"});
-  const load = async () => { const r = await api("logs?" + qs(Object.fromEntries(Object.entries(f).map(([k, el]) => [k, el.value])))); out.replaceChildren(grid(["time", "service", "method", "path", "status", "duration_ms", "request_id", "client_ip"], r.data.requests)); };
+  const load = async () => { const r = await api("logs?" + qs(Object.fromEntries(Object.entries(f).map(([k, el]) => [k, el.value])))); out.replaceChildren(grid(["time", "service", "method", "path", "status", "duration_ms", "role", "request_id", "client_ip"], r.data.requests)); };
   Object.values(f).forEach((el) => el.addEventListener("change", load));
   f.q.addEventListener("keydown", (e) => e.key === "Enter" && load());
   const slowBox = h("div", {id: "slow-queries"});
