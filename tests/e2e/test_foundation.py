@@ -22,7 +22,7 @@ from ownbase.db.scope import RequestScope, request_scope
 from ownbase.embedded import free_port
 from ownbase.keys import build_keyring
 from ownbase.settings import Settings
-from tests.conftest import ServerHandle, start_server, wait_ready, fill_keys
+from tests.conftest import ServerHandle, start_server
 
 
 def test_health_ready_and_request_id(server: ServerHandle) -> None:
