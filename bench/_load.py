@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Any, Awaitable, Callable
+from urllib.parse import urlsplit
+
+import httpx
 
 from ownbase.embedded import free_port
 from ownbase.keys import build_keyring
@@ -31,7 +35,6 @@ def start_server(tmp: Path, extra_env: dict[str, str] | None = None
     proc = subprocess.Popen([sys.executable, "-m", "ownbase", "start", "--data-dir", str(data), "--port", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp))
     url = f"http://127.0.0.1:{port}"
-    import httpx
 
     deadline = time.monotonic() + 120
     while True:
@@ -105,8 +108,6 @@ end
 
 
 def wrk_available() -> bool:
-    import shutil
-
     return shutil.which("wrk") is not None
 
 
@@ -115,8 +116,6 @@ def wrk_load(name: str, url: str, seconds: float, concurrency: int, headers: dic
     """A closed loop from `wrk` (C, one thread) for `seconds` (wrk counts time, not requests), so
     the load generator takes as little of this machine's CPU as possible from the server it
     measures."""
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "load.lua"
         script.write_text(_WRK_SCRIPT)

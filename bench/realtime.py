@@ -46,8 +46,9 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ownbase.embedded import free_port  # noqa: E402
-
+from ownbase.embedded import EmbeddedPostgres, free_port  # noqa: E402
+from ownbase.keys import build_keyring, generate_private_key_pem  # noqa: E402
+from ownbase.settings import Settings  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -66,10 +67,6 @@ class Server:
     """An embedded PostgreSQL, optionally a private redis-server, and ``ownbase start``."""
 
     def __init__(self, tmp: Path, workers: int = 1, profile: str | None = None) -> None:
-        from ownbase.embedded import EmbeddedPostgres
-        from ownbase.keys import build_keyring, generate_private_key_pem
-        from ownbase.settings import Settings
-
         self.tmp = tmp
         self.pg = EmbeddedPostgres(tmp / "pg")
         self.pg.start()

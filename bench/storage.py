@@ -18,10 +18,12 @@ against a client that splices the socket into the file (curl's 16 KiB writes wou
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -29,8 +31,11 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
+import boto3
 import httpx
+from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -147,9 +152,6 @@ def start_weed(work: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def boto3_client(endpoint: str) -> Any:
-    import boto3
-    from botocore.config import Config
-
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=S3_KEY_ID,
                         aws_secret_access_key=S3_SECRET, config=Config(s3={"addressing_style": "path"}))
 
@@ -189,10 +191,6 @@ def splice_get(url: str, headers: dict[str, str], dst: Path) -> int:
     """HTTP/1.1 GET whose body goes socket -> pipe -> file with splice(2): no copy through user
     space, the nearest an HTTP client gets to the kernel's own file copy (curl writes 16 KiB at a
     time and is the bottleneck of a download to disk). Linux only; needs a Content-Length."""
-    import fcntl
-    import socket
-    from urllib.parse import urlsplit
-
     u = urlsplit(url)
     sock = socket.create_connection((u.hostname, u.port))
     request = f"GET {u.path}{'?' + u.query if u.query else ''} HTTP/1.1\r\nHost: {u.netloc}\r\n" \

@@ -34,10 +34,16 @@ from typing import Any, Coroutine, Iterator, NoReturn, Optional, TypeVar
 
 import asyncpg
 import typer
+import uvicorn
 from rich.console import Console
 
 from ownbase import logs
+from ownbase.db.pool import connect as pool_connect
+from ownbase.db.pool import create_pool
+from ownbase.db.startup import StartupLockTimeout
+from ownbase.embedded import EmbeddedError, EmbeddedPostgres, free_port
 from ownbase.http.server import uvicorn_http_options
+from ownbase.keys import build_keyring
 from ownbase.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="ownbase: your own Supabase-compatible backend.")
@@ -91,7 +97,6 @@ def database(settings: Settings, db_url: str | None = None) -> Iterator[Target]:
     if settings.database_url:
         yield Target(settings.database_url, False, settings)
         return
-    from ownbase.embedded import EmbeddedError
 
     emb = embedded_postgres(settings)
     if emb.pgdata.exists() and emb.is_running():
@@ -118,8 +123,6 @@ def database(settings: Settings, db_url: str | None = None) -> Iterator[Target]:
 
 
 async def connect(target: Target) -> asyncpg.Connection:
-    from ownbase.db.pool import connect as pool_connect
-
     try:
         return await pool_connect(target.url, target.settings)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -127,8 +130,6 @@ async def connect(target: Target) -> asyncpg.Connection:
 
 
 async def open_pool(target: Target, max_size: int = 2) -> asyncpg.Pool:
-    from ownbase.db.pool import create_pool
-
     try:
         return await create_pool(target.url, target.settings, min_size=1, max_size=max_size)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -192,15 +193,12 @@ class DataDirLock:
 
 
 def embedded_postgres(settings: Settings) -> Any:
-    from ownbase.embedded import EmbeddedPostgres
-
     return EmbeddedPostgres(Path(settings.data_dir).resolve() / "postgres")
 
 
 def _db_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
-    from ownbase.embedded import free_port
 
     emb = embedded_postgres(settings)
     if not emb.state_file.exists():
@@ -226,8 +224,6 @@ def _running_api_url(settings: Settings) -> str | None:
 
 
 def key_info(settings: Settings, api_url: str | None = None) -> dict[str, str]:
-    from ownbase.keys import build_keyring
-
     keys = build_keyring(settings)
     api_url = api_url or settings.api_url
     return {
@@ -271,8 +267,7 @@ def _reserve_port(host: str, port: int) -> socket.socket | None:
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Everything `ownbase start` tells uvicorn, in one place."""
-    # Imported here: only `ownbase start` needs the realtime websocket protocol, not every command.
-    from ownbase.realtime.wsserver import UVICORN_WS
+    from ownbase.realtime.wsserver import UVICORN_WS  # noqa: PLC0415 - only `ownbase start` needs the realtime websocket protocol; keeps other commands fast
 
     return dict(
         app="ownbase.app:create_app",
@@ -339,8 +334,6 @@ def start(
     signal.signal(signal.SIGTERM, interrupt)
     try:
         if not cfg.database_url:
-            from ownbase.embedded import EmbeddedError
-
             embedded = embedded_postgres(cfg)
             try:
                 embedded.start()
@@ -349,12 +342,11 @@ def start(
             os.environ["OWNBASE_DATABASE_URL"] = embedded.url()
             cfg = settings(database_url=embedded.url(), data_dir=data)
         _prepare(cfg)
-        from ownbase.app import PREPARED_ENV
+        from ownbase.app import PREPARED_ENV  # noqa: PLC0415 - only `ownbase start` needs the app (every service); keeps other commands fast
 
         os.environ[PREPARED_ENV] = "1"  # done once here: the workers skip it
         server_file.write_text(json.dumps({"api_url": cfg.api_url, "pid": os.getpid()}))
         _banner(cfg)
-        import uvicorn
 
         # uvicorn re-raises the stop signal after its graceful shutdown; with no-op handlers in
         # place that re-raise returns here, so the embedded PostgreSQL is stopped cleanly below.
@@ -376,9 +368,7 @@ def start(
 
 
 def _prepare(cfg: Settings) -> None:
-    from ownbase.app import authenticator_password, prepare_database
-    from ownbase.db.startup import StartupLockTimeout
-    from ownbase.keys import build_keyring
+    from ownbase.app import authenticator_password, prepare_database  # noqa: PLC0415 - only `ownbase start` needs the app (every service); keeps other commands fast
 
     keys = build_keyring(cfg)
     password = authenticator_password(cfg, keys.derive_secret("db-authenticator"))
@@ -406,7 +396,7 @@ def _banner(cfg: Settings) -> None:
                   "the 6-digit code for verifyOtp), or set OWNBASE_AUTH_AUTOCONFIRM=true for development.",
                   soft_wrap=True, highlight=False, markup=False)
     if cfg.dashboard:  # a fresh install: say how to get into /dashboard
-        from ownbase.dashboard.cli import first_admin_hint
+        from ownbase.dashboard.cli import first_admin_hint  # noqa: PLC0415 - breaks the cycle ownbase.cli <-> ownbase.dashboard.cli
 
         hint = first_admin_hint(cfg)
         if hint:

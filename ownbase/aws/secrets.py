@@ -70,7 +70,7 @@ def fetch_secrets(env: MutableMapping[str, str], client: object | None = None) -
         return
     wanted: Mapping[str, str] = json.loads(raw)
     if client is None:
-        import botocore.session
+        import botocore.session  # noqa: PLC0415 - botocore is slow to import; only deployments that name secret ARNs need it
 
         client = botocore.session.get_session().create_client("secretsmanager")
     for name, ref in wanted.items():

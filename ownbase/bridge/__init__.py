@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 
 def install(app: "Starlette", services: "list[Service]", get_ctx: Callable[[], Any]) -> None:
     """Add the bridge's lifecycle hooks and its middleware (inside the request-id/CORS layer)."""
-    from ownbase.bridge.middleware import BridgeMiddleware
-    from ownbase.bridge.runtime import SERVICE
+    from ownbase.bridge.middleware import BridgeMiddleware  # noqa: PLC0415 - `ownbase bridge` commands import this package; the proxy stack loads only when app.py installs it
+    from ownbase.bridge.runtime import SERVICE  # noqa: PLC0415 - as above: bridge runtime only in bridge mode
 
     services.append(SERVICE)
     app.add_middleware(BridgeMiddleware, get_ctx=get_ctx)  # type: ignore[arg-type]

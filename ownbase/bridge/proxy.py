@@ -12,6 +12,7 @@ from ownbase.bridge import lazy, mirror
 from ownbase.bridge.forward import Upstream, UpstreamError, relay, send_error, watch_disconnect
 from ownbase.bridge.routing import Routes, Target
 from ownbase.bridge.stats import Stats
+from ownbase.storage.service import SERVICE_AUTH, Caller
 
 log = logging.getLogger("ownbase.bridge")
 
@@ -314,8 +315,6 @@ class Bridge:
         return bool(await self.ctx.db.owner.fetchval("select 1 from storage.buckets where id = $1", bucket))
 
     async def _start_copy(self, where: tuple[str, str], response: Any) -> lazy.ObjectCopy | None:
-        from ownbase.storage.service import SERVICE_AUTH, Caller  # storage's public service API
-
         bucket, name = where
         if not await self._local_bucket(bucket):
             return None

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import bcrypt
+import pyotp
 
 BCRYPT_COST = 12
 # Verified against when the email is unknown, so both paths cost one bcrypt check.
@@ -119,16 +120,12 @@ def csrf_ok(session: Session, presented: str | None) -> bool:
 
 def totp_ok(secret: str, code: str) -> bool:
     """RFC 6238 code check (30 s steps, one step of clock drift either way)."""
-    import pyotp
-
     code = code.strip().replace(" ", "")
     return code.isdigit() and len(code) == 6 and pyotp.TOTP(secret).verify(code, valid_window=1)
 
 
 async def enable_totp(conn: asyncpg.Connection, email: str) -> str:
     """Give the account a fresh TOTP secret and return its otpauth:// URI for an authenticator app."""
-    import pyotp
-
     secret = pyotp.random_base32()
     found = await conn.fetchval("update ownbase_dashboard.accounts set totp_secret = $2 where email = $1 returning 1",
                                 normalize_email(email), secret)

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from ownbase import cli
-from ownbase.dashboard.accounts import AccountError
+from ownbase.dashboard.accounts import AccountError, create_account, enable_totp
 from ownbase.db.migrate import apply_migrations
 from ownbase.db.pool import connect
 from ownbase.db.startup import StartupLockTimeout, startup_lock
@@ -56,8 +56,6 @@ def create(
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin (scripts)."),
 ) -> None:
     """Create a dashboard account; the password is prompted (bcrypt-hashed, at least 8 characters)."""
-    from ownbase.dashboard.accounts import create_account
-
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -72,8 +70,6 @@ def totp(
     data_dir: Optional[str] = typer.Option(None, help="Data folder (default ./.ownbase)."),
 ) -> None:
     """Turn on TOTP for an account; prints the otpauth:// URI to add to an authenticator app."""
-    from ownbase.dashboard.accounts import enable_totp
-
     sys.stdout.write(_run(data_dir, lambda conn: enable_totp(conn, email)) + "\n")
 
 

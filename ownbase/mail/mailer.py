@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any, Protocol
 
+import aiosmtplib
 import asyncpg
 
 from ownbase.settings import Settings
@@ -61,8 +62,6 @@ class SmtpTransport:
         self.s = settings
 
     async def deliver(self, sender: str, message: Message) -> None:
-        import aiosmtplib
-
         s = self.s
         await aiosmtplib.send(
             build_mime(sender, message),
@@ -84,7 +83,7 @@ class SesTransport:
         self._session: Any = None
 
     async def deliver(self, sender: str, message: Message) -> None:
-        from aiobotocore.session import get_session
+        from aiobotocore.session import get_session  # noqa: PLC0415 - aiobotocore is slow to import; only the SES transport needs it
 
         if self._session is None:
             self._session = get_session()

@@ -76,7 +76,7 @@ def plan(
     report: Optional[Path] = REPORT,
 ) -> None:
     """What will move and what needs attention. Nothing is written."""
-    from ownbase.migrate import plan as step
+    from ownbase.migrate import plan as step  # noqa: PLC0415 - a step's module loads only when it runs (every command registers this file)
 
     url = None if no_target else _target(data_dir)[1]
     result = _run(step.build(source, url, set(skip_extension)), report, "plan")
@@ -107,7 +107,7 @@ def schema(
     report: Optional[Path] = REPORT,
 ) -> None:
     """Create the app's schemas, grants, policies, auth triggers and migration history (one transaction)."""
-    from ownbase.migrate import schema as step
+    from ownbase.migrate import schema as step  # noqa: PLC0415 - a step's module loads only when it runs (every command registers this file)
 
     _, url = _target(data_dir)
     result = _run(step.run(source, url, set(skip_extension), pg_dump), report, "schema")
@@ -126,7 +126,7 @@ def data(
     report: Optional[Path] = REPORT,
 ) -> None:
     """Copy app table data (binary COPY), set sequences; resumable per table."""
-    from ownbase.migrate import data as step
+    from ownbase.migrate import data as step  # noqa: PLC0415 - a step's module loads only when it runs (every command registers this file)
 
     src, tgt = _ends(source, to, data_dir)
     result = _run(step.run(src, tgt, jobs, set(table), replace=replace), report, "data")
@@ -146,7 +146,7 @@ def sync(
     report: Optional[Path] = REPORT,
 ) -> None:
     """Follow the source's app tables by logical replication (initial copy included)."""
-    from ownbase.migrate import sync as step
+    from ownbase.migrate import sync as step  # noqa: PLC0415 - a step's module loads only when it runs (every command registers this file)
 
     _, url = _target(data_dir)
     if pause:
@@ -174,7 +174,7 @@ def users(
     report: Optional[Path] = REPORT,
 ) -> None:
     """Copy auth.users and auth.identities (same ids, same hashes); optionally sessions."""
-    from ownbase.migrate import users as step
+    from ownbase.migrate import users as step  # noqa: PLC0415 - a step's module loads only when it runs (every command registers this file)
 
     s = target.settings(data_dir)
     src, tgt = _ends(source, to, data_dir)
@@ -208,11 +208,11 @@ def files(
     report: Optional[Path] = REPORT,
 ) -> None:
     """Copy buckets, storage.objects rows and their bytes; resumable per bucket."""
-    from ownbase.migrate import files as step
+    from ownbase.migrate import files as step  # noqa: PLC0415 - a step's module loads only when it runs (every command registers this file)
 
     s, url = _target(data_dir)
     if to:
-        from ownbase.migrate import files_back
+        from ownbase.migrate import files_back  # noqa: PLC0415 - a step's module loads only when it runs (every command registers this file)
 
         if not (to_url and to_service_key):
             err.print("[red]error:[/red] the way back needs --to-url and --to-service-key")
@@ -224,7 +224,7 @@ def files(
         raise typer.Exit(0 if back["ok"] else 1)
     s3 = None
     if from_s3_endpoint:
-        from ownbase.migrate.sources import S3Source
+        from ownbase.migrate.sources import S3Source  # noqa: PLC0415 - a step's module loads only when it runs (every command registers this file)
 
         if not (from_s3_key_id and from_s3_secret):
             err.print("[red]error:[/red] --from-s3-endpoint needs --from-s3-key-id and --from-s3-secret")
@@ -253,7 +253,7 @@ def rewrite_urls(
     report: Optional[Path] = REPORT,
 ) -> None:
     """Rewrite stored https://<ref>.supabase.co/storage/v1/... URLs to the ownbase public URL."""
-    from ownbase.migrate import urls as step
+    from ownbase.migrate import urls as step  # noqa: PLC0415 - a step's module loads only when it runs (every command registers this file)
 
     s, url = _target(data_dir)
     result = _run(step.run(url, source_url, to_url or s.public_url or s.api_url, set(column), dry_run), report,
@@ -272,7 +272,7 @@ def verify(
     report: Optional[Path] = REPORT,
 ) -> None:
     """Compare source and target: rows, users, objects, policies and grants. Exit 1 on a mismatch."""
-    from ownbase.migrate import verify as step
+    from ownbase.migrate import verify as step  # noqa: PLC0415 - a step's module loads only when it runs (every command registers this file)
 
     s, url = _target(data_dir)
     result = _run(step.run(source, url, s), report, "verify")

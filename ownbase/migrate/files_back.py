@@ -21,14 +21,13 @@ from ownbase.migrate.conn import connect
 from ownbase.migrate.files import blob_key
 from ownbase.migrate.progress import StepError
 from ownbase.settings import Settings
+from ownbase.storage.backends import build_backend
 
 PAGE = 200
 
 
 async def run(own_url: str, settings: Settings, to_db: str, to_url: str, service_key: str, jobs: int,
               only: set[str], replace: bool) -> dict[str, Any]:
-    from ownbase.storage.backends import build_backend
-
     started = time.monotonic()
     own = await connect(own_url)
     sb = await connect(to_db)

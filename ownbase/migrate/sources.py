@@ -48,8 +48,8 @@ class S3Reader:
         self.client: Any = None
 
     async def start(self) -> None:
-        from aiobotocore.config import AioConfig
-        from aiobotocore.session import get_session
+        from aiobotocore.config import AioConfig  # noqa: PLC0415 - aiobotocore is slow to import; only S3 sources need it
+        from aiobotocore.session import get_session  # noqa: PLC0415 - as above
 
         self.client = await self._stack.enter_async_context(get_session().create_client(
             "s3", endpoint_url=self.source.endpoint, region_name=self.source.region,
@@ -61,7 +61,7 @@ class S3Reader:
 
     @contextlib.asynccontextmanager
     async def open(self, bucket: str, name: str) -> AsyncIterator[tuple[str | None, AsyncIterator[bytes], str]]:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import ClientError  # noqa: PLC0415 - as above: botocore only for S3 sources
 
         try:
             resp = await self.client.get_object(Bucket=bucket, Key=name)

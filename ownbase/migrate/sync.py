@@ -23,6 +23,7 @@ import asyncio
 from typing import Any
 
 import asyncpg
+import psycopg
 
 from ownbase.db.sql import quote_ident
 from ownbase.migrate import catalog, data, progress, users
@@ -168,8 +169,6 @@ async def _publication(src: asyncpg.Connection, tables: list[catalog.Table], aut
 
 def _create_slot(source_url: str) -> tuple[str, Any]:
     """Create the slot on a replication connection; its snapshot lives while that connection idles."""
-    import psycopg
-
     conn = psycopg.connect(source_url, replication="database", autocommit=True)
     slot = f"CREATE_REPLICATION_SLOT {quote_ident(NAME)} LOGICAL pgoutput (SNAPSHOT 'export')"
     res = conn.pgconn.exec_(slot.encode())

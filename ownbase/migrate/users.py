@@ -8,11 +8,15 @@ GoTrue needs as '' rather than NULL are coalesced on the way (REFERENCE-AUTH.md 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 
 from ownbase.db.sql import quote_ident
+from ownbase.keys import trusted_keys
 from ownbase.migrate import catalog, pipe, progress
 from ownbase.migrate.conn import connect, qliteral, quiet_triggers, restore_triggers
 from ownbase.migrate.progress import StepError
@@ -113,13 +117,6 @@ async def _copy(src: asyncpg.Connection, tgt: asyncpg.Connection, name: str, rep
 async def _trust_jwks(url: str, settings: Settings, notes: list[str]) -> dict[str, Any]:
     """Save the project's public signing keys for OWNBASE_JWT_TRUSTED_JWKS (Supabase never exports
     the private halves, so tokens it signed can only be verified, until they expire)."""
-    import json
-    from pathlib import Path
-
-    import httpx
-
-    from ownbase.keys import trusted_keys
-
     async with httpx.AsyncClient(timeout=30) as client:
         resp = await client.get(url)
     if resp.status_code != 200:

@@ -22,6 +22,7 @@ from ownbase.db.sql import quote_ident
 from ownbase.migrate import catalog, progress
 from ownbase.migrate.conn import connect, qliteral
 from ownbase.settings import Settings
+from ownbase.storage.backends import build_backend
 
 DIFF_LIMIT = 1_000_000  # rows above which only the checksum is compared (no per-row naming)
 NAMED = 5
@@ -144,8 +145,6 @@ async def _auth(checks: Checks, src: asyncpg.Connection, tgt: asyncpg.Connection
 
 
 async def _objects(checks: Checks, src: asyncpg.Connection, tgt: asyncpg.Connection, settings: Settings) -> None:
-    from ownbase.storage.backends import build_backend
-
     q = ("select bucket_id, count(*) as n, coalesce(sum((metadata ->> 'size')::bigint), 0)::bigint as bytes"
          " from storage.objects group by 1 order by 1")
     a = {r["bucket_id"]: (r["n"], r["bytes"]) for r in await src.fetch(q)}

@@ -3,6 +3,7 @@ the JWT must carry ``role`` and a numeric ``exp``; ``sb_…`` keys map to their 
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -33,8 +34,6 @@ class Identity:
     def group_key(self) -> tuple[str, str]:
         """Subscribers with equal keys see exactly the same rows under RLS. Computed once: change
         delivery asks for it per subscriber and per change."""
-        import json
-
         return self.role, json.dumps(self.claims, sort_keys=True, default=str)
 
 

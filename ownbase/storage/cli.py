@@ -13,8 +13,7 @@ from ownbase.storage.sweeper import SweepReport, sweep_all
 
 
 async def run_sweep(target: cli.Target, stale_seconds: int, bucket: str | None) -> SweepReport:
-    # Imported here: every `ownbase` command registers this module, only this one needs storage.
-    from ownbase.storage.backends import build_backend
+    from ownbase.storage.backends import build_backend  # noqa: PLC0415 - every `ownbase` command registers this module; only `storage sweep` needs the backends
 
     backend = build_backend(target.settings)
     await backend.start()

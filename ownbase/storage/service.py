@@ -12,6 +12,8 @@ Ordering rules that keep rows and blobs consistent:
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import hashlib
 import json
@@ -20,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Iterator
+from urllib.parse import quote
 
 import asyncpg
 
@@ -555,15 +558,10 @@ def info_json(row: asyncpg.Record) -> dict[str, Any]:
 
 
 def _encode_cursor(entry: str) -> str:
-    import base64
-
     return base64.urlsafe_b64encode(entry.encode()).decode()
 
 
 def _decode_cursor(value: Any) -> str | None:
-    import base64
-    import binascii
-
     if not value:
         return None
     try:
@@ -595,8 +593,6 @@ def _decode_v2_cursor(value: Any, column: str) -> Any:
 
 
 def _url_path(value: str) -> str:
-    from urllib.parse import quote
-
     return quote(value, safe="/!*'();:@&=+$,-._~")
 
 

@@ -14,6 +14,8 @@ import io
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from PIL import Image, ImageOps, features
+
 from ownbase.storage import errors
 
 MAX_DIMENSION = 2500
@@ -27,8 +29,6 @@ FORMAT_OPTIONS = ("origin", "webp", "avif")
 def avif_supported() -> bool:
     """Whether this Pillow can write AVIF (wheels since Pillow 11.3 can; source builds may not)."""
     try:
-        from PIL import features
-
         return bool(features.check("avif"))
     except Exception:  # noqa: BLE001 - an old Pillow without the feature name means no AVIF
         return False
@@ -163,8 +163,6 @@ def _is_svg(head: bytes) -> bool:
 def sniff(head: bytes) -> str | None:
     """What the first bytes of an object are, whatever content type it was stored with (as
     Supabase's image service decides): ``"svg"``, ``"raster"`` (a format Pillow can open), or None."""
-    from PIL import Image
-
     if _is_svg(head):
         return "svg"
     Image.init()
@@ -179,8 +177,6 @@ def sniff(head: bytes) -> str | None:
 
 
 def _render(data: bytes, t: Transform, max_pixels: int) -> tuple[bytes, str]:
-    from PIL import Image, ImageOps
-
     try:
         img = Image.open(io.BytesIO(data))
         if img.width * img.height > max_pixels:

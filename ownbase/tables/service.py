@@ -47,7 +47,7 @@ def _table_json(database_id: str, record: asyncpg.Record) -> dict[str, Any]:
 async def _reload_engine(ctx: Context) -> None:
     """Make this process's schema cache see the DDL now (others follow the NOTIFY)."""
     try:
-        from ownbase.rest import engine  # the /rest/v1 engine, owned by the rest service
+        from ownbase.rest import engine  # noqa: PLC0415 - the rest service is optional here: without it there is no engine to reload; the /rest/v1 engine, owned by the rest service
     except ImportError:
         return
     reload = getattr(engine, "reload_schema", None)
@@ -251,7 +251,7 @@ async def rows(
             out_headers["accept"] = "application/vnd.pgrst.object+json"
 
     try:
-        from ownbase.rest import engine
+        from ownbase.rest import engine  # noqa: PLC0415 - the rest service is optional here: without it the row endpoints answer 503
     except ImportError:
         raise errors.unavailable("The row endpoints need the /rest/v1 engine, which is not installed.") from None
     response = await engine.handle(

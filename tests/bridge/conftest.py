@@ -9,6 +9,9 @@ from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from supabase import create_client
 
 from ownbase.keys import generate_private_key_pem
 from tests.conftest import ServerHandle, create_database, sql, start_server
@@ -110,8 +113,6 @@ def bridge_factory(tmp_root: Path, pg_admin_url: str, upstream: Upstream) -> Ite
 
 
 def supa(handle: ServerHandle, key: str | None = None) -> Any:
-    from supabase import create_client
-
     return create_client(handle.url, key or handle.anon_key)
 
 
@@ -127,9 +128,6 @@ def wait_until(fn: Callable[[], Any], timeout: float = 30) -> Any:
 
 def fuzz_no_5xx(handle: ServerHandle) -> None:
     """Bounded fuzz of the bridge layer: odd methods, paths, keys, profiles and bodies -> never 5xx."""
-    from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
-
     prefixes = st.sampled_from(["/rest/v1/", "/rest/v1/rpc/", "/storage/v1/object/", "/storage/v1/object/public/",
                                 "/storage/v1/bucket/", "/auth/v1/", "/auth/v1/token", "/realtime/v1/api/"])
     segment = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF, exclude_categories=("Cc", "Cs"),

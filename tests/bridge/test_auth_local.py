@@ -6,9 +6,11 @@ import uuid
 
 import httpx
 import pytest
+from supabase import acreate_client
 
 from tests.bridge.conftest import PASSWORD, SHARED_SECRET, supa
 from tests.conftest import sql
+from tests.realtime.conftest import Inbox, subscribed
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +41,6 @@ def test_local_user_reads_its_upstream_rows(bridge, upstream):
 
 
 async def test_realtime_local_is_not_relayed(bridge, upstream):
-    from supabase import acreate_client
-
-    from tests.realtime.conftest import Inbox, subscribed
 
     here_a = await acreate_client(bridge.url, bridge.anon_key)
     here_b = await acreate_client(bridge.url, bridge.anon_key)

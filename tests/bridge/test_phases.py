@@ -4,14 +4,20 @@ mirror queue of the way back; the status command. One bridge, one upstream playi
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
+from supabase_auth.errors import AuthApiError
 
-from tests.bridge.conftest import PASSWORD, supa, wait_until
+from tests.bridge.conftest import PASSWORD, fuzz_no_5xx, supa, wait_until
 from tests.conftest import sql
 
 
@@ -94,7 +100,6 @@ def test_user_signs_in_through_the_bridge_then_with_the_upstream_stopped(bridge,
     try:
         again = supa(bridge).auth.sign_in_with_password({"email": email, "password": PASSWORD}).session
         assert again.user.id == created.id
-        from supabase_auth.errors import AuthApiError
 
         with pytest.raises(AuthApiError, match="Invalid login credentials"):
             supa(bridge).auth.sign_in_with_password({"email": email, "password": "wrong password!"})
@@ -186,8 +191,6 @@ def test_status_text_output(bridge):
 
 
 def test_fuzz_no_5xx_through_a_fallback_bridge(bridge):
-    from tests.bridge.conftest import fuzz_no_5xx
-
     fuzz_no_5xx(bridge)
 
 
@@ -210,9 +213,6 @@ def test_local_failure_in_fallback_is_answered_by_the_upstream(bridge, upstream)
 
 
 def test_upstream_killed_mid_download_keeps_no_partial_copy(bridge, upstream):
-    import os
-    import signal
-
     name = f"large-{uuid.uuid4().hex[:6]}.bin"
     blob = os.urandom(1024 * 1024) * 24
     supa(upstream.handle, upstream.handle.service_key).storage.from_("docs").upload(name, blob)
@@ -245,10 +245,6 @@ def test_upload_to_a_bucket_not_migrated_goes_upstream(bridge, upstream):
 
 
 def test_supabase_js_through_the_bridge(bridge, upstream):
-    import os
-    import shutil
-    from pathlib import Path
-
     node = shutil.which("node")
     js = Path(__file__).resolve().parents[1] / "js"
     if node is None or not (js / "node_modules" / "@supabase" / "supabase-js").exists():
@@ -269,9 +265,6 @@ def test_supabase_js_through_the_bridge(bridge, upstream):
 def test_client_leaving_mid_download_stops_the_upstream_transfer(bridge, upstream):
     """Once a client is gone nothing pushes back any more: without a stop, the bridge would pull
     (and here copy) the whole object for nobody."""
-    import os
-    import time
-
     name = f"left-{uuid.uuid4().hex[:6]}.bin"
     blob = os.urandom(1024 * 1024) * 24
     supa(upstream.handle, upstream.handle.service_key).storage.from_("docs").upload(name, blob)

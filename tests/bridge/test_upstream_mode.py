@@ -6,8 +6,9 @@ import uuid
 
 import httpx
 import pytest
+from supabase import acreate_client
 
-from tests.bridge.conftest import PASSWORD, supa
+from tests.bridge.conftest import PASSWORD, fuzz_no_5xx, supa
 from tests.realtime.conftest import Inbox, subscribed
 
 
@@ -65,8 +66,6 @@ def test_upstream_slow_is_a_504_and_upstream_down_is_a_502(bridge, upstream):
 
 
 async def test_realtime_broadcast_through_the_bridge(bridge, upstream):
-    from supabase import acreate_client
-
     via_bridge = await acreate_client(bridge.url, bridge.anon_key)
     direct = await acreate_client(upstream.handle.url, upstream.handle.anon_key)
     name = "room-" + uuid.uuid4().hex[:8]
@@ -83,6 +82,4 @@ async def test_realtime_broadcast_through_the_bridge(bridge, upstream):
 
 
 def test_fuzz_no_5xx_through_an_upstream_bridge(bridge):
-    from tests.bridge.conftest import fuzz_no_5xx
-
     fuzz_no_5xx(bridge)

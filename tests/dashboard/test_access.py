@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from typing import Callable
 
@@ -117,9 +121,6 @@ def test_session_gives_no_api_privileges(dash: ServerHandle, signed_in: tuple[ht
 
 
 def test_totp_login(dash: ServerHandle) -> None:
-    import subprocess
-    import sys
-
     assert create_admin(dash, "totp@example.com").returncode == 0
     out = subprocess.run([sys.executable, "-m", "ownbase", "admin", "totp", "totp@example.com",
                           "--data-dir", str(dash.data_dir)], env=dash.env, capture_output=True, text=True)
@@ -184,8 +185,6 @@ def test_views_and_filters_in_the_grid(dash: ServerHandle, signed_in: tuple[http
 
 
 def test_slow_queries_show_a_running_statement(dash: ServerHandle, signed_in: tuple[httpx.Client, str]) -> None:
-    import threading
-
     client, token = signed_in
     sleeper = threading.Thread(target=lambda: client.post(
         "/dashboard/api/sql", headers={"x-csrf-token": token}, json={"sql": "select pg_sleep(4), 'slow-marker'"}))
@@ -203,8 +202,6 @@ def test_slow_queries_show_a_running_statement(dash: ServerHandle, signed_in: tu
 
 
 def test_table_list_counts_rows(dash: ServerHandle, signed_in: tuple[httpx.Client, str]) -> None:
-    import time
-
     client, token = signed_in
     r = client.post("/dashboard/api/sql", headers={"x-csrf-token": token}, json={
         "sql": "create table public.counted (id int); insert into public.counted select generate_series(1, 7)"})
@@ -220,8 +217,6 @@ def test_table_list_counts_rows(dash: ServerHandle, signed_in: tuple[httpx.Clien
 
 
 def test_users_and_storage_through_the_dashboard(dash: ServerHandle, signed_in: tuple[httpx.Client, str]) -> None:
-    import uuid
-
     client, token = signed_in
     h = {"x-csrf-token": token}
     email = f"dash-user-{uuid.uuid4().hex[:6]}@example.com"

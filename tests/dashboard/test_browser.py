@@ -17,10 +17,12 @@ from typing import Any, Iterator
 import httpx
 import pytest
 from PIL import Image
+from playwright.sync_api import sync_playwright
+from supabase import create_client
 
 from tests.conftest import ServerHandle
 from tests.conftest import sql as _sql
-from tests.dashboard.conftest import PASSWORD
+from tests.dashboard.conftest import PASSWORD, create_admin
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).parent / "screenshots"
@@ -31,14 +33,11 @@ AUTHORS, POSTS, RT = f"authors_{TAG}", f"posts_{TAG}", f"rt_items_{TAG}"
 
 @pytest.fixture(scope="module")
 def page(dash: ServerHandle) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is not installed: the test command installs it (scripts/test)")
 
     SHOTS.mkdir(exist_ok=True)
     email = f"browser-{TAG}@example.com"
-    from tests.dashboard.conftest import create_admin
 
     assert create_admin(dash, email).returncode == 0
     with sync_playwright() as pw:
@@ -122,7 +121,6 @@ def test_create_table_with_fk_and_policy_refuses_anon(page: Any, dash: ServerHan
     page.click("#policy-create")
     page.wait_for_selector("text=Everyone can read")
     shot(page, "policies")
-    from supabase import create_client
 
     anon = create_client(dash.url, dash.anon_key)
     sql(dash, f'insert into public."{AUTHORS}" (user_id) values (gen_random_uuid())')

@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from ownbase.app import services
@@ -83,9 +85,6 @@ def test_generated_pages_are_current_and_generator_runs(tmp_path: Path) -> None:
 def test_project_rest_reference_from_a_running_server(server: ServerHandle, tmp_path: Path) -> None:
     sql(server, "create table if not exists public.api_ref_books (id bigint primary key, title text not null);"
                 "notify pgrst, 'reload schema';")
-    import time
-
-    import httpx
 
     # The schema cache notices the NOTIFY within its poll interval; wait for the table to appear.
     deadline = time.monotonic() + 30

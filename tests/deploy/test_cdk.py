@@ -11,15 +11,17 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+import aws_cdk as cdk  # noqa: E402  (the test extra installs aws-cdk-lib; a missing one must fail)
 import pytest
 import yaml
-
-import aws_cdk as cdk  # noqa: E402  (the test extra installs aws-cdk-lib; a missing one must fail)
 from aws_cdk.assertions import Match, Template  # noqa: E402
-from pydantic import ValidationError  # noqa: E402
-
 from ownbase_cdk.app_builder import Stacks, build  # noqa: E402
 from ownbase_cdk.config import DeployConfig, load_config  # noqa: E402
+from pydantic import (
+    BaseModel,
+    ValidationError,  # noqa: E402
+)
+
 from tests.deploy.conftest import AWS_DIR  # noqa: E402
 
 CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/0f0e0d0c-1111-2222-3333-444455556666"
@@ -160,8 +162,6 @@ def test_templates_pass_cfn_lint(default: Synth, full: Synth) -> None:
 # --- config -------------------------------------------------------------------------------------
 
 def _keys(model: type, prefix: str = "") -> set[str]:
-    from pydantic import BaseModel
-
     out = set()
     for name, field in model.model_fields.items():
         key = field.alias or name

@@ -15,10 +15,13 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from ownbase.aws.container import cpu_count
-from ownbase.aws.secrets import SecretFormatError, compose, postgres_url
+from ownbase.aws.secrets import SecretFormatError, compose, fetch_secrets, postgres_url
+from ownbase.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "deploy" / "docker"
@@ -182,7 +185,6 @@ def test_entrypoint_builds_database_and_redis_urls_from_secrets() -> None:
     assert env["OWNBASE_DATABASE_READ_URL"].startswith("postgresql://ownbase_admin:p%40ss")
     assert "@replica.internal:5432/" in env["OWNBASE_DATABASE_READ_URL"]
     assert env["OWNBASE_REDIS_URL"] == "rediss://:tok%2Fen%401@cache.internal:6379/0"
-    from ownbase.settings import Settings
 
     parsed = Settings(database_url=env["OWNBASE_DATABASE_URL"], redis_url=env["OWNBASE_REDIS_URL"])
     assert parsed.database_url.endswith("sslmode=verify-full")
@@ -238,11 +240,6 @@ def test_healthcheck_command(ready_server: tuple[str, dict[str, int]]) -> None:
 
 def test_lambda_reads_named_secrets_at_cold_start() -> None:
     """OWNBASE_AWS_SECRET_ARNS as the CDK app writes it, against a Secrets Manager stand-in (moto)."""
-    import boto3
-    from moto import mock_aws
-
-    from ownbase.aws.secrets import fetch_secrets
-
     with mock_aws():
         client = boto3.client("secretsmanager", region_name="eu-west-1", aws_access_key_id="t",
                               aws_secret_access_key="t")

@@ -5,15 +5,19 @@ only mock, for AWS itself)."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import quote
 
 import asyncpg
+import boto3
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from moto import mock_aws
 from supabase import ClientOptions, create_client
 
 from ownbase.app import authenticator_password, prepare_database
@@ -41,14 +45,10 @@ grant select, insert, update, delete on public.lambda_notes to authenticated;
 
 @pytest.fixture(scope="module")
 def lambda_app(pg_admin_url: str, jwt_private_key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from moto import mock_aws
-
     db_url = create_database(pg_admin_url, "ownbase_lambda")
     prepare_schema(db_url, jwt_private_key)
     data_dir: Path = tmp_path_factory.mktemp("lambda-data")
     with pytest.MonkeyPatch.context() as mp, mock_aws():
-        import boto3
-
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             mp.setenv(key, "testing")
         mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
@@ -65,7 +65,6 @@ def lambda_app(pg_admin_url: str, jwt_private_key: str, tmp_path_factory: pytest
         mp.delenv("OWNBASE_JWT_PRIVATE_KEY", raising=False)
         lambda_entry._handler = None
         first = lambda_entry.handler(event_for(httpx.Request("GET", URL + "/ready")), FakeContext())
-        import os
 
         assert os.environ["OWNBASE_JWT_PRIVATE_KEY"] == jwt_private_key  # fetched from Secrets Manager
     keys = build_keyring(Settings(jwt_private_key=jwt_private_key, public_url=URL))
@@ -178,8 +177,6 @@ _query = st.lists(st.tuples(st.text(max_size=8), st.text(max_size=12)), max_size
 def test_fuzzed_api_gateway_events_never_answer_5xx(lambda_app: dict[str, Any], method: str, prefix: str,
                                                     segments: list[str], query: list[tuple[str, str]],
                                                     body: bytes, content_type: str, auth: str) -> None:
-    from urllib.parse import quote
-
     path = prefix + "/".join(quote(s, safe="") for s in segments)
     headers = {"content-type": content_type} if content_type else {}
     key = {"anon": lambda_app["anon"], "service": lambda_app["service"], "garbage": "x.y.z", "none": ""}[auth]

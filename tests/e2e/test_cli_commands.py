@@ -11,6 +11,7 @@ import io
 import ipaddress
 import json
 import os
+import pwd
 import subprocess
 import sys
 import uuid
@@ -138,7 +139,6 @@ def tls_only_postgres(tmp_root: Path) -> Iterator[tuple[str, Path]]:
     (emb.pgdata / "pg_hba.conf").write_text(
         "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n")
     if os.geteuid() == 0:  # the server runs as the unprivileged system user; its key must be its own
-        import pwd
 
         entry = pwd.getpwnam(SYSTEM_USER)
         for path in (tls, tls / "server.crt", tls / "server.key", emb.pgdata / "pg_hba.conf"):

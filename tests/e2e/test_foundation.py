@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Callable
@@ -22,7 +24,7 @@ from ownbase.db.scope import RequestScope, request_scope
 from ownbase.embedded import free_port
 from ownbase.keys import build_keyring
 from ownbase.settings import Settings
-from tests.conftest import ServerHandle, start_server, wait_ready, fill_keys
+from tests.conftest import ServerHandle, sql, start_server
 
 
 def test_health_ready_and_request_id(server: ServerHandle) -> None:
@@ -221,7 +223,6 @@ def test_one_json_log_line_per_request(server_factory: Callable[..., ServerHandl
     srv = server_factory({"OWNBASE_LOG_LEVEL": "info"})
     rid = f"log-{uuid.uuid4().hex}"
     assert httpx.get(srv.url + "/auth/v1/health", headers={"x-request-id": rid}).status_code == 200
-    import time
 
     for _ in range(50):
         lines = [json.loads(line) for line in srv.log_path.read_text().splitlines()
@@ -236,12 +237,8 @@ def test_one_json_log_line_per_request(server_factory: Callable[..., ServerHandl
 
 
 def test_sigterm_lets_in_flight_requests_finish(server_factory: Callable[..., ServerHandle]) -> None:
-    import threading
-    import time
-
     srv = server_factory()
     name = f"slow_{uuid.uuid4().hex[:8]}"
-    from tests.conftest import sql
 
     sql(srv, f"create function public.{name}() returns int language sql as "
              f"'select 7 from pg_sleep(1.5)'; notify pgrst, 'reload schema';")

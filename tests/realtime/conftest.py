@@ -18,9 +18,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from realtime import AsyncRealtimeClient
 
 from ownbase.embedded import free_port
-
 from tests.conftest import ServerHandle, keyring_for, sql, wait_for_port
 
 SCHEMA = Path(__file__).with_name("schema.sql")
@@ -104,8 +104,6 @@ async def until(fn: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout:
 
 async def rt_client(server: ServerHandle, token: str | None = None, key: str | None = None) -> Any:
     """A connected AsyncRealtimeClient (apikey = anon key; optional user token via set_auth)."""
-    from realtime import AsyncRealtimeClient
-
     client = AsyncRealtimeClient(ws_url(server), key or server.anon_key)
     await client.connect()
     if token is not None:

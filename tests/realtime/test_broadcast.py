@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import websockets
 from supabase import acreate_client
 
 from tests.realtime.conftest import Inbox, rt_client, subscribed
@@ -156,8 +157,6 @@ async def test_private_channel_allowed_and_refused(rt_server, mint):
 
 
 async def test_handshake_rejects_bad_apikey(rt_server):
-    import websockets
-
     url = rt_server.url.replace("http", "ws") + "/realtime/v1/websocket?vsn=1.0.0&apikey=garbage"
     try:
         async with websockets.connect(url):

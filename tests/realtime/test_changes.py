@@ -8,6 +8,9 @@ import asyncio
 import re
 import uuid
 
+import asyncpg
+
+from tests.conftest import create_database
 from tests.realtime.conftest import Inbox, rt_client, run_sql, subscribed
 
 
@@ -207,8 +210,6 @@ async def test_commit_order_of_1000_quick_inserts(rt_server):
     await subscribed(ch)
 
     async def writer() -> None:
-        import asyncpg
-
         conn = await asyncpg.connect(rt_server.db_url)
         try:
             for i in range(1000):  # 1,000 separate autocommit transactions
@@ -224,9 +225,6 @@ async def test_commit_order_of_1000_quick_inserts(rt_server):
 
 
 async def test_late_commit_is_not_missed_and_other_databases_do_not_block(rt_server, pg_admin_url):
-    import asyncpg
-
-    from tests.conftest import create_database
 
     c = await rt_client(rt_server)
     ch = c.channel("pg-late")

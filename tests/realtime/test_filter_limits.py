@@ -15,6 +15,7 @@ import pytest
 import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from websockets.sync.client import connect
 
 from ownbase.realtime import filters
 from tests.realtime.conftest import Inbox, rt_client, run_sql, subscribed, until
@@ -146,8 +147,6 @@ _binding = st.one_of(_json, st.fixed_dictionaries({}, optional={
 def test_any_join_payload_gets_a_reply(rt_server, bindings):
     """Whatever postgres_changes config a client sends, the join is answered (ok or a clear
     error) and the socket stays usable: never a crash, a phx_error or a closed socket."""
-    from websockets.sync.client import connect
-
     url = rt_server.url.replace("http", "ws") + f"/realtime/v1/websocket?vsn=1.0.0&apikey={rt_server.anon_key}"
     with connect(url) as ws:
         ws.send(json.dumps({"join_ref": "1", "ref": "1", "topic": "realtime:fuzz", "event": "phx_join",

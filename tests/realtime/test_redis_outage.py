@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from ownbase.embedded import free_port
 from ownbase.realtime.bus import Broadcast, RedisBus
@@ -197,8 +198,6 @@ async def test_realtime_survives_a_redis_outage(cluster, killable_redis):
 async def test_bus_reports_degraded_and_recovers(killable_redis):
     """The flag /ready reads (``Hub.degraded`` combines the bus's and presence's): set while Redis
     is unreachable, cleared by itself when it is back; messages are delivered locally meanwhile."""
-    import redis.asyncio as aioredis
-
     client = aioredis.from_url(killable_redis.url)
     got: list[Broadcast] = []
     transitions: list[bool] = []

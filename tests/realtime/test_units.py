@@ -8,6 +8,7 @@ import pytest
 
 from ownbase.realtime import filters
 from ownbase.realtime.bindings import BindingError, parse_binding
+from ownbase.realtime.bus import Broadcast, Change, Changes, PresenceDiff, decode_message, encode_message
 from ownbase.realtime.dispatch import trim_oversized
 from ownbase.realtime.serializer import V1, V2, Frame, decode, encode
 
@@ -67,8 +68,6 @@ def test_oversized_change_keeps_small_values_and_reports_413():
 
 
 def test_bus_messages_round_trip_in_the_wire_form():
-    from ownbase.realtime.bus import Broadcast, Change, Changes, PresenceDiff, decode_message, encode_message
-
     change = Change(7, 16384, "public", "t", "DELETE", None, {"id": 1}, "2026-01-01T00:00:00.000Z")
     for message in (Broadcast("pub:r", {"type": "broadcast", "event": "e", "payload": b"\x00\xff"}, "s"),
                     PresenceDiff("priv:r", {"k": {"metas": [{"phx_ref": "1"}]}}, {}),

@@ -18,6 +18,7 @@ import boto3
 import httpx
 import pytest
 from botocore.config import Config
+from supabase import ClientOptions, create_client
 
 from ownbase.embedded import free_port
 from tests.conftest import ServerHandle, create_database, keyring_for
@@ -172,8 +173,6 @@ def http(target: StorageTarget, key: str, token: str | None = None) -> httpx.Cli
 
 def sb(target: StorageTarget, key: str, token: str | None = None) -> Any:
     """A supabase-py client; with ``token`` the requests carry that user JWT."""
-    from supabase import ClientOptions, create_client
-
     options = ClientOptions(headers={"Authorization": f"Bearer {token}"}) if token else None
     return create_client(target.url, key, options) if options else create_client(target.url, key)
 

@@ -3,7 +3,6 @@ client disconnects, backend errors, size overruns mid-stream; orphans are swept.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import time

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
 
 import httpx
 import pytest
@@ -218,9 +220,6 @@ def test_special_characters_and_empty_files(target: StorageTarget, admin, bucket
 
 
 def test_replacing_keeps_old_version_readable_until_commit(target: StorageTarget, admin, bucket: str) -> None:
-    import threading
-    import time
-
     files = admin.storage.from_(bucket)
     files.upload("live.txt", b"old version")
     release = threading.Event()

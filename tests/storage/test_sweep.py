@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import httpx
+from supabase import create_client
 
 from tests.conftest import ServerHandle
 from tests.storage.conftest import S3_BUCKET, S3Server, s3_env, unique
@@ -122,7 +123,6 @@ def test_killed_upload_temp_file_is_swept_in_flight_one_is_not(
 
 
 def sb_for(server: ServerHandle):  # noqa: ANN201 - a supabase-py client
-    from supabase import create_client
 
     return create_client(server.url, server.service_key)
 

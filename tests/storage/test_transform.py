@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from storage3.exceptions import StorageApiError
 
+from ownbase.storage import errors, transform
 from tests.storage.conftest import StorageTarget, http
 
 
@@ -157,8 +158,6 @@ def test_avif_without_pillow_support_is_a_clear_400(monkeypatch: pytest.MonkeyPa
     """A Pillow built without AVIF: the option is refused as InvalidRequest (400), both when parsed
     and, as a backstop, when rendering. The server runs in its own process, so this checks the
     functions the route calls rather than going through HTTP."""
-    from ownbase.storage import errors, transform
-
     assert transform.parse_transform({"format": "avif"}).format == "avif"  # supported here
     monkeypatch.setattr(transform, "avif_supported", lambda: False)
     with pytest.raises(errors.StorageError) as err:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
+import time
 import uuid
 
 import httpx
@@ -98,9 +101,6 @@ def test_tus_refusals(target: StorageTarget, admin, bucket: str, mint) -> None:
 
 
 def test_abandoned_uploads_expire(target: StorageTarget, bucket: str) -> None:
-    import subprocess
-    import sys
-
     client = tus(target, target.server.service_key)
     up = client.uploader(file_stream=io.BytesIO(b"0123456789" * 100), chunk_size=100,
                          metadata={"bucketName": bucket, "objectName": "abandoned.bin"})
@@ -118,7 +118,6 @@ def test_abandoned_uploads_expire(target: StorageTarget, bucket: str) -> None:
     assert out.returncode == 0, out.stderr
     # The server's own periodic sweeper may have claimed the upload a moment earlier and still be
     # deleting its parts: wait for the end state rather than for who did it.
-    import time
 
     deadline = time.monotonic() + 20
     while [k for k in target.blob_keys(bucket) if k.startswith(".tus/")] and time.monotonic() < deadline:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from typing import Callable, Iterator
@@ -125,10 +128,6 @@ def test_lock_is_released_after_each_patch(target: StorageTarget, bucket: str) -
 
 def test_patch_of_a_killed_process_holds_the_upload_until_its_lease_lapses(
         target: StorageTarget, admin, bucket: str, server_factory: Callable[..., ServerHandle]) -> None:
-    import signal
-    import subprocess
-    import sys
-
     victim = server_factory(s3_env(target.s3)) if target.s3 else server_factory()
     data = os.urandom(4 * 1024 * 1024)
     key = target.server.service_key

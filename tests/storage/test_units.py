@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
 
 from ownbase.storage import errors
+from ownbase.storage.backends import local
 from ownbase.storage.backends.local import LocalBackend, PathEscape
 from ownbase.storage.paths import is_valid_key, mime_allowed, parse_size
 from ownbase.storage.responses import content_disposition, parse_range
@@ -66,10 +68,6 @@ def test_local_backend_write_is_durable_before_it_returns(tmp_path: Path, monkey
     """The caller commits the row right after write() returns, so the blob and its directory
     entry must be on disk by then; long writes are flushed while they run (fdatasync), not all
     at the end. The real os.fsync/os.fdatasync still run: the spies only record the calls."""
-    import os
-
-    from ownbase.storage.backends import local
-
     monkeypatch.setattr(local, "FLUSH_EVERY", 4 * 1024 * 1024)
     calls: list[tuple[str, str]] = []
     real_fsync, real_fdatasync = os.fsync, os.fdatasync

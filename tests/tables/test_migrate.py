@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from ownbase.db.dbmigrate import split_statements
+from ownbase.embedded import EmbeddedPostgres
 from tests.conftest import TEST_ENV, create_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,7 +193,6 @@ def test_embedded_data_dir_is_started_migrated_and_stopped(folder: Path) -> None
         assert "embedded PostgreSQL" in out.stderr and "postgis" in out.stderr
         assert "OWNBASE_DATABASE_URL" in out.stderr
         # The server it started was stopped again.
-        from ownbase.embedded import EmbeddedPostgres
 
         assert not EmbeddedPostgres(data / "postgres").is_running()
 
@@ -208,8 +209,6 @@ def test_statement_splitter_respects_sql_lexing() -> None:
 def test_running_server_is_told_to_reload_and_serves_the_new_table(server: Any, folder: Path) -> None:
     """`db migrate` ends with NOTIFY pgrst, 'reload schema'; a running server then serves the new
     table through /rest/v1 without a restart."""
-    import httpx
-
     table = "migrated_" + uuid.uuid4().hex[:8]
     (folder / "20240101000000_new_table.sql").write_text(
         f"create table public.{table} (id int primary key, label text);\n"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 
@@ -46,8 +48,6 @@ def test_alg_confusion_rejected() -> None:
     header = base64.urlsafe_b64encode(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()).rstrip(b"=")
     payload = base64.urlsafe_b64encode(
         json.dumps({"role": "service_role", "exp": int(time.time()) + 60}).encode()).rstrip(b"=")
-    import hashlib
-    import hmac
 
     sig = base64.urlsafe_b64encode(hmac.new(public_pem, header + b"." + payload, hashlib.sha256).digest()).rstrip(b"=")
     forged = (header + b"." + payload + b"." + sig).decode()

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator
+from urllib.parse import quote
 
 from ownbase.settings import Settings
 from ownbase.storage.backends.base import BlobNotFound
@@ -44,8 +45,8 @@ class S3Backend:
         self._inflight: set[str] = set()  # multipart uploads this process is writing
 
     async def start(self) -> None:
-        from aiobotocore.config import AioConfig
-        from aiobotocore.session import get_session
+        from aiobotocore.config import AioConfig  # noqa: PLC0415 - aiobotocore is slow to import; loaded when the S3 backend starts, not when storage is imported
+        from aiobotocore.session import get_session  # noqa: PLC0415 - as above
 
         s = self.settings
         config = AioConfig(
@@ -262,8 +263,6 @@ class S3Backend:
         mode = self.settings.storage_download_redirect
         b, k = self.locate(bucket, key)
         if mode == "cloudfront" and self.settings.storage_cloudfront_domain:
-            from urllib.parse import quote
-
             domain = self.settings.storage_cloudfront_domain.rstrip("/")
             if not domain.startswith("http"):
                 domain = "https://" + domain
