@@ -33,16 +33,15 @@ log = logging.getLogger("ownbase")
 
 
 def services() -> list[Service]:
-    # Imported here so that each service stays an independent package (dependency rule:
-    # settings/db/keys <- services <- app).
-    from ownbase.auth.routes import SERVICE as auth
-    from ownbase.dashboard.routes import SERVICE as dashboard
-    from ownbase.functions.routes import SERVICE as functions
-    from ownbase.ops.routes import SERVICE as ops
-    from ownbase.realtime.routes import SERVICE as realtime
-    from ownbase.rest.routes import SERVICE as rest
-    from ownbase.storage.routes import SERVICE as storage
-    from ownbase.tables.routes import SERVICE as tables
+    # Imported when the app is built: `import ownbase.app` (the CLI, the Lambda entry) stays light.
+    from ownbase.auth.routes import SERVICE as auth  # noqa: PLC0415 - see above
+    from ownbase.dashboard.routes import SERVICE as dashboard  # noqa: PLC0415 - see above
+    from ownbase.functions.routes import SERVICE as functions  # noqa: PLC0415 - see above
+    from ownbase.ops.routes import SERVICE as ops  # noqa: PLC0415 - see above
+    from ownbase.realtime.routes import SERVICE as realtime  # noqa: PLC0415 - see above
+    from ownbase.rest.routes import SERVICE as rest  # noqa: PLC0415 - see above
+    from ownbase.storage.routes import SERVICE as storage  # noqa: PLC0415 - see above
+    from ownbase.tables.routes import SERVICE as tables  # noqa: PLC0415 - see above
 
     return [auth, rest, tables, storage, realtime, dashboard, functions, ops]
 
@@ -134,7 +133,7 @@ def build_app(settings: Settings | None = None, *, prepare: bool = True) -> Star
         db = await open_database(settings, settings.database_url, password)
         redis_client = None
         if settings.redis_url:
-            import redis.asyncio as aioredis
+            import redis.asyncio as aioredis  # noqa: PLC0415 - only with OWNBASE_REDIS_URL
 
             redis_client = aioredis.from_url(settings.redis_url)
             limiter = SharedRateLimiter(redis_client, settings.redis_timeout_ms / 1000)
@@ -174,7 +173,7 @@ def build_app(settings: Settings | None = None, *, prepare: bool = True) -> Star
     app = Starlette(lifespan=lifespan)
     app.router = SegmentRouter(routes, lifespan=lifespan)  # Starlette's matching, fewer regex tries
     if settings.bridge_url:  # bridge mode: in front of a live Supabase project (docs/migration/bridge.md)
-        from ownbase.bridge import install as install_bridge
+        from ownbase.bridge import install as install_bridge  # noqa: PLC0415 - bridge mode only
 
         install_bridge(app, svcs, lambda: holder.get("ctx"))
     app.add_middleware(OwnbaseMiddleware, get_ctx=lambda: holder.get("ctx"))  # type: ignore[arg-type]

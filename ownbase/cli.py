@@ -305,7 +305,7 @@ def start(
     if cfg.workers > 1 and not cfg.redis_url:
         fail("--workers > 1 needs OWNBASE_REDIS_URL: rate limits, realtime fan-out and presence "
              "must be shared between processes.", 2)
-    from ownbase.functions.config import FunctionsConfigError, load_functions
+    from ownbase.functions.config import FunctionsConfigError, load_functions  # noqa: PLC0415 - only `start` checks it
 
     try:  # a broken functions table stops here, named, not as a traceback after the banner
         load_functions(cfg.functions, cfg.data_dir)

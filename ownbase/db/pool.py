@@ -119,7 +119,7 @@ class ScopedConnection(asyncpg.Connection):  # type: ignore[misc]
         """The read statements this session has prepared (``ownbase.db.scope.PreparedReads``):
         they live as long as the session, which the empty reset query keeps across releases."""
         if self._prepared_reads is None:
-            from ownbase.db.scope import PreparedReads
+            from ownbase.db.scope import PreparedReads  # noqa: PLC0415 - db.scope imports db.pool
 
             self._prepared_reads = PreparedReads()
         return self._prepared_reads

@@ -5,6 +5,8 @@ Lambda targets and local commands share this format, so one handler runs in both
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import base64
 import binascii
 import json
@@ -64,8 +66,6 @@ def build_event(*, name: str, method: str, path: str, query: str, headers: list[
     if cookies:
         event["cookies"] = cookies
     if query:
-        from urllib.parse import parse_qsl
-
         params: dict[str, str] = {}
         for key, value in parse_qsl(query, keep_blank_values=True):
             params[key] = f"{params[key]},{value}" if key in params else value

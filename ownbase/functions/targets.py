@@ -58,8 +58,9 @@ class LambdaInvoker:
     async def _client(self, region: str) -> Any:
         async with self._lock:
             if region not in self._clients:
-                from aiobotocore.config import AioConfig
-                from aiobotocore.session import get_session
+                # Imported here: aiobotocore is slow to import and only Lambda targets need it.
+                from aiobotocore.config import AioConfig  # noqa: PLC0415 - see above
+                from aiobotocore.session import get_session  # noqa: PLC0415 - see above
 
                 # botocore's 60 s read timeout would cut long functions short, and its retries
                 # would run a function twice after a timeout: one attempt, our own deadline.
@@ -73,7 +74,7 @@ class LambdaInvoker:
         parts = target.split(":")
         region = parts[3] if target.startswith("arn:") and len(parts) > 3 else (
             region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - Lambda targets only
 
         try:
             client = await self._client(region)

@@ -30,6 +30,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 
+from ownbase.embedded import EmbeddedPostgres
 from ownbase.settings import Settings
 from ownbase.storage.backends import build_backend
 from ownbase.storage.service import blob_key
@@ -44,8 +45,6 @@ class BackupError(Exception):
 
 def pg_tool(name: str, server_version_num: int) -> str:
     """The wheel's client when it is at least the server's major version, else one on PATH."""
-    from ownbase.embedded import EmbeddedPostgres
-
     candidates = [EmbeddedPostgres(Path(tempfile.gettempdir())).bins / name]
     on_path = shutil.which(name)
     if on_path:
@@ -105,14 +104,14 @@ class Destination:
         return bucket, prefix.strip("/")
 
     def _client(self) -> Any:
-        from aiobotocore.session import get_session
+        from aiobotocore.session import get_session  # noqa: PLC0415 - slow to import; S3 targets only
 
         s = self.settings
         kwargs: dict[str, Any] = {"region_name": s.storage_s3_region}
         if s.storage_s3_endpoint_url:
             kwargs["endpoint_url"] = s.storage_s3_endpoint_url
         if s.storage_s3_force_path_style:
-            from aiobotocore.config import AioConfig
+            from aiobotocore.config import AioConfig  # noqa: PLC0415 - S3 targets only
 
             kwargs["config"] = AioConfig(s3={"addressing_style": "path"})
         return get_session().create_client("s3", **kwargs)

@@ -21,8 +21,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object (settings mode: the values to set)."),
     ) -> None:
         """Advance a signing-key rotation by one step (create the next key, or make it the signing key)."""
-        from ownbase.ops.keyrotation import as_json as step_json
-        from ownbase.ops.keyrotation import describe, rotate
+        from ownbase.ops.keyrotation import as_json as step_json  # noqa: PLC0415 - loaded when the command runs
+        from ownbase.ops.keyrotation import describe, rotate  # noqa: PLC0415 - loaded when the command runs
 
         cfg = cli.settings(data_dir=data_dir)
         try:
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         db_url: Optional[str] = typer.Option(None, help="PostgreSQL URL (default OWNBASE_DATABASE_URL)."),
     ) -> None:
         """Back up the database (pg_dump, one snapshot) and storage (manifest, and the objects)."""
-        from ownbase.ops.backup import BackupError, backup
+        from ownbase.ops.backup import BackupError, backup  # noqa: PLC0415 - loaded when the command runs
 
         cfg = cli.settings(data_dir=data_dir)
         with cli.database(cfg, db_url) as target:
@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
         db_url: Optional[str] = typer.Option(None, help="PostgreSQL URL (default OWNBASE_DATABASE_URL)."),
     ) -> None:
         """Restore a backup into a fresh database and the configured storage backend."""
-        from ownbase.ops.backup import BackupError, restore
+        from ownbase.ops.backup import BackupError, restore  # noqa: PLC0415 - loaded when the command runs
 
         cfg = cli.settings(data_dir=data_dir)
         with cli.database(cfg, db_url) as target:

@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from moto.server import ThreadedMotoServer
 from supabase import create_client
 from supabase_functions.errors import FunctionsHttpError, FunctionsRelayError
 
@@ -31,8 +32,6 @@ CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 @pytest.fixture(scope="module")
 def moto_lambda() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()

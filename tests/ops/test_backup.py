@@ -3,6 +3,7 @@ data: rows, users (they sign in with their password), objects byte-identical. Lo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -12,6 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from ownbase.ops import backup as bk
+from ownbase.settings import Settings
 from tests.conftest import create_database, sql
 from tests.storage.conftest import S3_BUCKET, S3_KEY_ID, S3_SECRET
 
@@ -122,11 +127,6 @@ def test_backup_restore_s3(server_factory: Callable[..., Any], pg_admin_url: str
 
 
 def test_large_files_go_up_in_parts(s3_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import asyncio
-
-    from ownbase.ops import backup as bk
-    from ownbase.settings import Settings
-
     monkeypatch.setattr(bk, "PART_BYTES", 5 * 1024 * 1024)  # S3's smallest part: fewer bytes to move
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_KEY_ID)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)

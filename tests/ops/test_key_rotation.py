@@ -4,6 +4,7 @@ its tokens until they expire, then is dropped; derived secrets (DB login, signed
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -147,8 +148,6 @@ def test_settings_mode_prints_the_settings(tmp_path: Path) -> None:
 
 
 def test_cli_in_settings_mode_prints_what_to_set(tmp_path: Path) -> None:
-    import os
-
     pem = generate_private_key_pem("ES256")
     env = {**os.environ, "OWNBASE_JWT_PRIVATE_KEY": pem}
     out = subprocess.run([sys.executable, "-m", "ownbase", "keys", "rotate", "--data-dir", str(tmp_path)],

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 
+import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -61,9 +64,6 @@ def test_rs256_accepted_and_bad_tokens_rejected(rest_server, mint, jwt_private_k
 
 
 def _hs256(secret: bytes, claims: dict) -> str:
-    import hashlib
-    import hmac
-
     head = _b64({"alg": "HS256", "typ": "JWT"}) + "." + _b64(claims)
     sig = base64.urlsafe_b64encode(hmac.new(secret, head.encode(), hashlib.sha256).digest()).rstrip(b"=")
     return head + "." + sig.decode()
@@ -81,8 +81,6 @@ def test_legacy_hs256_and_rs256_both_accepted(server_factory, rest_server, mint)
 
 
 def test_missing_key_and_unknown_role(rest_server, mint) -> None:
-    import httpx
-
     r = httpx.get(f"{rest_server.url}/rest/v1/posts")
     assert r.status_code == 401 and r.json()["message"] == "No API key found in request"
     # postgres exists but the authenticator cannot switch to it: PostgREST's SET ROLE failure

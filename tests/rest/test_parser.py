@@ -4,6 +4,8 @@ never SQL from user input executed)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json as _json
 import string
 
 import httpx
@@ -179,8 +181,6 @@ JSON_VALUES = st.recursive(
                                "/rpc/sum_array", "/rpc/hello", "/rpc/bump", "/rpc/nope", "/rpc/series"]),
        query=st.lists(st.tuples(KEY, VALUE), max_size=2))
 def test_server_never_500_on_bodies(rest_server, body, prefer, target, query) -> None:
-    import json as _json
-
     with raw(rest_server, rest_server.service_key) as h:
         try:
             r = h.post(target, params=query, content=_json.dumps(body).encode(),
@@ -191,8 +191,6 @@ def test_server_never_500_on_bodies(rest_server, body, prefer, target, query) ->
 
 
 def test_select_parses_are_cached_frozen_and_not_shared() -> None:
-    import dataclasses
-
     text = "id,title,bench_comments!inner(id,body)"
     first, second = parse_select(text), parse_select(text)
     assert first == second and first is not second

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import AsyncIterator
 
+import ownbase.storage.backends.local as local
 from ownbase.storage.backends.local import LocalBackend
 
 OLD = time.time() - 3 * 86400
@@ -54,7 +55,6 @@ def test_held_files_stay_dead_ones_go(tmp_path: Path) -> None:
 def test_write_keeps_every_byte_in_order_whatever_the_chunking(tmp_path: Path) -> None:
     # writev(2) takes at most IOV_MAX buffers a call: more small chunks than that in one slice,
     # empty chunks and a slice boundary inside a chunk must all land in order
-    import ownbase.storage.backends.local as local
 
     backend = LocalBackend(tmp_path / "root")
     sizes = [1, 0, 7] * (local.IOV_MAX // 2 + 5) + [local.WRITE_SLICE + 3, 5, 0, 2 * local.WRITE_SLICE]
