@@ -228,7 +228,7 @@ def _register_service_commands() -> None:
     """Service packages add their own commands (db migrate, gen types, mail list, ...)."""
     import importlib
 
-    for module in ("ownbase.rest.cli", "ownbase.auth.cli", "ownbase.mail.cli", "ownbase.storage.cli",
+    for module in ("ownbase.rest.cli", "ownbase.auth.cli", "ownbase.mail.cli", "ownbase.sms.cli", "ownbase.storage.cli",
                    "ownbase.realtime.cli"):
         try:
             mod = importlib.import_module(module)

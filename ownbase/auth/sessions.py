@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from ownbase.auth import errors, users
+from ownbase.auth import errors, hooks, users
 from ownbase.auth.tokens import new_refresh_token
 from ownbase.context import Context
 
@@ -30,6 +30,12 @@ def _amr(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
 
 def access_token(ctx: Context, user: asyncpg.Record, session_id: Any, amr: list[dict[str, Any]],
                  aal: str = "aal1") -> tuple[str, int]:
+    claims = access_claims(ctx, user, session_id, amr, aal)
+    return ctx.keys.sign(claims), claims["exp"]
+
+
+def access_claims(ctx: Context, user: asyncpg.Record, session_id: Any, amr: list[dict[str, Any]],
+                  aal: str = "aal1") -> dict[str, Any]:
     s = ctx.settings
     iat = int(time.time())
     exp = iat + s.auth_access_token_ttl
@@ -50,15 +56,18 @@ def access_token(ctx: Context, user: asyncpg.Record, session_id: Any, amr: list[
         "session_id": str(session_id),
         "is_anonymous": bool(user["is_anonymous"]),
     }
-    return ctx.keys.sign(claims), exp
+    return claims
 
 
 async def _reply(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, session_id: Any,
-                 refresh: str) -> dict[str, Any]:
+                 refresh: str, method: str = "token_refresh") -> dict[str, Any]:
     amr = _amr(list(await conn.fetch(
         "select authentication_method, updated_at from auth.mfa_amr_claims where session_id = $1",
         session_id)))
-    token, exp = access_token(ctx, user, session_id, amr)
+    # The custom access token hook (if set) may change every claim; exp is read back from its output.
+    claims = await hooks.customize_access_token(conn, ctx, user["id"], access_claims(ctx, user, session_id, amr),
+                                                method)
+    token, exp = ctx.keys.sign(claims), claims["exp"]
     return {
         "access_token": token,
         "token_type": "bearer",
@@ -92,7 +101,7 @@ async def create(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, m
     await conn.execute(
         "update auth.identities set last_sign_in_at = now() where user_id = $1", user["id"])
     assert fresh is not None
-    return await _reply(conn, ctx, fresh, session_id, refresh)
+    return await _reply(conn, ctx, fresh, session_id, refresh, method)
 
 
 async def refresh(conn: asyncpg.Connection, ctx: Context, token: str, ip: str) -> dict[str, Any]:
