@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 import uuid
@@ -29,6 +30,7 @@ from ownbase.auth import errors
 from ownbase.context import Context
 from ownbase.settings import Settings
 
+log = logging.getLogger("ownbase.auth")
 # setting stem -> GoTrue's hook name in the payload metadata
 HOOKS = {
     "custom_access_token": "customize-access-token",
@@ -141,13 +143,13 @@ async def _pg_call(conn: asyncpg.Connection, hook: Hook, body: dict[str, Any]) -
     before = await conn.fetchval("select current_setting('statement_timeout')")
     await conn.execute(f"set local statement_timeout to '{PG_TIMEOUT_MS}'")
     try:
-        # The pool's codec encodes a dict for jsonb; round-trip first so any value is plain JSON.
-        plain = json.loads(json.dumps(body, default=str))
-        raw = await conn.fetchval(f'select "{schema}"."{function}"($1::jsonb)', plain)
+        # Sent as text, cast in SQL: independent of the connection's jsonb codec.
+        raw = await conn.fetchval(f'select "{schema}"."{function}"($1::text::jsonb)', json.dumps(body, default=str))
     except asyncpg.QueryCanceledError:
         raise errors.AuthError(422, "hook_timeout",
                                f"Failed to reach hook within maximum time of {PG_TIMEOUT_MS / 1000:.6f} seconds") from None
-    except asyncpg.PostgresError:
+    except asyncpg.PostgresError as exc:
+        log.warning("auth hook %s failed: %s", hook.uri, exc)
         raise _unexpected(f"Error running hook URI: {hook.uri}") from None
     await conn.execute("select set_config('statement_timeout', $1, true)", before)
     return _output(raw)
