@@ -199,7 +199,9 @@ async def _http(hook: Hook, body: bytes) -> dict[str, Any]:
                 break
             status = reply.status_code
             if status in (429, 503):
-                if reply.headers.get("retry-after") and attempt + 1 < HTTP_ATTEMPTS:
+                wait = _retry_after(reply.headers.get("retry-after"))
+                if wait is not None and attempt + 1 < HTTP_ATTEMPTS and deadline - loop.time() > wait:
+                    await asyncio.sleep(wait)
                     continue
                 raise _unexpected("Service currently unavailable due to hook")
             if status == 204:
@@ -212,6 +214,13 @@ async def _http(hook: Hook, body: bytes) -> dict[str, Any]:
                 raise _unexpected("Hook requires authorization token")
             raise _unexpected(f"Unexpected status code returned from hook: {status}")
     raise errors.AuthError(422, "hook_timeout_after_retry", "Failed to reach hook after maximum retries")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header in seconds; None when absent or not a number."""
+    if not value or not value.strip().isdigit():
+        return None
+    return float(min(int(value.strip()), 60))
 
 
 def _http_output(reply: httpx.Response) -> dict[str, Any]:

@@ -258,3 +258,59 @@ def test_hook_settings_are_checked() -> None:
     with pytest.raises(ValueError):
         hooks.parse("send_email", "https://hooks.example.com/x", "v1,not-a-secret")
     assert hooks.parse("send_email", "http://localhost:9/x", f"v1,{SECRET}|v1a,whpk_x:whsk_y").secrets == (SECRET,)
+
+
+def _run_http(answer: Callable[[Seen], tuple[int, dict[str, str], bytes]]) -> tuple[Any, StandIn]:
+    standin = StandIn(answer).start()
+    try:
+        hook = hooks.parse("send_email", standin.url + "/hook", f"v1,{SECRET}")
+        try:
+            return asyncio.run(hooks._http(hook, b'{"a": 1}')), standin
+        except AuthError as exc:
+            return (exc.status, exc.code, exc.message), standin
+    finally:
+        standin.stop()
+
+
+@pytest.mark.parametrize("answer,expected", [
+    ((204, {}, b""), {}),
+    ((200, {"content-type": "application/json; charset=utf-8"}, b'{"ok": true}'), {"ok": True}),
+    ((202, {}, b"{}"), (400, "hook_payload_invalid_content_type", "Invalid Content-Type: Missing Content-Type header")),
+    ((200, {"content-type": "application/json"}, b"[1]"), (500, "unexpected_failure", "Error unmarshaling JSON output.")),
+    ((200, {"content-type": "application/json"}, b'{"x": "' + b"y" * 210_000 + b'"}'),
+     (422, "hook_payload_over_size_limit", "Payload size exceeded size limit of 204800 bytes")),
+    ((400, {}, b""), (500, "unexpected_failure", "Invalid payload sent to hook")),
+    ((401, {}, b""), (500, "unexpected_failure", "Hook requires authorization token")),
+    ((418, {}, b""), (500, "unexpected_failure", "Unexpected status code returned from hook: 418")),
+    ((503, {}, b""), (500, "unexpected_failure", "Service currently unavailable due to hook")),
+])
+def test_http_hook_replies(answer: tuple[int, dict[str, str], bytes], expected: Any) -> None:
+    out, standin = _run_http(lambda seen: answer)
+    assert out == expected
+    assert len(standin.seen) == 1 and standin.seen[0].headers["content-type"] == "application/json"
+
+
+def test_http_hook_retries_after_retry_after() -> None:
+    replies = iter([(429, {"retry-after": "1"}, b""), (200, {"content-type": "application/json"}, b'{"n": 2}')])
+    out, standin = _run_http(lambda seen: next(replies))
+    assert out == {"n": 2} and len(standin.seen) == 2
+    # Each attempt is signed anew (new id), and verifies.
+    assert standin.seen[0].headers["webhook-id"] != standin.seen[1].headers["webhook-id"]
+    for seen in standin.seen:
+        Webhook(SECRET).verify(seen.body, {k: seen.headers[k] for k in
+                                           ("webhook-id", "webhook-timestamp", "webhook-signature")})
+
+
+def test_http_hook_unreachable_and_slow(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ownbase.embedded import free_port
+
+    hook = hooks.parse("send_email", f"http://127.0.0.1:{free_port()}/hook", "")
+    with pytest.raises(AuthError) as exc:
+        asyncio.run(hooks._http(hook, b"{}"))
+    assert (exc.value.status, exc.value.code) == (422, "hook_timeout_after_retry")
+
+    import time as _time
+
+    monkeypatch.setattr(hooks, "HTTP_DEADLINE", 1.0)
+    out, _ = _run_http(lambda seen: (_time.sleep(2), (204, {}, b""))[1])
+    assert out == (422, "hook_timeout", "Failed to reach hook within maximum time of 1.000000 seconds")
