@@ -146,8 +146,9 @@ async def _pg_call(conn: asyncpg.Connection, hook: Hook, body: dict[str, Any]) -
         # Sent as text, cast in SQL: independent of the connection's jsonb codec.
         raw = await conn.fetchval(f'select "{schema}"."{function}"($1::text::jsonb)', json.dumps(body, default=str))
     except asyncpg.QueryCanceledError:
+        seconds = PG_TIMEOUT_MS / 1000
         raise errors.AuthError(422, "hook_timeout",
-                               f"Failed to reach hook within maximum time of {PG_TIMEOUT_MS / 1000:.6f} seconds") from None
+                               f"Failed to reach hook within maximum time of {seconds:.6f} seconds") from None
     except asyncpg.PostgresError as exc:
         log.warning("auth hook %s failed: %s", hook.uri, exc)
         raise _unexpected(f"Error running hook URI: {hook.uri}") from None

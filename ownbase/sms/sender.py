@@ -10,6 +10,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import asyncpg
 import httpx
@@ -82,7 +83,8 @@ class TwilioTransport:
 
     async def deliver(self, sms: Sms) -> str:
         s = self.s
-        url = f"{s.auth_sms_twilio_api_url.rstrip('/')}/2010-04-01/Accounts/{s.auth_sms_twilio_account_sid}/Messages.json"
+        account = quote(s.auth_sms_twilio_account_sid, safe="")
+        url = f"{s.auth_sms_twilio_api_url.rstrip('/')}/2010-04-01/Accounts/{account}/Messages.json"
         sender = s.auth_sms_twilio_message_service_sid
         form = {"To": sms.to, "Body": sms.body}
         form["MessagingServiceSid" if sender.startswith("MG") else "From"] = sender
