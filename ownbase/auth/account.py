@@ -69,8 +69,8 @@ async def put_user(request: Request) -> Any:
             elif s.auth_secure_password_change and user["encrypted_password"]:
                 if not nonce:
                     raise errors.reauthentication_needed()
-                row = await otp.consume(conn, ctx, ("reauthentication_token",),
-                                        email=user["email"] or "", code=nonce)
+                row = await otp.consume(conn, ctx, ("reauthentication_token",),  # SMS nonce: by phone
+                                        email=user["email"] or user["phone"] or "", code=nonce)
                 if row is None or row["user_id"] != user["id"]:
                     raise errors.reauthentication_not_valid()
             await users.set_password(conn, user["id"], await hash_password(password, s.auth_bcrypt_cost))
@@ -103,6 +103,9 @@ async def reauthenticate(request: Request) -> Any:
     await limit(request, "otp", ctx.settings.auth_rate_limit_otp)
     async with ctx.db.owner.acquire() as conn, conn.transaction():
         user = await current_user(conn, auth.claims, lock=True)
+        if not user["email"] and user["phone"] and ctx.settings.auth_phone_enabled:
+            await phones.send_code(conn, ctx, user, "reauthentication", user["phone"], client_ip(request))
+            return {}
         if not user["email"]:
             raise errors.validation("Reauthentication requires the user to have an email or a phone number")
         await otp.send(conn, ctx, user, "reauthentication", redirect_to=None, budget=False)

@@ -25,8 +25,10 @@ from ownbase.auth.web import client_ip
 from ownbase.context import Context
 from ownbase.sms.sender import Sms, SmsError, SmsSender
 
-TOKEN_TYPE = {"confirmation": "confirmation_token", "phone_change": "phone_change_token"}
-SENT_AT = {"confirmation": "confirmation_sent_at", "phone_change": "phone_change_sent_at"}
+TOKEN_TYPE = {"confirmation": "confirmation_token", "phone_change": "phone_change_token",
+              "reauthentication": "reauthentication_token"}
+SENT_AT = {"confirmation": "confirmation_sent_at", "phone_change": "phone_change_sent_at",
+           "reauthentication": "reauthentication_sent_at"}
 _CODE = re.compile(r"\{\{\s*\.Code\s*\}\}")
 CHANNEL_ERROR = ("Invalid channel, supported values are 'sms' or 'whatsapp'. 'whatsapp' is only supported if "
                  "Twilio or Twilio Verify is used as the provider.")

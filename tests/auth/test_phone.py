@@ -308,3 +308,17 @@ def test_phone_routes_never_5xx(phone_server: ServerHandle, route: tuple[str, st
     assert r.status_code < 500, (route, body, r.text)
     if r.status_code >= 400:
         assert set(r.json()) >= {"code", "message"}
+
+
+def test_reauthentication_nonce_by_sms(server_factory: Callable[..., ServerHandle]) -> None:
+    srv = server_factory({**PHONE_ON, "OWNBASE_AUTH_SMS_AUTOCONFIRM": "true",
+                          "OWNBASE_AUTH_SECURE_PASSWORD_CHANGE": "true"})
+    sb = py_client(srv)
+    number = new_number()
+    assert sb.auth.sign_up({"phone": number, "password": "secret123"}).session is not None
+    assert error_of(lambda: sb.auth.update_user({"password": "new-secret"}))[:2] == ("reauthentication_needed", 400)
+    sb.auth.reauthenticate()
+    assert texts(srv, number)[-1]["kind"] == "reauthentication"
+    nonce = sms_code(srv, number)
+    assert sb.auth.update_user({"password": "new-secret", "nonce": nonce}).user is not None
+    assert sb.auth.sign_in_with_password({"phone": number, "password": "new-secret"}).session is not None
