@@ -89,12 +89,19 @@ async def _change(conn: asyncpg.Connection, user_id: Any, number: str) -> None:
         raise errors.phone_exists()
     await conn.execute(
         """update auth.users set phone = $2, phone_change = '', phone_change_token = '',
-               phone_confirmed_at = now(), is_anonymous = false, updated_at = now(),
-               raw_app_meta_data = jsonb_set(coalesce(raw_app_meta_data, '{}'::jsonb), '{providers}',
-                   (select coalesce(jsonb_agg(distinct p), '[]'::jsonb) from jsonb_array_elements_text(
-                       coalesce(raw_app_meta_data->'providers', '[]'::jsonb) || '["phone"]'::jsonb) p))
+               phone_confirmed_at = now(), is_anonymous = false, updated_at = now()
            where id = $1""", users._u(user_id), number)
+    await _add_provider(conn, user_id)
     await _identity(conn, user_id, {"phone": number, "phone_verified": True})
+
+
+async def _add_provider(conn: asyncpg.Connection, user_id: Any) -> None:
+    """List "phone" in app_metadata.providers (once), as GoTrue does for a user with a phone identity."""
+    await conn.execute(
+        """update auth.users set raw_app_meta_data = jsonb_set(coalesce(raw_app_meta_data, '{}'::jsonb),
+               '{providers}', (select coalesce(jsonb_agg(distinct p), '[]'::jsonb) from jsonb_array_elements_text(
+                   coalesce(raw_app_meta_data->'providers', '[]'::jsonb) || '["phone"]'::jsonb) p))
+           where id = $1""", users._u(user_id))
 
 
 async def _new_user(conn: asyncpg.Connection, number: str, password_hash: str | None, meta: dict[str, Any],
@@ -107,6 +114,15 @@ async def _new_user(conn: asyncpg.Connection, number: str, password_hash: str | 
                                        if key not in ("sub", "email_verified", "phone_verified")})
     await users.audit(conn, "user_signedup", user, ip, "team", {"provider": "phone"})
     return user
+
+
+async def admin_created(conn: asyncpg.Connection, user_id: Any, meta: dict[str, Any], *, confirmed: bool) -> None:
+    """POST /admin/users with a phone: the phone identity, confirmed with ``phone_confirm: true``."""
+    await _identity(conn, user_id, {key: value for key, value in meta.items()
+                                    if key not in ("sub", "email_verified", "phone_verified")})
+    await _add_provider(conn, user_id)
+    if confirmed:
+        await _confirm(conn, user_id)
 
 
 # --- sending ---------------------------------------------------------------------------------

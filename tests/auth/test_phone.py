@@ -322,3 +322,21 @@ def test_reauthentication_nonce_by_sms(server_factory: Callable[..., ServerHandl
     nonce = sms_code(srv, number)
     assert sb.auth.update_user({"password": "new-secret", "nonce": nonce}).user is not None
     assert sb.auth.sign_in_with_password({"phone": number, "password": "new-secret"}).session is not None
+
+
+def test_admin_creates_a_phone_user(phone_server: ServerHandle) -> None:
+    admin = py_client(phone_server, phone_server.service_key)
+    number = new_number()
+    email = unique_email("adminphone")
+    created = admin.auth.admin.create_user({"phone": "+" + number, "email": email, "password": "secret123",
+                                            "phone_confirm": True, "email_confirm": True})
+    user = created.user
+    assert user.phone == number and user.phone_confirmed_at and user.email == email
+    assert sorted(user.app_metadata["providers"]) == ["email", "phone"]
+    assert {i.provider for i in user.identities or []} == {"email", "phone"}
+    session = py_client(phone_server).auth.sign_in_with_password({"phone": number, "password": "secret123"}).session
+    assert session is not None and session.user.id == user.id
+    key = phone_server.service_key
+    r = httpx.post(phone_server.url + "/auth/v1/admin/users", json={"phone": number},
+                   headers={"apikey": key, "Authorization": f"Bearer {key}", **NEW})
+    assert r.status_code == 422 and r.json()["code"] == "phone_exists"
