@@ -290,21 +290,22 @@ def test_sms_list_cli(phone_server: ServerHandle) -> None:
     assert "Your code is " + sms_code(phone_server, number) in plain.stdout
 
 
-PHONE_ROUTES = [("/signup", "phone"), ("/otp", "phone"), ("/token?grant_type=password", "phone"),
-                ("/verify", "phone"), ("/resend", "phone")]
+PHONE_ROUTES = [("/signup", "anon"), ("/otp", "anon"), ("/token?grant_type=password", "anon"),
+                ("/verify", "anon"), ("/resend", "anon"), ("/admin/users", "service")]
 values = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=30),
                    st.sampled_from(["+15550001111", "sms", "phone_change", "whatsapp", "123456", ""]))
 bodies = st.fixed_dictionaries({}, optional={"phone": values, "password": values, "token": values,
                                              "type": values, "channel": values, "create_user": values,
-                                             "email": values, "data": st.dictionaries(st.text(max_size=5),
-                                                                                      values, max_size=2)})
+                                             "email": values, "phone_confirm": values,
+                                             "data": st.dictionaries(st.text(max_size=5), values, max_size=2)})
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(route=st.sampled_from(PHONE_ROUTES), body=bodies)
 def test_phone_routes_never_5xx(phone_server: ServerHandle, route: tuple[str, str], body: dict[str, Any]) -> None:
+    key = phone_server.service_key if route[1] == "service" else phone_server.anon_key
     r = httpx.post(phone_server.url + "/auth/v1" + route[0], json=body,
-                   headers={"apikey": phone_server.anon_key, **NEW}, timeout=30)
+                   headers={"apikey": key, "Authorization": f"Bearer {key}", **NEW}, timeout=30)
     assert r.status_code < 500, (route, body, r.text)
     if r.status_code >= 400:
         assert set(r.json()) >= {"code", "message"}
