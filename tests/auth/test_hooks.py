@@ -315,3 +315,9 @@ def test_http_hook_unreachable_and_slow(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(hooks, "HTTP_DEADLINE", 1.0)
     out, _ = _run_http(lambda seen: (_time.sleep(2), (204, {}, b""))[1])
     assert out == (422, "hook_timeout", "Failed to reach hook within maximum time of 1.000000 seconds")
+
+
+def test_a_malformed_hook_setting_stops_start_up(server_factory: Callable[..., ServerHandle]) -> None:
+    with pytest.raises(RuntimeError) as exc:
+        server_factory({"OWNBASE_AUTH_HOOK_CUSTOM_ACCESS_TOKEN_URI": "pg-functions://postgres/public/fn;drop"})
+    assert "OWNBASE_AUTH_HOOK_CUSTOM_ACCESS_TOKEN_URI" in str(exc.value)

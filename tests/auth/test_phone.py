@@ -341,3 +341,16 @@ def test_admin_creates_a_phone_user(phone_server: ServerHandle) -> None:
     r = httpx.post(phone_server.url + "/auth/v1/admin/users", json={"phone": number},
                    headers={"apikey": key, "Authorization": f"Bearer {key}", **NEW})
     assert r.status_code == 422 and r.json()["code"] == "phone_exists"
+
+
+def test_project_wide_sms_budget(server_factory: Callable[..., ServerHandle], phone_server: ServerHandle) -> None:
+    # Every test server shares the session database: the budget is whatever was sent this hour, plus one.
+    sent = sql(phone_server, "select count(*) as n from ownbase.auth_sms_sends"
+                             " where sent_at > now() - interval '1 hour'")[0]["n"]
+    srv = server_factory({"OWNBASE_AUTH_PHONE_ENABLED": "true", "OWNBASE_AUTH_SMS_MAX_PER_HOUR": str(sent + 1)})
+    sb = py_client(srv)
+    sb.auth.sign_in_with_otp({"phone": new_number()})
+    other = new_number()
+    assert error_of(lambda: sb.auth.sign_in_with_otp({"phone": other})) == \
+        ("over_sms_send_rate_limit", 429, "SMS rate limit exceeded")
+    assert texts(srv, other) == []
