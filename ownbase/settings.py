@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     auth_sms_max_per_number_per_hour: int = Field(10, ge=0)  # SMS codes per phone number per hour, 0 disables
     auth_sms_max_per_hour: int = Field(30, ge=0)  # SMS codes per hour for the whole project (GOTRUE_RATE_LIMIT_SMS_SENT), 0 disables
     auth_sms_template: str = "Your code is {{ .Code }}"  # SMS text; {{ .Code }} is replaced by the code
+    auth_sms_test_otp: str = ""  # fixed codes for test numbers, no SMS sent: <phone>:<code>,<phone>:<code> (GOTRUE_SMS_TEST_OTP)
+    auth_sms_test_otp_valid_until: str = ""  # RFC 3339 time after which the test codes stop working; empty: forever
     auth_sms_sns_region: str = "us-east-1"  # Amazon SNS region
     auth_sms_sns_endpoint_url: str = ""  # SNS endpoint override (VPC endpoint, tests)
     auth_sms_sns_sender_id: str = ""  # optional SNS sender id (AWS.SNS.SMS.SenderID)

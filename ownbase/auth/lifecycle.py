@@ -8,10 +8,11 @@ from ownbase.context import Context
 
 async def startup(ctx: Context) -> None:
     ctx.state.setdefault("auth", {})
-    from ownbase.auth import captcha, hooks
+    from ownbase.auth import captcha, hooks, phone
 
-    hooks.validate(ctx.settings)  # a malformed hook or CAPTCHA setting stops start-up
+    hooks.validate(ctx.settings)  # a malformed hook, CAPTCHA or test-OTP setting stops start-up
     captcha.validate(ctx.settings)
+    phone.validate(ctx.settings)
     # Compute the timing-equaliser hash now, in the background, not on the first unknown sign-in.
     warm_up(ctx.settings.auth_bcrypt_cost)
     if ctx.settings.auth_cognito_user_pool_id or ctx.settings.auth_cognito_issuer:

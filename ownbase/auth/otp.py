@@ -89,9 +89,9 @@ async def check_budget(conn: asyncpg.Connection, ctx: Context, address: str, kin
 
 
 async def issue(conn: asyncpg.Connection, ctx: Context, user_id: Any, token_type: str,
-                relates_to: str, length: int | None = None) -> tuple[str, str]:
+                relates_to: str, length: int | None = None, code: str | None = None) -> tuple[str, str]:
     """Create (replace) the user's token of this type; return (code, link token hash)."""
-    code = new_otp(length or ctx.settings.auth_otp_length)
+    code = code or new_otp(length or ctx.settings.auth_otp_length)
     token_hash = link_token_hash(relates_to, code)
     await conn.execute(
         """insert into auth.one_time_tokens (id, user_id, token_type, token_hash, relates_to, created_at, updated_at)

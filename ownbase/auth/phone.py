@@ -23,6 +23,7 @@ from ownbase.auth.rules import banned, normalize_phone, pkce_params, user_agent
 from ownbase.auth.tokens import stored_hash
 from ownbase.auth.web import client_ip
 from ownbase.context import Context
+from ownbase.settings import Settings
 from ownbase.sms.sender import Sms, SmsError, SmsSender
 
 TOKEN_TYPE = {"confirmation": "confirmation_token", "phone_change": "phone_change_token",
@@ -32,6 +33,31 @@ SENT_AT = {"confirmation": "confirmation_sent_at", "phone_change": "phone_change
 _CODE = re.compile(r"\{\{\s*\.Code\s*\}\}")
 CHANNEL_ERROR = ("Invalid channel, supported values are 'sms' or 'whatsapp'. 'whatsapp' is only supported if "
                  "Twilio or Twilio Verify is used as the provider.")
+
+
+def test_otps(settings: Settings) -> dict[str, str]:
+    """GoTrue's test numbers: {number: fixed code} while OWNBASE_AUTH_SMS_TEST_OTP_VALID_UNTIL has not
+    passed. ValueError for a malformed setting (checked at start-up)."""
+    if not settings.auth_sms_test_otp.strip():
+        return {}
+    if settings.auth_sms_test_otp_valid_until:
+        until = datetime.fromisoformat(settings.auth_sms_test_otp_valid_until.replace("Z", "+00:00"))
+        if until.tzinfo is None:
+            raise ValueError("OWNBASE_AUTH_SMS_TEST_OTP_VALID_UNTIL: needs a time zone (RFC 3339)")
+        if until < datetime.now(timezone.utc):
+            return {}
+    found: dict[str, str] = {}
+    for pair in (p.strip() for p in settings.auth_sms_test_otp.split(",") if p.strip()):
+        number, _, code = pair.partition(":")
+        digits = number.replace(" ", "").removeprefix("+")
+        if not digits.isdigit() or not code.strip().isdigit():
+            raise ValueError("OWNBASE_AUTH_SMS_TEST_OTP: expected <phone>:<code>,<phone>:<code>")
+        found[digits] = code.strip()
+    return found
+
+
+def validate(settings: Settings) -> None:
+    test_otps(settings)
 
 
 def sender(ctx: Context) -> SmsSender:
@@ -160,6 +186,11 @@ async def send_code(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record
         wait = s.auth_sms_max_frequency - (datetime.now(timezone.utc) - last).total_seconds()
         if wait > 0:
             raise errors.sms_rate_limited(int(wait) + 1)
+    fixed = test_otps(s).get(number)
+    if fixed is not None:  # a test number: its fixed code, no SMS, no budget (as GoTrue)
+        await otp.issue(conn, ctx, user["id"], TOKEN_TYPE[kind], number, code=fixed)
+        await conn.execute(f"update auth.users set {SENT_AT[kind]} = now() where id = $1", user["id"])
+        return "test-otp"
     await _budget(conn, ctx, number)
     code, _ = await otp.issue(conn, ctx, user["id"], TOKEN_TYPE[kind], number, length=s.auth_sms_otp_length)
     await conn.execute(f"update auth.users set {SENT_AT[kind]} = now() where id = $1", user["id"])

@@ -354,3 +354,24 @@ def test_project_wide_sms_budget(server_factory: Callable[..., ServerHandle], ph
     assert error_of(lambda: sb.auth.sign_in_with_otp({"phone": other})) == \
         ("over_sms_send_rate_limit", 429, "SMS rate limit exceeded")
     assert texts(srv, other) == []
+
+
+def test_test_numbers_get_their_fixed_code(server_factory: Callable[..., ServerHandle]) -> None:
+    number, expired_number = new_number(), new_number()
+    srv = server_factory({**PHONE_ON, "OWNBASE_AUTH_SMS_MAX_FREQUENCY": "0",
+                          "OWNBASE_AUTH_SMS_TEST_OTP": f"+{number}:424242, {expired_number}:434343"})
+    sb = py_client(srv)
+    sb.auth.sign_in_with_otp({"phone": number})
+    assert texts(srv, number) == []  # no SMS for a test number
+    session = sb.auth.verify_otp({"phone": number, "token": "424242", "type": "sms"}).session
+    assert session is not None
+    r = httpx.post(srv.url + "/auth/v1/otp", json={"phone": number}, headers={"apikey": srv.anon_key, **NEW})
+    assert r.status_code == 200 and r.json() == {"message_id": "test-otp"}
+    # Past OWNBASE_AUTH_SMS_TEST_OTP_VALID_UNTIL the numbers are ordinary numbers again.
+    old = server_factory({**PHONE_ON, "OWNBASE_AUTH_SMS_TEST_OTP": f"{expired_number}:434343",
+                          "OWNBASE_AUTH_SMS_TEST_OTP_VALID_UNTIL": "2020-01-01T00:00:00Z"})
+    py_client(old).auth.sign_in_with_otp({"phone": expired_number})
+    assert len(texts(old, expired_number)) == 1
+    with pytest.raises(RuntimeError) as exc:
+        server_factory({**PHONE_ON, "OWNBASE_AUTH_SMS_TEST_OTP": "not-a-pair"})
+    assert "OWNBASE_AUTH_SMS_TEST_OTP" in str(exc.value)
