@@ -5,22 +5,24 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ownbase import logs
 from ownbase.context import Context
+from ownbase.db.exposure import exposure_warnings
 from ownbase.db.migrate import apply_migrations, ensure_authenticator
 from ownbase.db.pool import connect, open_database
+from ownbase.db.startup import startup_lock
 from ownbase.http.client_ip import parse_networks
+from ownbase.http.health import health, ready
 from ownbase.http.middleware import OwnbaseMiddleware
 from ownbase.keys import build_keyring
-from ownbase.limits import MemoryRateLimiter, RedisRateLimiter
+from ownbase.limits import MemoryRateLimiter, SharedRateLimiter
 from ownbase.service import Service
 from ownbase.settings import Settings, load_settings
 
@@ -43,31 +45,33 @@ def authenticator_password(settings: Settings, keys_secret: str) -> str:
     return settings.db_authenticator_password or keys_secret
 
 
+# Set by `ownbase start` once its parent process has prepared the database: uvicorn's workers
+# (and the single in-process server) then skip the work instead of repeating it N times.
+PREPARED_ENV = "_OWNBASE_DATABASE_PREPARED"
+
+
+def _waiting() -> None:
+    log.warning("waiting for another ownbase to finish start-up (migrations, roles) ...")
+
+
 async def prepare_database(settings: Settings, owner_url: str, password: str) -> list[str]:
+    """All start-up database work, once, under the start-up advisory lock; then the exposure
+    advice (read-only, outside the lock). Returns the bundled migrations applied now."""
     conn = await connect(owner_url, settings)
     try:
-        applied = await apply_migrations(conn)
-        await ensure_authenticator(conn, settings.db_authenticator_role, password)
+        async with startup_lock(conn, settings.db_startup_lock_timeout, _waiting):
+            applied = await apply_migrations(conn)
+            await ensure_authenticator(conn, settings.db_authenticator_role, password)
+            for svc in services():
+                if svc.prepare is not None:
+                    await svc.prepare(conn, settings)
+        if applied:
+            log.info("applied ownbase migrations %s", ", ".join(applied))
+        for line in await exposure_warnings(conn, list(settings.db_schemas)):
+            log.warning(line)
         return applied
     finally:
         await conn.close()
-
-
-async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
-
-
-async def ready(request: Request) -> Response:
-    ctx: Context | None = getattr(request.app.state, "ctx", None)
-    if ctx is None or ctx.shutting_down:
-        return JSONResponse({"status": "starting" if ctx is None else "stopping"}, status_code=503)
-    try:
-        async with asyncio.timeout(2):
-            await ctx.db.owner.fetchval("select 1")
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
-        return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, status_code=503)
-    # A down read replica is reported, not failed: reads fall back to the primary.
-    return JSONResponse({"status": "ok", **await ctx.db.replica_status()})
 
 
 FULL_GC_EVERY = 1000  # young-generation passes between full collections (CPython's default: 10)
@@ -88,7 +92,26 @@ def tune_gc() -> None:
     gc.set_threshold(young, middle, FULL_GC_EVERY)
 
 
-def build_app(settings: Settings | None = None) -> Starlette:
+# One stuck step (a connection that never answers, a task that ignores cancellation) must not keep
+# the process, and with --workers uvicorn's parent waiting for it, from exiting.
+SHUTDOWN_STEP_SECONDS = 10
+
+
+async def _bounded(step: Awaitable[None], what: str) -> bool:
+    """Run one shutdown step for at most SHUTDOWN_STEP_SECONDS; False if it failed or timed out."""
+    try:
+        async with asyncio.timeout(SHUTDOWN_STEP_SECONDS):
+            await step
+        return True
+    except TimeoutError:
+        log.warning("shutdown of %s did not finish in %d s; going on", what, SHUTDOWN_STEP_SECONDS)
+    except Exception:  # noqa: BLE001 - the other steps still run
+        log.exception("shutdown of %s failed", what)
+    return False
+
+
+def build_app(settings: Settings | None = None, *, prepare: bool = True) -> Starlette:
+    """``prepare=False``: the database was prepared by the starting parent (ownbase start)."""
     settings = settings or load_settings()
     svcs = services()
     holder: dict[str, Context] = {}
@@ -99,14 +122,15 @@ def build_app(settings: Settings | None = None) -> Starlette:
             raise RuntimeError("OWNBASE_DATABASE_URL is not set (use `ownbase start`)")
         keys = build_keyring(settings)
         password = authenticator_password(settings, keys.derive_secret("db-authenticator"))
-        await prepare_database(settings, settings.database_url, password)
+        if prepare:
+            await prepare_database(settings, settings.database_url, password)
         db = await open_database(settings, settings.database_url, password)
         redis_client = None
         if settings.redis_url:
             import redis.asyncio as aioredis
 
             redis_client = aioredis.from_url(settings.redis_url)
-            limiter = RedisRateLimiter(redis_client)
+            limiter = SharedRateLimiter(redis_client, settings.redis_timeout_ms / 1000)
         else:
             limiter = MemoryRateLimiter()
         ctx = Context(settings=settings, keys=keys, db=db, limiter=limiter,
@@ -125,13 +149,13 @@ def build_app(settings: Settings | None = None) -> Starlette:
             ctx.shutting_down = True
             for svc in reversed(started):
                 if svc.shutdown is not None:
-                    try:
-                        await svc.shutdown(ctx)
-                    except Exception:  # noqa: BLE001
-                        log.exception("shutdown of %s failed", svc.name)
-            await db.close()
+                    await _bounded(svc.shutdown(ctx), svc.name)
+            if not await _bounded(db.close(), "the database pools"):
+                for pool in (db.read, db.api, db.owner):
+                    if pool is not None:
+                        pool.terminate()
             if redis_client is not None:
-                await redis_client.aclose()
+                await _bounded(redis_client.aclose(), "the Redis client")
 
     routes: list = [Route("/health", health), Route("/ready", ready)]
     for svc in svcs:
@@ -146,4 +170,4 @@ def create_app() -> Starlette:
     """uvicorn factory (``ownbase.app:create_app``) used by ``ownbase start``."""
     settings = load_settings()
     logs.configure(settings.log_level, settings.log_format)
-    return build_app(settings)
+    return build_app(settings, prepare=os.environ.get(PREPARED_ENV) != "1")

@@ -7,13 +7,16 @@ Services keep their own state under ``ctx.state[<service name>]``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ownbase.db.pool import Database
 from ownbase.http.client_ip import Network
 from ownbase.keys import KeyRing
 from ownbase.limits import RateLimiter
 from ownbase.settings import Settings
+
+# A component's state for /ready: {"degraded": bool, "cause": "redis" | ..., ...details}.
+StatusProbe = Callable[[], dict[str, Any]]
 
 
 @dataclass
@@ -26,3 +29,11 @@ class Context:
     redis: Any | None = None  # redis.asyncio.Redis when OWNBASE_REDIS_URL is set
     state: dict[str, Any] = field(default_factory=dict)
     shutting_down: bool = False
+    # Components that can serve in a degraded mode (e.g. without Redis) register a probe here;
+    # /ready lists the degraded ones. Realtime registers its own under "realtime".
+    components: dict[str, StatusProbe] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        probe = getattr(self.limiter, "status", None)
+        if callable(probe):
+            self.components["rate_limits"] = probe

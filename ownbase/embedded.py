@@ -9,6 +9,7 @@ system user, as the wheel itself does.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import stat
@@ -16,6 +17,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+logger = logging.getLogger("ownbase.embedded")
 
 SUPERUSER = "postgres"
 DATABASE = "postgres"
@@ -39,7 +42,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on the port now. SO_REUSEADDR as PostgreSQL itself sets it:
+    connections of a just-stopped server linger in TIME_WAIT on the port, which blocks a plain
+    bind but not the server's; without it a quick restart wrongly moved to a new port."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -47,9 +54,18 @@ def _port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+_PERMISSIONS_DONE: set[Path] = set()  # binary folders already opened to the system user
+
+
 @dataclass
 class EmbeddedPostgres:
     root: Path  # <data_dir>/postgres
+    bin_dir: Path | None = None  # another PostgreSQL build (tests: one with TLS); default the wheel's
+    extra_options: str = ""  # more `-c name=value` server options
+
+    @property
+    def bins(self) -> Path:
+        return self.bin_dir or _bin_dir()
 
     @property
     def pgdata(self) -> Path:
@@ -81,15 +97,18 @@ class EmbeddedPostgres:
                 ensure_user_exists,
             )
 
-            ensure_user_exists(SYSTEM_USER)
-            bin_dir = _bin_dir()
-            ensure_prefix_permissions(bin_dir)
-            ensure_folder_permissions(
-                bin_dir,
-                stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH,
-            )
-            ensure_folder_permissions(bin_dir.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
-            ensure_folder_permissions(bin_dir.parent / "share", stat.S_IRGRP | stat.S_IROTH)
+            bin_dir = self.bins
+            if bin_dir not in _PERMISSIONS_DONE:  # walks the whole install: once per process
+                ensure_user_exists(SYSTEM_USER)
+            if self.bin_dir is None and bin_dir not in _PERMISSIONS_DONE:  # the wheel's files (root-only)
+                ensure_prefix_permissions(bin_dir)
+                ensure_folder_permissions(
+                    bin_dir,
+                    stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH,
+                )
+                ensure_folder_permissions(bin_dir.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+                ensure_folder_permissions(bin_dir.parent / "share", stat.S_IRGRP | stat.S_IROTH)
+            _PERMISSIONS_DONE.add(bin_dir)
             ensure_prefix_permissions(self.root)
             entry = pwd.getpwnam(SYSTEM_USER)
             for path in (self.root, self.pgdata, self.socket_dir):
@@ -100,7 +119,7 @@ class EmbeddedPostgres:
 
     def _cmd(self, name: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(_bin_dir() / name), *args],
+            [str(self.bins / name), *args],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -135,6 +154,8 @@ class EmbeddedPostgres:
         if self.state_file.exists():
             port = self.port
             if not _port_is_free(port):
+                logger.warning("port %d of the embedded PostgreSQL is taken by another program: it moves "
+                            "to a new port (see the DB URL)", port)
                 port = None
         if port is None:
             port = free_port()
@@ -142,8 +163,8 @@ class EmbeddedPostgres:
         options = (
             f"-h 127.0.0.1 -p {port} -k {self.socket_dir} -c wal_level=logical "
             "-c max_replication_slots=20 -c max_wal_senders=20 -c max_connections=200 "
-            "-c shared_buffers=128MB -c timezone=UTC -c log_timezone=UTC"
-        )
+            "-c shared_buffers=128MB -c timezone=UTC -c log_timezone=UTC " + self.extra_options
+        ).strip()
         self._run_as()
         log = self.root / "postgres.log"
         res = self._cmd("pg_ctl", "-D", str(self.pgdata), "-o", options, "-l", str(log), "-w",

@@ -110,7 +110,9 @@ class KeyRing:
             cached = self._cache.get(token)
             if cached is not None:
                 exp = cached.get("exp")
-                if isinstance(exp, (int, float)) and exp > time.time():
+                # No exp: accepted without expiry, as GoTrue and PostgREST do (ownbase's own tokens
+                # always carry one); a present exp was checked to be a number when first verified.
+                if exp is None or exp > time.time():
                     return cached
                 self._cache.pop(token, None)
                 raise TokenError("JWT expired", "expired")
@@ -151,7 +153,7 @@ class KeyRing:
                     token,
                     key.key,
                     algorithms=[key.algorithm],
-                    options={"verify_aud": audience is not None, "require": ["exp"]},
+                    options={"verify_aud": audience is not None},
                     audience=audience,
                     leeway=leeway,
                 )
@@ -252,6 +254,7 @@ def build_keyring(settings: Settings) -> KeyRing:
         raise ValueError("OWNBASE_JWT_SECRET is required when OWNBASE_JWT_ALGORITHM=HS256")
     if settings.jwt_secret:
         verification.append(VerificationKey(None, "HS256", settings.jwt_secret.encode(), None))
+    verification += trusted_keys(settings.jwt_trusted_jwks)
     return KeyRing(
         signing_algorithm=signing_alg,
         signing_kid=signing_kid,
@@ -262,6 +265,27 @@ def build_keyring(settings: Settings) -> KeyRing:
         fixed_anon_key=settings.anon_key,
         fixed_service_key=settings.service_role_key,
     )
+
+
+def trusted_keys(value: str) -> list[VerificationKey]:
+    """Public keys of a migrated project (``OWNBASE_JWT_TRUSTED_JWKS``): verify-only, never published.
+
+    Only asymmetric keys with a ``kid`` are taken, each pinned to its algorithm, so a token is
+    checked against exactly the key its header names.
+    """
+    if not value.strip():
+        return []
+    text = value if value.lstrip().startswith("{") else Path(value).read_text()
+    try:
+        keys = json.loads(text).get("keys", [])
+        out = []
+        for jwk in keys:
+            if jwk.get("kty") in ("RSA", "EC", "OKP") and jwk.get("kid") and "d" not in jwk:
+                parsed = jwt.PyJWK(jwk)
+                out.append(VerificationKey(str(jwk["kid"]), parsed.algorithm_name, parsed.key, None))
+        return out
+    except (ValueError, AttributeError, jwt.PyJWTError) as exc:
+        raise ValueError(f"OWNBASE_JWT_TRUSTED_JWKS is not a usable JWKS: {exc}") from None
 
 
 def now() -> int:

@@ -37,10 +37,12 @@ class Settings(BaseSettings):
     cors_origins: CsvList = ["*"]  # allowed browser origins, * for any
     trusted_proxies: CsvList = []  # CIDRs whose X-Forwarded-For is believed
     log_level: str = "info"  # debug, info, warning or error
-    log_format: Literal["json", "text"] = "json"  # json (one object per line) or text
+    log_format: Literal["auto", "json", "text"] = "auto"  # auto (readable text on a terminal, JSON otherwise), json (one object per line) or text
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # JSON bodies (REST/auth/storage); uploads have their own
     rate_limit_ip_per_minute: int = Field(6000, ge=0)  # general limit per client IP, 0 disables
     rate_limit_user_per_minute: int = Field(6000, ge=0)  # general limit per user (JWT sub), 0 disables
+    http_max_header_bytes: int = Field(32 * 1024, ge=1024)  # request line + headers; larger requests get 431 and the connection is closed
+    http_header_timeout: float = Field(30.0, gt=0)  # seconds a connection may take to send a request's headers (slowloris bound)
 
     # --- database ------------------------------------------------------------------
     database_url: str = ""  # empty: embedded PostgreSQL in the data dir
@@ -53,6 +55,7 @@ class Settings(BaseSettings):
     db_max_rows: int = Field(1000, ge=1)  # cap on rows returned by one /rest/v1 read
     db_statement_timeout_ms: int = Field(8000, ge=0)  # per data request, 0 disables
     db_ssl_root_cert: str = ""  # CA bundle for sslmode=verify-full (e.g. RDS global bundle)
+    db_startup_lock_timeout: int = Field(300, ge=1)  # seconds a starting process waits while another one does the start-up database work (migrations, roles) before it gives up
     db_aggregates_enabled: bool = False  # true: /rest/v1 allows aggregate functions in select (amount.sum(), count()), as PostgREST's db-aggregates-enabled
     db_tx_end: Literal["commit", "commit-allow-override", "rollback", "rollback-allow-override"] = "commit"  # how /rest/v1 ends each transaction, as PostgREST's db-tx-end; the -allow-override values honour Prefer: tx=commit|rollback
     db_plan_enabled: bool = False  # true: /rest/v1 answers Accept: application/vnd.pgrst.plan with the statement's EXPLAIN, as PostgREST's db-plan-enabled
@@ -66,6 +69,7 @@ class Settings(BaseSettings):
     jwt_algorithm: Literal["RS256", "ES256", "HS256"] = "RS256"  # algorithm of the generated signing key (RS256 or ES256; HS256 signs with OWNBASE_JWT_SECRET)
     jwt_private_key: str = ""  # PEM; empty: generated once into the data dir
     jwt_secret: str = ""  # legacy HS256 secret of a migrated Supabase project
+    jwt_trusted_jwks: str = ""  # JWKS (JSON or file path) of a migrated project: its tokens stay accepted until they expire
     jwt_issuer: str = ""  # empty: <public_url>/auth/v1
     jwt_aud: str = "authenticated"  # audience claim of user access tokens
     anon_key: str = ""  # optional fixed anon key (e.g. the migrated project's)
@@ -75,6 +79,8 @@ class Settings(BaseSettings):
 
     # --- redis ----------------------------------------------------------------------
     redis_url: str = ""  # redis:// or rediss:// ; empty: in-process state (one process only)
+    redis_timeout_ms: int = Field(500, ge=1)  # longest a request waits on Redis before counting its rate limits per process until Redis answers again
+    ready_require_redis: bool = False  # true: /ready answers 503 while Redis is unreachable (default: 200 with the degraded components listed)
 
     # --- auth -----------------------------------------------------------------------
     site_url: str = "http://localhost:3000"  # your app's URL: default redirect target and base of links in mails
@@ -104,6 +110,61 @@ class Settings(BaseSettings):
     auth_cognito_jwks_url: str = ""  # override (tests / private endpoints)
     auth_cognito_issuer: str = ""  # override of https://cognito-idp.<region>.amazonaws.com/<pool>
     auth_cognito_endpoint_url: str = ""  # cognito-idp API override (tests / VPC endpoints)
+    # OAuth / OIDC sign-in providers, as GoTrue's GOTRUE_EXTERNAL_<P>_* (docs/auth.md "Sign-in with providers").
+    auth_manual_linking_enabled: bool = False  # true: linkIdentity / unlinkIdentity allowed (GOTRUE_SECURITY_MANUAL_LINKING_ENABLED)
+    auth_external_redirect_url: str = ""  # final redirect after a provider sign-in instead of redirect_to/site URL (GOTRUE_EXTERNAL_REDIRECTURL)
+    auth_external_google_enabled: bool = False  # true: sign-in with Google
+    auth_external_google_client_id: CsvList = []  # OAuth client id(s); the first is used for sign-in, all are accepted as ID-token audience
+    auth_external_google_secret: str = ""  # OAuth client secret
+    auth_external_google_url: str = ""  # base URL override; empty: https://accounts.google.com (OIDC issuer)
+    auth_external_google_scopes: CsvList = []  # scopes added to the provider's defaults on every sign-in
+    auth_external_github_enabled: bool = False  # true: sign-in with Github
+    auth_external_github_client_id: CsvList = []  # OAuth client id(s); the first is used for sign-in, all are accepted as ID-token audience
+    auth_external_github_secret: str = ""  # OAuth client secret
+    auth_external_github_url: str = ""  # base URL override; empty: https://github.com (API at <url>/api/v3 when set)
+    auth_external_github_scopes: CsvList = []  # scopes added to the provider's defaults on every sign-in
+    auth_external_apple_enabled: bool = False  # true: sign-in with Apple
+    auth_external_apple_client_id: CsvList = []  # OAuth client id(s); the first is used for sign-in, all are accepted as ID-token audience
+    auth_external_apple_secret: str = ""  # OAuth client secret (Apple: the client-secret JWT)
+    auth_external_apple_url: str = ""  # base URL override; empty: https://appleid.apple.com (OIDC issuer)
+    auth_external_apple_scopes: CsvList = []  # scopes added to the provider's defaults on every sign-in
+    auth_external_azure_enabled: bool = False  # true: sign-in with Azure
+    auth_external_azure_client_id: CsvList = []  # OAuth client id(s); the first is used for sign-in, all are accepted as ID-token audience
+    auth_external_azure_secret: str = ""  # OAuth client secret
+    auth_external_azure_url: str = ""  # base URL override; empty: https://login.microsoftonline.com/common/v2.0 (OIDC issuer, tenant)
+    auth_external_azure_scopes: CsvList = []  # scopes added to the provider's defaults on every sign-in
+    auth_external_gitlab_enabled: bool = False  # true: sign-in with Gitlab
+    auth_external_gitlab_client_id: CsvList = []  # OAuth client id(s); the first is used for sign-in, all are accepted as ID-token audience
+    auth_external_gitlab_secret: str = ""  # OAuth client secret
+    auth_external_gitlab_url: str = ""  # base URL override; empty: https://gitlab.com (self-hosted GitLab)
+    auth_external_gitlab_scopes: CsvList = []  # scopes added to the provider's defaults on every sign-in
+    auth_external_discord_enabled: bool = False  # true: sign-in with Discord
+    auth_external_discord_client_id: CsvList = []  # OAuth client id(s); the first is used for sign-in, all are accepted as ID-token audience
+    auth_external_discord_secret: str = ""  # OAuth client secret
+    auth_external_discord_url: str = ""  # base URL override; empty: https://discord.com
+    auth_external_discord_scopes: CsvList = []  # scopes added to the provider's defaults on every sign-in
+    auth_external_oidc_provider: str = ""  # generic OIDC issuer: its name; signInWithOAuth({provider: "custom:<name>"}); empty: off
+    auth_external_oidc_issuer: str = ""  # issuer URL or its discovery URL (<issuer>/.well-known/openid-configuration)
+    auth_external_oidc_client_id: CsvList = []  # client id(s) at the generic OIDC issuer
+    auth_external_oidc_secret: str = ""  # client secret at the generic OIDC issuer
+    auth_external_oidc_scopes: CsvList = ["openid", "email", "profile"]  # scopes asked of the generic OIDC issuer
+
+    # --- auth: MFA and passkeys -----------------------------------------------------
+    auth_mfa_totp_enroll_enabled: bool = True  # users may enroll TOTP factors (GoTrue's default)
+    auth_mfa_totp_verify_enabled: bool = True  # TOTP factors may be challenged and verified (step-up to aal2)
+    auth_mfa_max_enrolled_factors: int = Field(10, ge=0)  # factors (any status) one user may have
+    auth_mfa_max_verified_factors: int = Field(10, ge=0)  # verified factors one user may have
+    auth_mfa_challenge_expiry: int = Field(300, ge=1)  # seconds a challenge stays valid (below 300 counts as 300, as GoTrue)
+    auth_mfa_factor_expiry: int = Field(300, ge=1)  # seconds before an unverified, never-challenged factor is dropped (min 300)
+    auth_rate_limit_mfa: int = Field(15, ge=0)  # MFA challenges (and, separately, verifications) per IP per minute; burst twice that
+    auth_passkey_enabled: bool = False  # first-factor passkeys (WebAuthn) under /auth/v1/passkeys
+    auth_passkey_max_per_user: int = Field(10, ge=1)  # passkeys one user may register
+    auth_webauthn_rp_id: str = ""  # WebAuthn relying-party id; empty: the host of OWNBASE_SITE_URL
+    auth_webauthn_rp_display_name: str = ""  # shown by authenticators; empty: the RP id
+    auth_webauthn_rp_origins: str = ""  # comma-separated origins allowed in ceremonies; empty: OWNBASE_SITE_URL
+    auth_webauthn_challenge_expiry: int = Field(300, ge=1)  # seconds a passkey challenge stays valid
+    auth_rate_limit_passkey: int = Field(30, ge=0)  # passkey sign-in option requests per IP per window
+    auth_sessions_allow_low_aal: int = Field(0, ge=0)  # seconds an aal1 session of a user with a verified factor lives (0: no cap)
 
     # --- auth: phone, hooks, captcha --------------------------------------------------
     auth_phone_enabled: bool = False  # true: phone + password and SMS codes (GOTRUE_EXTERNAL_PHONE_ENABLED)
@@ -192,6 +253,20 @@ class Settings(BaseSettings):
         "secret_keys",
         "auth_redirect_allow_list",
         "auth_cognito_client_ids",
+        "auth_external_google_client_id",
+        "auth_external_google_scopes",
+        "auth_external_github_client_id",
+        "auth_external_github_scopes",
+        "auth_external_apple_client_id",
+        "auth_external_apple_scopes",
+        "auth_external_azure_client_id",
+        "auth_external_azure_scopes",
+        "auth_external_gitlab_client_id",
+        "auth_external_gitlab_scopes",
+        "auth_external_discord_client_id",
+        "auth_external_discord_scopes",
+        "auth_external_oidc_client_id",
+        "auth_external_oidc_scopes",
         "storage_s3_bucket_map",
         mode="before",
     )

@@ -22,11 +22,14 @@ bootstrap_python() {
   fi
   local stamp=".venv/.ownbase-installed-${extra:-base}"
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    if [ -n "$extra" ]; then
-      .venv/bin/python -m pip install -q -e ".[$extra]"
-    else
-      .venv/bin/python -m pip install -q -e .
+    # Build tools' warnings (setuptools deprecations) are noise to a user: kept in a log that is
+    # shown only when the install fails.
+    local log=".venv/install.log"
+    local target="."
+    [ -n "$extra" ] && target=".[$extra]"
+    if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e "$target"; } >"$log" 2>&1; then
+      cat "$log" >&2
+      return 1
     fi
     touch "$stamp"
   fi
@@ -35,6 +38,14 @@ bootstrap_python() {
 bootstrap_redis() {
   if ! command -v redis-server >/dev/null 2>&1; then
     _apt_install redis-server
+  fi
+}
+
+# PostgreSQL 15+ with contrib (pgcrypto, uuid-ossp): the migration tests build a Supabase-shaped
+# source on a private cluster of these binaries (the embedded wheel lacks contrib).
+bootstrap_postgresql() {
+  if ! ls /usr/share/postgresql/*/extension/uuid-ossp.control >/dev/null 2>&1; then
+    _apt_install postgresql
   fi
 }
 

@@ -8,7 +8,7 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ownbase.auth import errors, otp, sessions, users
+from ownbase.auth import aal, errors, otp, sessions, users
 from ownbase.auth import phone as phones
 from ownbase.auth.passwords import hash_password, verify_password
 from ownbase.auth.rules import check_password, normalize_email, normalize_phone
@@ -56,6 +56,10 @@ async def put_user(request: Request) -> Any:
     redirect_to = request.query_params.get("redirect_to")
     async with ctx.db.owner.acquire() as conn, conn.transaction():
         user = await current_user(conn, auth.claims, lock=True)
+        changes_secret = bool(password) or bool(email and email.lower() != (user["email"] or ""))
+        if changes_secret and await aal.below_reachable(conn, user["id"], auth.claims):
+            raise errors.AuthError(401, "insufficient_aal",
+                                   "AAL2 session is required to update email or password when MFA is enabled.")
         if "data" in data:
             await users.merge_metadata(conn, user["id"], "raw_user_meta_data", obj(data, "data"))
         if password:

@@ -6,14 +6,16 @@ password on first sign-in (or use a migration Lambda trigger instead) — see do
 
 from __future__ import annotations
 
-import asyncio
 import csv
+import json
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
+
+from ownbase import cli
 
 # The columns GetCSVHeader returns for a pool with the standard attributes, in order.
 COGNITO_HEADER = [
@@ -49,16 +51,17 @@ def row_for(user: dict[str, Any], username: str, id_attribute: str | None) -> di
     return row
 
 
-async def fetch_users(url: str) -> list[dict[str, Any]]:
-    import json
+_USERS_SQL = """
+select id, email, phone, email_confirmed_at, phone_confirmed_at, raw_user_meta_data::text as meta,
+       is_anonymous, created_at, updated_at
+from auth.users where deleted_at is null order by created_at
+"""
 
-    import asyncpg
 
-    conn = await asyncpg.connect(url)
+async def fetch_users(target: cli.Target) -> list[dict[str, Any]]:
+    conn = await cli.connect(target)
     try:
-        rows = await conn.fetch(
-            "select id, email, phone, email_confirmed_at, phone_confirmed_at, raw_user_meta_data::text as meta,"
-            " is_anonymous, created_at, updated_at from auth.users where deleted_at is null order by created_at")
+        rows = await conn.fetch(_USERS_SQL)
     finally:
         await conn.close()
     out = []
@@ -69,8 +72,9 @@ async def fetch_users(url: str) -> list[dict[str, Any]]:
     return out
 
 
-def register(app: typer.Typer, db_app: typer.Typer, gen_app: typer.Typer, mail_app: typer.Typer,
-             auth_app: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
+    auth_app = cli.group("auth", "Auth tools.")
+
     @auth_app.command("export-cognito")
     def export_cognito(
         output: Path = typer.Option(Path("cognito-users.csv"), "--output", "-o", help="CSV file ('-' = stdout)."),
@@ -80,15 +84,15 @@ def register(app: typer.Typer, db_app: typer.Typer, gen_app: typer.Typer, mail_a
             None, "--id-attribute",
             help="Also write the Supabase user id into this custom attribute (e.g. custom:supabase_uid)."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="ownbase data directory."),
+        db_url: Optional[str] = typer.Option(None, help="PostgreSQL URL (default OWNBASE_DATABASE_URL)."),
     ) -> None:
         """Write users as a Cognito user-import CSV (no passwords: Cognito cannot import hashes)."""
-        from ownbase.mail.cli import _db_url
-
         if username not in ("email", "id"):
             raise typer.BadParameter("--username must be 'email' or 'id'")
         if id_attribute and not id_attribute.startswith("custom:"):
             raise typer.BadParameter("--id-attribute must be a custom attribute (custom:...)")
-        users = asyncio.run(fetch_users(_db_url(data_dir)))
+        with cli.database(cli.settings(data_dir=data_dir), db_url) as target:
+            users = cli.run(fetch_users(target))
         header = COGNITO_HEADER + ([id_attribute] if id_attribute else [])
         rows = [r for u in users if (r := row_for(u, username, id_attribute)) is not None]
         handle = sys.stdout if str(output) == "-" else open(output, "w", newline="", encoding="utf-8")

@@ -1,24 +1,22 @@
-"""GoTrue features ownbase does not build (SAML SSO, manual linking, MFA, passkeys, OAuth server,
-custom providers, SCIM, OAuth callbacks), answered as GoTrue answers with the feature turned off.
+"""GoTrue features ownbase does not build (SAML SSO, phone and WebAuthn MFA factors, OAuth server,
+custom providers, SCIM), answered as GoTrue answers with the feature turned off. (TOTP MFA is
+mfa.py; passkeys are passkeys.py; OAuth sign-in and linking are oauth.py and identities.py.)
 
-Clients then get GoTrue's own error codes (``saml_provider_disabled``, ``manual_linking_disabled``,
-``mfa_totp_enroll_not_enabled`` ...) instead of an unknown error. Where GoTrue checks the caller
+Clients then get GoTrue's own error codes (``saml_provider_disabled``, ``mfa_totp_enroll_not_enabled``,
+``passkey_disabled`` ...) instead of an unknown error. Where GoTrue checks the caller
 first (the ``/user`` and ``/admin`` route groups), so does this module.
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 import asyncpg
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from ownbase.auth import errors, users
+from ownbase.auth import errors
 from ownbase.auth.account import current_user
-from ownbase.auth.web import MAX_BODY, admin_caller, body, ctx_of, string, user_caller
+from ownbase.auth.web import admin_caller, ctx_of, user_caller
 
 
 def _off(code: str, message: str) -> errors.AuthError:
@@ -39,10 +37,6 @@ async def _signed_in(request: Request, *, allow_anonymous: bool = True) -> async
 
 async def saml(request: Request) -> Any:
     raise _off("saml_provider_disabled", "SAML 2.0 is disabled")
-
-
-async def passkeys(request: Request) -> Any:
-    raise _off("passkey_disabled", "Passkeys are disabled")
 
 
 async def oauth_server(request: Request) -> Any:
@@ -68,12 +62,6 @@ async def scim(request: Request) -> Any:
     raise _off("feature_disabled", "SCIM server is disabled")
 
 
-async def identities(request: Request) -> Any:
-    """linkIdentity / unlinkIdentity: GoTrue's manual linking is off by default."""
-    await _signed_in(request)
-    raise _off("manual_linking_disabled", "Manual linking is disabled")
-
-
 # --- SSO providers (admin): none exist and none can be made ----------------------------------------
 
 async def admin_sso_providers(request: Request) -> Any:
@@ -88,27 +76,7 @@ async def admin_sso_provider(request: Request) -> Any:
     raise _off("sso_provider_not_found", "SSO Identity Provider not found")
 
 
-# --- OAuth callback: there is never a flow state, so GoTrue's state check answers ------------------
-
-async def callback(request: Request) -> Response:
-    if request.method == "POST":
-        raw = await request.body()
-        params = dict(parse_qsl(raw[:MAX_BODY].decode("utf-8", "replace"))) if raw else {}
-    else:
-        params = dict(request.query_params)
-    state = params.get("state", "")
-    if not state:
-        code, message = "bad_oauth_callback", "OAuth state parameter missing"
-    elif not users.is_uuid(state):
-        code, message = "bad_oauth_state", "OAuth state parameter is invalid"
-    else:
-        code, message = "bad_oauth_state", "OAuth state not found or expired"
-    site = ctx_of(request).settings.site_url
-    query = urlencode({"error": "invalid_request", "error_code": code, "error_description": message})
-    return RedirectResponse(site + ("&" if "?" in site else "?") + query, status_code=303)
-
-
-# --- MFA: enrolment and verification are off; factors copied from Supabase can be listed/removed --
+# --- MFA factor types that are off (TOTP too when its settings say so): mfa.py answers with these ---
 
 ENROLL_OFF = {"totp": ("mfa_totp_enroll_not_enabled", "MFA enroll is disabled for TOTP"),
               "phone": ("mfa_phone_enroll_not_enabled", "MFA enroll is disabled for Phone"),
@@ -117,83 +85,3 @@ VERIFY_OFF = {"totp": ("mfa_totp_verify_not_enabled", "MFA verification is disab
               "phone": ("mfa_phone_verify_not_enabled", "MFA verification is disabled for Phone"),
               # GoTrue's own quirk: the WebAuthn verify switch reports the enroll code.
               "webauthn": ("mfa_webauthn_enroll_not_enabled", "MFA verification is disabled for WebAuthn")}
-
-
-async def enroll(request: Request) -> Any:
-    await _signed_in(request, allow_anonymous=False)
-    data = await body(request)
-    ftype = string(data, "factor_type")
-    if ftype not in ENROLL_OFF:
-        raise errors.validation("factor_type needs to be totp, phone, or webauthn")
-    raise errors.AuthError(422, *ENROLL_OFF[ftype])
-
-
-async def _factor(request: Request, user_id: Any, param: str = "factor_id") -> asyncpg.Record:
-    factor_id = request.path_params[param]
-    if not users.is_uuid(factor_id):
-        raise errors.validation("factor_id must be an UUID", 404)
-    row = await ctx_of(request).db.owner.fetchrow(
-        "select * from auth.mfa_factors where id = $1 and user_id = $2", uuid.UUID(factor_id), user_id)
-    if row is None:
-        raise errors.AuthError(404, "mfa_factor_not_found", "Factor not found")
-    return row
-
-
-async def challenge_or_verify(request: Request) -> Any:
-    user = await _signed_in(request, allow_anonymous=False)
-    factor = await _factor(request, user["id"])
-    code, message = VERIFY_OFF.get(factor["factor_type"], VERIFY_OFF["totp"])
-    raise errors.AuthError(422, code, message)
-
-
-async def unenroll(request: Request) -> Any:
-    user = await _signed_in(request, allow_anonymous=False)
-    factor = await _factor(request, user["id"])
-    if factor["status"] == "verified":
-        # No ownbase session reaches aal2 (MFA verification is off).
-        raise errors.AuthError(422, "insufficient_aal", "AAL2 required to unenroll verified factor")
-    await ctx_of(request).db.owner.execute("delete from auth.mfa_factors where id = $1", factor["id"])
-    return {"id": str(factor["id"])}
-
-
-async def _admin_user_id(request: Request) -> Any:
-    admin_caller(request)
-    user_id = request.path_params["user_id"]
-    if not users.is_uuid(user_id):
-        raise errors.validation("user_id must be an UUID", 404)
-    async with ctx_of(request).db.owner.acquire() as conn:
-        user = await users.by_id(conn, str(user_id))
-    if user is None:
-        raise errors.user_not_found(admin=True)
-    return user["id"]
-
-
-async def admin_factors(request: Request) -> Response:
-    user_id = await _admin_user_id(request)
-    rows = await ctx_of(request).db.owner.fetch(
-        "select * from auth.mfa_factors where user_id = $1 order by created_at", user_id)
-    return JSONResponse([users.factor_json(r) for r in rows])
-
-
-async def admin_factor(request: Request) -> Any:
-    user_id = await _admin_user_id(request)
-    factor = await _factor(request, user_id)
-    pool = ctx_of(request).db.owner
-    if request.method == "DELETE":
-        await pool.execute("delete from auth.mfa_factors where id = $1", factor["id"])
-        return users.factor_json(factor)
-    data = await body(request)
-    name = string(data, "friendly_name") or factor["friendly_name"]
-    row = await pool.fetchrow("update auth.mfa_factors set friendly_name = $2, updated_at = now()"
-                              " where id = $1 returning *", factor["id"], name)
-    return users.factor_json(row)
-
-
-async def admin_passkeys(request: Request) -> Response:
-    await _admin_user_id(request)
-    return JSONResponse([])
-
-
-async def admin_passkey(request: Request) -> Any:
-    await _admin_user_id(request)
-    raise errors.validation("Passkey not found", 404)

@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from ownbase.auth import captcha, errors, hooks, idtoken, sessions, users
 from ownbase.auth import phone as phones
-from ownbase.auth.passwords import verify_password
+from ownbase.auth.passwords import hash_password, needs_rehash, verify_password
 from ownbase.auth.rules import banned, confirmed, user_agent
 from ownbase.auth.tokens import pkce_challenge_ok
 from ownbase.auth.web import body, client_ip, ctx_of, limit, string
@@ -61,7 +61,10 @@ async def _password_grant(request: Request) -> Any:
     if banned(user):
         raise errors.user_banned()
     ip = client_ip(request)
+    rehashed = await hash_password(password, s.auth_bcrypt_cost) if needs_rehash(user["encrypted_password"]) else None
     async with ctx.db.owner.acquire() as conn, conn.transaction():
+        if rehashed is not None:  # an imported argon2 / Firebase scrypt hash becomes bcrypt
+            await users.set_password(conn, user["id"], rehashed)
         reply = await sessions.create(conn, ctx, user, "password", ip=ip, user_agent=user_agent(request))
         await users.audit(conn, "login", user, ip, "account", {"provider": "phone" if phone else "email"})
     if len(password) < s.auth_password_min_length:
@@ -109,5 +112,11 @@ async def _pkce_grant(request: Request) -> Any:
         user = await users.by_id(conn, str(flow["user_id"]))
         if user is None:
             raise errors.user_not_found(admin=True)
-        return await sessions.create(conn, ctx, user, flow["authentication_method"],
-                                     ip=client_ip(request), user_agent=user_agent(request))
+        reply = await sessions.create(conn, ctx, user, flow["authentication_method"],
+                                      ip=client_ip(request), user_agent=user_agent(request))
+        # OAuth flows hand the provider's tokens back (GoTrue: refresh only when there is one).
+        if flow["provider_access_token"]:
+            reply["provider_token"] = flow["provider_access_token"]
+        if flow["provider_refresh_token"]:
+            reply["provider_refresh_token"] = flow["provider_refresh_token"]
+        return reply

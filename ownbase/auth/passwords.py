@@ -13,6 +13,8 @@ from functools import lru_cache
 
 import bcrypt
 
+from ownbase.auth import imported_hashes
+
 MAX_PASSWORD_BYTES = 72
 
 _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="bcrypt")
@@ -39,9 +41,16 @@ async def hash_password(password: str, cost: int) -> str:
     return await asyncio.get_running_loop().run_in_executor(_pool, _hash, password, cost)
 
 
+def needs_rehash(hashed: str | None) -> bool:
+    """An imported argon2 / Firebase scrypt hash: replaced by bcrypt after a successful sign-in."""
+    return bool(hashed) and imported_hashes.is_imported(hashed or "")
+
+
 async def verify_password(password: str, hashed: str | None, cost: int) -> bool:
     target = hashed if hashed and hashed.startswith("$2") else None
     loop = asyncio.get_running_loop()
+    if hashed and target is None and imported_hashes.is_imported(hashed):
+        return await loop.run_in_executor(_pool, imported_hashes.check, password, hashed)
     if target is None:
         dummy = await loop.run_in_executor(_pool, _dummy_hash, cost)
         await loop.run_in_executor(_pool, _check, password, dummy)

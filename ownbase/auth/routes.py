@@ -9,9 +9,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Match, Route
 
-from ownbase.auth import account, admin, disabled, grants, mails, signup, verify
+from ownbase.auth import (account, admin, disabled, grants, identities, mails, mfa, oauth, passkeys, providers,
+                          signup, verify)
 from ownbase.auth.errors import AuthError, OAuthError, render, unexpected
 from ownbase.auth.lifecycle import shutdown, startup
+from ownbase.http.errors import generic_status
 from ownbase.service import Service
 
 log = logging.getLogger("ownbase.auth")
@@ -33,7 +35,9 @@ def gotrue(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             return render(request, err)
         except OAuthError as err:
             return err.response()
-        except Exception:  # noqa: BLE001 - GoTrue's 500 shape instead of a bare crash
+        except Exception as exc:  # noqa: BLE001 - GoTrue's 500 shape instead of a bare crash
+            if generic_status(exc) is not None:
+                raise  # the http layer answers (503 / 400) in GoTrue's shape
             log.exception("auth request failed")
             return render(request, unexpected())
         response = result if isinstance(result, Response) else JSONResponse(result)
@@ -52,6 +56,7 @@ async def settings_route(request: Request) -> Response:
     s = request.app.state.ctx.settings
     external: dict[str, bool] = {"anonymous_users": s.auth_anonymous_signins}
     external.update({name: False for name in OAUTH_PROVIDERS})
+    external.update({name: True for name in providers.enabled_names(s) if name in external})
     external.update({"email": True, "phone": s.auth_phone_enabled})
     return JSONResponse({
         "external": external,
@@ -61,7 +66,7 @@ async def settings_route(request: Request) -> Response:
         "sms_provider": s.auth_sms_provider if s.auth_phone_enabled else "",
         "saml_enabled": False,
         "saml_private_key_next_configured": False,
-        "passkeys_enabled": False,
+        "passkeys_enabled": s.auth_passkey_enabled,
     })
 
 
@@ -71,16 +76,11 @@ async def jwks(request: Request) -> Response:
 
 
 async def authorize(request: Request) -> Any:
-    # signInWithOAuth sends the browser here; ownbase has no OAuth providers (see docs/auth.md),
-    # so GoTrue's provider lookup fails the way it does for a disabled or unknown provider.
-    name = request.query_params.get("provider", "").lower()
-    if name in OAUTH_PROVIDERS or name in OTHER_PROVIDERS:
-        reason = "provider is not enabled"
-    elif name.startswith("custom:"):
-        reason = "custom OAuth providers are disabled"
-    else:
-        reason = f"Provider {name} could not be found"
-    raise AuthError(400, "validation_failed", "Unsupported provider: " + reason)
+    return await oauth.authorize(request, OAUTH_PROVIDERS + OTHER_PROVIDERS)
+
+
+async def link_identity(request: Request) -> Any:
+    return await identities.link_authorize(request, OAUTH_PROVIDERS + OTHER_PROVIDERS)
 
 
 async def fallback(request: Request) -> Response:
@@ -88,7 +88,7 @@ async def fallback(request: Request) -> Response:
     method: 405 with an empty body and one Allow header per method."""
     allowed: list[str] = []
     for route in SERVICE.routes:
-        if not isinstance(route, Route) or route.endpoint is fallback:
+        if not isinstance(route, Route) or route.endpoint is fallback or route.name == PASSKEY_CATCH_ALL:
             continue
         match, _ = route.matches({**request.scope, "method": "\0"})  # path only: no method matches
         if match != Match.NONE:
@@ -100,6 +100,17 @@ async def fallback(request: Request) -> Response:
         return response
     return PlainTextResponse("404 page not found\n", status_code=404,
                              headers={"x-content-type-options": "nosniff"})
+
+
+PASSKEY_CATCH_ALL = "passkeys_other"
+
+
+async def _passkeys_other(request: Request) -> Any:
+    """Unknown /passkeys paths or methods: passkey_disabled while off (GoTrue's group check runs
+    first), else chi's 404/405."""
+    if not request.app.state.ctx.settings.auth_passkey_enabled:
+        raise passkeys.disabled_error()
+    return await fallback(request)
 
 
 async def _verify(request: Request) -> Any:
@@ -147,20 +158,33 @@ SERVICE = Service(
         Route(f"{P}/admin/users", gotrue(_admin_users), methods=["GET", "POST"]),
         Route(f"{P}/admin/users/{{user_id}}", gotrue(_admin_user), methods=["GET", "PUT", "DELETE"]),
         Route(f"{P}/admin/generate_link", gotrue(admin.generate_link), methods=["POST"]),
+        # OAuth / OIDC providers and identity linking (oauth.py, identities.py).
+        Route(f"{P}/callback", gotrue(oauth.callback), methods=["GET", "POST"]),
+        Route(f"{P}/user/identities/authorize", gotrue(link_identity), methods=["GET"]),
+        Route(f"{P}/user/identities/{{identity_id}}", gotrue(identities.unlink), methods=["DELETE"]),
         # GoTrue features that are off or not built here: GoTrue's answers (disabled.py).
-        Route(f"{P}/callback", disabled.callback, methods=["GET", "POST"]),
         Route(f"{P}/sso", gotrue(disabled.saml), methods=["POST"]),
         Route(f"{P}/sso/saml/metadata", gotrue(disabled.saml), methods=["GET"]),
         Route(f"{P}/sso/saml/acs", gotrue(disabled.saml), methods=["POST"]),
-        Route(f"{P}/user/identities/authorize", gotrue(disabled.identities), methods=["GET"]),
-        Route(f"{P}/user/identities/{{identity_id}}", gotrue(disabled.identities), methods=["DELETE"]),
         Route(f"{P}/user/oauth/grants", gotrue(disabled.user_oauth_grants), methods=ALL_METHODS),
-        Route(f"{P}/factors", gotrue(disabled.enroll), methods=["POST"]),
-        Route(f"{P}/factors/{{factor_id}}/challenge", gotrue(disabled.challenge_or_verify), methods=["POST"]),
-        Route(f"{P}/factors/{{factor_id}}/verify", gotrue(disabled.challenge_or_verify), methods=["POST"]),
-        Route(f"{P}/factors/{{factor_id}}", gotrue(disabled.unenroll), methods=["DELETE"]),
-        Route(f"{P}/passkeys", gotrue(disabled.passkeys), methods=ALL_METHODS),
-        Route(f"{P}/passkeys/{{rest:path}}", gotrue(disabled.passkeys), methods=ALL_METHODS),
+        # MFA (mfa.py) and passkeys (passkeys.py); the passkey catch-alls answer passkey_disabled first.
+        Route(f"{P}/factors", gotrue(mfa.enroll), methods=["POST"]),
+        Route(f"{P}/factors/{{factor_id}}/challenge", gotrue(mfa.challenge), methods=["POST"]),
+        Route(f"{P}/factors/{{factor_id}}/verify", gotrue(mfa.verify), methods=["POST"]),
+        Route(f"{P}/factors/{{factor_id}}", gotrue(mfa.unenroll), methods=["DELETE"]),
+        Route(f"{P}/passkeys", gotrue(passkeys.gated(passkeys.list_mine)), methods=["GET"]),
+        Route(f"{P}/passkeys/registration/options", gotrue(passkeys.gated(passkeys.registration_options)),
+              methods=["POST"]),
+        Route(f"{P}/passkeys/registration/verify", gotrue(passkeys.gated(passkeys.registration_verify)),
+              methods=["POST"]),
+        Route(f"{P}/passkeys/authentication/options", gotrue(passkeys.gated(passkeys.authentication_options)),
+              methods=["POST"]),
+        Route(f"{P}/passkeys/authentication/verify", gotrue(passkeys.gated(passkeys.authentication_verify)),
+              methods=["POST"]),
+        Route(f"{P}/passkeys/{{passkey_id}}", gotrue(passkeys.gated(passkeys.update)), methods=["PATCH"]),
+        Route(f"{P}/passkeys/{{passkey_id}}", gotrue(passkeys.gated(passkeys.delete)), methods=["DELETE"]),
+        Route(f"{P}/passkeys", gotrue(_passkeys_other), methods=ALL_METHODS, name=PASSKEY_CATCH_ALL),
+        Route(f"{P}/passkeys/{{rest:path}}", gotrue(_passkeys_other), methods=ALL_METHODS, name=PASSKEY_CATCH_ALL),
         Route(f"{P}/oauth/{{rest:path}}", gotrue(disabled.oauth_server), methods=ALL_METHODS),
         Route(f"{P}/.well-known/oauth-authorization-server", gotrue(disabled.oauth_server), methods=ALL_METHODS),
         Route(f"{P}/scim/v2/{{rest:path}}", gotrue(disabled.scim), methods=ALL_METHODS),
@@ -171,11 +195,11 @@ SERVICE = Service(
         Route(f"{P}/admin/sso/providers", gotrue(disabled.admin_sso_providers), methods=["GET", "POST"]),
         Route(f"{P}/admin/sso/providers/{{idp_id}}", gotrue(disabled.admin_sso_provider),
               methods=["GET", "PUT", "DELETE"]),
-        Route(f"{P}/admin/users/{{user_id}}/factors", gotrue(disabled.admin_factors), methods=["GET"]),
-        Route(f"{P}/admin/users/{{user_id}}/factors/{{factor_id}}", gotrue(disabled.admin_factor),
+        Route(f"{P}/admin/users/{{user_id}}/factors", gotrue(mfa.admin_factors), methods=["GET"]),
+        Route(f"{P}/admin/users/{{user_id}}/factors/{{factor_id}}", gotrue(mfa.admin_factor),
               methods=["PUT", "DELETE"]),
-        Route(f"{P}/admin/users/{{user_id}}/passkeys", gotrue(disabled.admin_passkeys), methods=["GET"]),
-        Route(f"{P}/admin/users/{{user_id}}/passkeys/{{passkey_id}}", gotrue(disabled.admin_passkey),
+        Route(f"{P}/admin/users/{{user_id}}/passkeys", gotrue(passkeys.admin_list), methods=["GET"]),
+        Route(f"{P}/admin/users/{{user_id}}/passkeys/{{passkey_id}}", gotrue(passkeys.admin_delete),
               methods=["DELETE"]),
     ],
     startup=startup,

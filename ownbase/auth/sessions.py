@@ -15,6 +15,9 @@ from ownbase.auth.tokens import new_refresh_token
 from ownbase.context import Context
 
 
+MFA_METHODS = ("totp", "mfa/phone", "mfa/webauthn")  # AMR methods that make a session aal2
+
+
 def _inet(ip: str) -> str | None:
     try:
         return str(ipaddress.ip_address(ip)) if ip else None
@@ -23,22 +26,23 @@ def _inet(ip: str) -> str | None:
 
 
 def _amr(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
-    out = [{"method": r["authentication_method"], "timestamp": int(r["updated_at"].timestamp())} for r in rows]
-    out.sort(key=lambda m: m["timestamp"], reverse=True)
-    return out
+    rows = sorted(rows, key=lambda r: r["updated_at"], reverse=True)  # newest first, to the microsecond
+    return [{"method": r["authentication_method"], "timestamp": int(r["updated_at"].timestamp())} for r in rows]
 
 
 def access_token(ctx: Context, user: asyncpg.Record, session_id: Any, amr: list[dict[str, Any]],
-                 aal: str = "aal1") -> tuple[str, int]:
-    claims = access_claims(ctx, user, session_id, amr, aal)
+                 aal: str = "aal1", exp_cap: int | None = None) -> tuple[str, int]:
+    claims = access_claims(ctx, user, session_id, amr, aal, exp_cap)
     return ctx.keys.sign(claims), claims["exp"]
 
 
 def access_claims(ctx: Context, user: asyncpg.Record, session_id: Any, amr: list[dict[str, Any]],
-                  aal: str = "aal1") -> dict[str, Any]:
+                  aal: str = "aal1", exp_cap: int | None = None) -> dict[str, Any]:
     s = ctx.settings
     iat = int(time.time())
     exp = iat + s.auth_access_token_ttl
+    if exp_cap is not None:
+        exp = max(iat, min(exp, exp_cap))
     app_meta = users._obj(user["raw_app_meta_data"])
     claims = {
         "iss": s.issuer,
@@ -64,18 +68,52 @@ async def _reply(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, s
     amr = _amr(list(await conn.fetch(
         "select authentication_method, updated_at from auth.mfa_amr_claims where session_id = $1",
         session_id)))
-    # The custom access token hook (if set) may change every claim; exp is read back from its output.
-    claims = await hooks.customize_access_token(conn, ctx, user["id"], access_claims(ctx, user, session_id, amr),
-                                                method)
+    # aal2 exactly when a second factor was verified in this session (GoTrue's rule); refresh keeps it.
+    aal = "aal2" if any(m["method"] in MFA_METHODS for m in amr) else "aal1"
+    found = await users.factors(conn, user["id"])
+    cap = await _low_aal_deadline(conn, ctx, session_id, aal, found)
+    # The custom access token hook (if set) sees the final claims (aal, amr, capped exp) and may change
+    # every claim; exp is read back from its output.
+    claims = await hooks.customize_access_token(conn, ctx, user["id"],
+                                                access_claims(ctx, user, session_id, amr, aal, cap), method)
     token, exp = ctx.keys.sign(claims), claims["exp"]
+    user_out = users.user_json(user, await users.identities(conn, user["id"]))
+    if found:  # supabase-js computes the next assurance level from session.user.factors
+        user_out["factors"] = found
     return {
         "access_token": token,
         "token_type": "bearer",
-        "expires_in": ctx.settings.auth_access_token_ttl,
+        "expires_in": exp - int(time.time()) if cap is not None else ctx.settings.auth_access_token_ttl,
         "expires_at": exp,
         "refresh_token": refresh,
-        "user": users.user_json(user, await users.identities(conn, user["id"])),
+        "user": user_out,
     }
+
+
+async def _low_aal_deadline(conn: asyncpg.Connection, ctx: Context, session_id: Any, aal: str,
+                            factors: list[dict[str, Any]]) -> int | None:
+    """GoTrue's SESSIONS_ALLOW_LOW_AAL: an aal1 session of a user who could be at aal2 lives only
+    that long after it began (unix time of the end), else None."""
+    limit = ctx.settings.auth_sessions_allow_low_aal
+    if not limit or aal == "aal2" or not any(f["status"] == "verified" for f in factors):
+        return None
+    created = await conn.fetchval("select created_at from auth.sessions where id = $1", session_id)
+    return int(created.timestamp()) + limit if created is not None else None
+
+
+async def reissue(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, session_id: Any,
+                  method: str) -> dict[str, Any]:
+    """A fresh refresh token for an existing session after an MFA step-up by ``method`` (an AMR
+    method such as totp, passed to the custom access token hook). The session's earlier tokens are
+    deleted, not revoked: the reuse grace would otherwise let a pre-MFA token mint aal2."""
+    await conn.execute("delete from auth.refresh_tokens where session_id = $1", session_id)
+    new = new_refresh_token()
+    await conn.execute(
+        """insert into auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at,
+               parent, session_id)
+           values ('00000000-0000-0000-0000-000000000000', $1, $2, false, now(), now(), null, $3)""",
+        new, str(user["id"]), session_id)
+    return await _reply(conn, ctx, user, session_id, new, method)
 
 
 async def create(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, method: str, *,
@@ -133,6 +171,13 @@ async def refresh(conn: asyncpg.Connection, ctx: Context, token: str, ip: str) -
         raise errors.refresh_not_found()
     if user["banned_until"] is not None and user["banned_until"] > now:
         raise errors.AuthError(400, "user_banned", "Invalid Refresh Token: User Banned")
+    low_aal = s.auth_sessions_allow_low_aal
+    if low_aal and (session["aal"] or "aal1") != "aal2" and session["created_at"] is not None \
+            and session["created_at"] + timedelta(seconds=low_aal) < now \
+            and await conn.fetchval("select 1 from auth.mfa_factors where user_id = $1 and status = 'verified'"
+                                    " limit 1", user["id"]):
+        raise errors.AuthError(400, "session_expired",
+                               "Invalid Refresh Token: Session Expired (Low AAL: User Needs MFA Verification)")
     if row["revoked"]:
         revoked_at = row["updated_at"] or row["created_at"]
         within = revoked_at is not None and revoked_at + timedelta(seconds=s.auth_refresh_reuse_interval) > now

@@ -14,11 +14,25 @@ REQUEST_ROLES = ("anon", "authenticated", "service_role")
 
 
 class CredentialError(Exception):
-    def __init__(self, message: str, reason: str = "invalid", status: int = 401) -> None:
+    def __init__(self, message: str, reason: str = "invalid", status: int = 401, role: Any = None) -> None:
         super().__init__(message)
         self.message = message
         self.reason = reason  # "missing" | "invalid" | "expired" | "claims" | "role"
         self.status = status
+        self.role = role  # the refused role claim (reason "role")
+
+
+async def role_refusal(pool: Any, role: Any) -> tuple[int, str, str]:
+    """(status, SQLSTATE, message) PostgREST gives for a role claim the authenticator cannot use.
+
+    A role that exists but is not one the authenticator may switch to (itself, supabase_admin,
+    pg_read_server_files...) fails SET ROLE with 42501; a role that does not exist with 22023.
+    """
+    if isinstance(role, str) and role and "\x00" not in role:
+        exists = await pool.fetchval("select exists(select 1 from pg_catalog.pg_roles where rolname = $1)", role)
+        if exists:
+            return 403, "42501", f'permission denied to set role "{role}"'
+    return 401, "22023", f'role "{role}" does not exist'
 
 
 @dataclass(frozen=True)
@@ -87,5 +101,5 @@ def resolve(
         raise CredentialError(exc.message, exc.reason) from None
     role = claims.get("role") or "anon"
     if role not in REQUEST_ROLES:
-        raise CredentialError(f'role "{role}" does not exist', "role")
+        raise CredentialError(f'role "{role}" does not exist', "role", role=role)
     return AuthContext(role=role, claims=claims, token=token)

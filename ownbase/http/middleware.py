@@ -1,5 +1,6 @@
-"""Outermost ASGI middleware: request id, client address, CORS, general rate limits, JSON access
-logs and the last-resort 500 (JSON with the request id, never a stack trace)."""
+"""Outermost ASGI middleware: request id, client address, CORS, general rate limits, the gateway's
+API key check, JSON access logs and the last-resort 500 (JSON with the request id, never a stack
+trace)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import uuid
 from typing import Any, Awaitable, Callable
 
 from ownbase.http.client_ip import client_ip
-from ownbase.http.errors import error_bytes
+from ownbase.http.errors import error_bytes, generic_error
+from ownbase.http.gateway import KeyCheck, KeyProblem, guarded, query_apikey
 from ownbase.keys import unverified_claims
 
 log = logging.getLogger("ownbase.access")
@@ -49,6 +51,7 @@ class OwnbaseMiddleware:
     def __init__(self, app: ASGIApp, get_ctx: Callable[[], Any]) -> None:
         self.app = app
         self.get_ctx = get_ctx
+        self._keycheck: KeyCheck | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -95,9 +98,23 @@ class OwnbaseMiddleware:
                 await self._send_error(send_wrapper, path, 429, "over_request_rate_limit",
                                        "Request rate limit reached",
                                        [(b"retry-after", str(limited).encode())])
+            elif (problem := self._key_problem(ctx, scope, method, path)) is not None:
+                await self._send_error(send_wrapper, path, problem.status, problem.code_for(path),
+                                       problem.message, [(b"www-authenticate", b"Bearer")], hint=problem.hint)
             else:
                 await self.app(scope, receive, send_wrapper)
-        except Exception:  # noqa: BLE001 - the last resort: log with the id, answer JSON
+        except Exception as exc:  # noqa: BLE001 - the last resort: log with the id, answer JSON
+            generic = generic_error(path, exc, request_id=request_id)
+            if generic is not None:
+                # Not a bug: the database is unreachable (503, clients retry, as /rest/v1 answers)
+                # or the input could not be processed (400: nested too deeply, refused as data).
+                errlog.warning("request failed: %s", type(exc).__name__,
+                               extra={"request_id": request_id, "path": path})
+                if not status_holder["started"]:
+                    status, body = generic
+                    await self._send(send_wrapper, status, body,
+                                     [(b"retry-after", b"1")] if status == 503 else [])
+                return
             errlog.exception("unhandled error", extra={"request_id": request_id, "path": path})
             if not status_holder["started"]:
                 await self._send_error(send_wrapper, path, 500, "unexpected_failure",
@@ -135,6 +152,17 @@ class OwnbaseMiddleware:
                     if not d.allowed:
                         return d.retry_after
         return None
+
+    def _key_problem(self, ctx: Any, scope: Scope, method: str, path: str) -> KeyProblem | None:
+        if ctx is None or not guarded(method, path):
+            return None
+        if self._keycheck is None or self._keycheck.keys is not ctx.keys:
+            self._keycheck = KeyCheck(ctx.keys)
+        apikey = _header(scope, b"apikey") or query_apikey(scope.get("query_string", b""))
+        auth = _header(scope, b"authorization") or ""
+        scheme, _, token = auth.strip().partition(" ")
+        bearer = token.strip() if scheme.lower() == "bearer" else None
+        return self._keycheck.problem(apikey, bearer, _header(scope, b"user-agent"), _header(scope, b"origin"))
 
     @staticmethod
     def _allowed_origin(ctx: Any, origin: str | None) -> str | None:
@@ -177,7 +205,10 @@ class OwnbaseMiddleware:
     @staticmethod
     async def _send_error(send: Send, path: str, status: int, code: str, message: str,
                           headers: list[tuple[bytes, bytes]], **extra: Any) -> None:
-        body = error_bytes(path, status, code, message, **extra)
+        await OwnbaseMiddleware._send(send, status, error_bytes(path, status, code, message, **extra), headers)
+
+    @staticmethod
+    async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
         await send({
             "type": "http.response.start",
             "status": status,

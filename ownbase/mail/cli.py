@@ -2,48 +2,44 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import Any, Optional
 
 import typer
 
+from ownbase import cli
 
-def _db_url(data_dir: Optional[str]) -> str:
-    from ownbase.cli import _db_url as resolve_url, _settings
-
-    overrides: dict[str, Any] = {}
-    if data_dir:
-        overrides["data_dir"] = data_dir
-    return str(resolve_url(_settings(**overrides)))
+_OUTBOX_SQL = """
+select id, created_at, backend, to_address, subject, kind, status, text_body
+from ownbase.mail_outbox where $1::text is null or lower(to_address) = lower($1)
+order by id desc limit $2
+"""
 
 
-async def fetch(url: str, to: str | None, limit: int) -> list[dict[str, Any]]:
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
+async def fetch(target: cli.Target, to: str | None, limit: int) -> list[dict[str, Any]]:
+    conn = await cli.connect(target)
     try:
-        rows = await conn.fetch(
-            """select id, created_at, backend, to_address, subject, kind, status, text_body
-               from ownbase.mail_outbox where $1::text is null or lower(to_address) = lower($1)
-               order by id desc limit $2""", to, limit)
+        rows = await conn.fetch(_OUTBOX_SQL, to, limit)
     finally:
         await conn.close()
     return [{**dict(r), "created_at": r["created_at"].isoformat()} for r in reversed(rows)]
 
 
-def register(app: typer.Typer, db_app: typer.Typer, gen_app: typer.Typer, mail_app: typer.Typer,
-             auth_app: typer.Typer) -> None:
+def register(app: typer.Typer) -> None:
+    mail_app = cli.group("mail", "Mail outbox.")
+
     @mail_app.command("list")
     def list_mail(
         to: Optional[str] = typer.Option(None, "--to", help="Only mails to this address."),
         limit: int = typer.Option(20, "--limit", min=1, help="Newest N mails."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON (includes bodies)."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="ownbase data directory."),
+        db_url: Optional[str] = typer.Option(None, help="PostgreSQL URL (default OWNBASE_DATABASE_URL)."),
     ) -> None:
         """List mails in the outbox (the console backend's mail catcher)."""
-        rows = asyncio.run(fetch(_db_url(data_dir), to, limit))
+        with cli.database(cli.settings(data_dir=data_dir), db_url) as target:
+            rows = cli.run(fetch(target, to, limit))
         if as_json:
             sys.stdout.write(json.dumps(rows, indent=2) + "\n")
             return

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.routing import Route, WebSocketRoute
 
+from ownbase.realtime.capture import sync_triggers
 from ownbase.realtime.http import broadcast_batch, broadcast_single
 from ownbase.realtime.hub import Hub
 from ownbase.realtime.socket import websocket_endpoint
@@ -13,12 +14,21 @@ from ownbase.service import Service
 
 if TYPE_CHECKING:
     from ownbase.context import Context
+    from ownbase.settings import Settings
 
 
 async def startup(ctx: "Context") -> None:
     hub = Hub(ctx)
     await hub.start()
     ctx.state["realtime"] = hub
+    # /ready lists realtime as degraded while Redis is unreachable (in-process fan-out).
+    ctx.components["realtime"] = lambda: {**hub.status(), "cause": "redis"}
+
+
+async def prepare(conn: Any, settings: "Settings") -> None:
+    """Capture triggers for tables added to the publication while no server ran: installed once,
+    under the start-up lock, before any process serves (the leader keeps them in sync after)."""
+    await sync_triggers(conn)
 
 
 async def shutdown(ctx: "Context") -> None:
@@ -37,4 +47,5 @@ SERVICE = Service(
     ],
     startup=startup,
     shutdown=shutdown,
+    prepare=prepare,
 )

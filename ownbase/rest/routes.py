@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from ownbase.context import Context
-from ownbase.http.auth_context import AuthContext, CredentialError, resolve
+from ownbase.http.auth_context import AuthContext, CredentialError, resolve, role_refusal
 from ownbase.rest import engine, errors
 from ownbase.rest.openapi import openapi_response
 from ownbase.service import Service
@@ -15,14 +15,15 @@ from ownbase.service import Service
 ALL = ["GET", "HEAD", "POST", "PATCH", "DELETE", "PUT", "OPTIONS", "TRACE", "CONNECT"]
 
 
-def _auth(ctx: Context, request: Request) -> AuthContext:
+async def _auth(ctx: Context, request: Request) -> AuthContext:
     try:
         return resolve(ctx.keys, request.headers, request.query_params.get("apikey"))
     except CredentialError as exc:
         if exc.reason == "missing":
             raise errors.missing_key() from None
         if exc.reason == "role":
-            raise errors.ApiError(401, "22023", exc.message, headers={"WWW-Authenticate": "Bearer"}) from None
+            status, code, message = await role_refusal(ctx.db.api, exc.role)
+            raise errors.ApiError(status, code, message, headers={"WWW-Authenticate": "Bearer"}) from None
         raise errors.jwt_error(exc.message, exc.reason) from None
 
 
@@ -45,7 +46,7 @@ def _query(request: Request) -> list[tuple[str, str]]:
 async def _handle(request: Request, relation: str, rpc: bool) -> Response:
     ctx: Context = request.app.state.ctx
     try:
-        auth = _auth(ctx, request)
+        auth = await _auth(ctx, request)
         schema = _schema(ctx, request)
     except errors.ApiError as exc:
         return exc.response()
@@ -65,7 +66,7 @@ async def rpc(request: Request) -> Response:
 async def root(request: Request) -> Response:
     ctx: Context = request.app.state.ctx
     try:
-        auth = _auth(ctx, request)
+        auth = await _auth(ctx, request)
         schema = _schema(ctx, request)
         return await openapi_response(ctx, request, schema, auth)
     except errors.ApiError as exc:

@@ -3,37 +3,33 @@ leftovers now (the server also does it every minute), and say how many of each."
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from typing import Any, Optional
+from typing import Optional
 
-import asyncpg
 import typer
 
-from ownbase.storage.backends import build_backend
+from ownbase import cli
 from ownbase.storage.sweeper import SweepReport, sweep_all
 
 
-async def run_sweep(stale_seconds: int, bucket: str | None, data_dir: str | None) -> SweepReport:
-    # Imported here: ownbase.cli imports this module while it registers commands.
-    from ownbase.cli import _db_url, _settings
+async def run_sweep(target: cli.Target, stale_seconds: int, bucket: str | None) -> SweepReport:
+    # Imported here: every `ownbase` command registers this module, only this one needs storage.
+    from ownbase.storage.backends import build_backend
 
-    overrides: dict[str, Any] = {"data_dir": data_dir} if data_dir else {}
-    settings = _settings(**overrides)
-    backend = build_backend(settings)
+    backend = build_backend(target.settings)
     await backend.start()
-    pool = await asyncpg.create_pool(_db_url(settings), min_size=1, max_size=2)
     try:
-        return await sweep_all(pool, backend, stale_seconds, bucket)
+        pool = await cli.open_pool(target)
+        try:
+            return await sweep_all(pool, backend, stale_seconds, bucket)
+        finally:
+            await pool.close()
     finally:
-        await pool.close()
         await backend.close()
 
 
-def register(app: typer.Typer, db_app: typer.Typer, gen_app: typer.Typer, mail_app: typer.Typer,
-             auth_app: typer.Typer) -> None:
-    storage_app = typer.Typer(no_args_is_help=True, help="Storage tools.")
-    app.add_typer(storage_app, name="storage")
+def register(app: typer.Typer) -> None:
+    storage_app = cli.group("storage", "Storage tools.")
 
     @storage_app.command("sweep")
     def sweep_cmd(
@@ -42,8 +38,10 @@ def register(app: typer.Typer, db_app: typer.Typer, gen_app: typer.Typer, mail_a
                                           "without a row are dead."),
         bucket: Optional[str] = typer.Option(None, "--bucket", help="Only this storage bucket."),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="ownbase data directory."),
+        db_url: Optional[str] = typer.Option(None, help="PostgreSQL URL (default OWNBASE_DATABASE_URL)."),
     ) -> None:
         """Delete blobs no object row references, expired resumable uploads, and stale temp files /
         incomplete S3 multipart uploads of killed writers."""
-        report = asyncio.run(run_sweep(stale_seconds, bucket, data_dir))
+        with cli.database(cli.settings(data_dir=data_dir), db_url) as target:
+            report = cli.run(run_sweep(target, stale_seconds, bucket))
         sys.stdout.write(report.describe() + "\n")

@@ -13,15 +13,16 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from ownbase.db.pool import database_unreachable
+from ownbase.http.errors import generic_status
 from ownbase.service import Service
 from ownbase.storage import errors, tus_routes
 from ownbase.storage.body import parse_upload
 from ownbase.storage.callers import caller_of, storage_of
 from ownbase.storage.lifecycle import shutdown, startup
 from ownbase.storage.responses import BlobGone, content_disposition, safe_type_headers, serve_object
-from ownbase.storage.service import SERVICE_AUTH, Caller, Storage, _url_path, blob_key, info_json, object_json
+from ownbase.storage.service import SERVICE_AUTH, Caller, Storage, _url_path, info_json, object_json
 from ownbase.storage.images import read_limited
-from ownbase.storage.transform import MAX_INPUT_BYTES, negotiate, parse_token_transform, parse_transform, render, sniff
+from ownbase.storage.transform import negotiate, parse_token_transform, parse_transform, render, sniff
 
 P = "/storage/v1"
 log = logging.getLogger("ownbase.storage")
@@ -44,6 +45,8 @@ def handler(fn: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[R
                 log.warning("storage request failed, database unavailable: %s %s: %s", request.method,
                             request.url.path, exc)
                 return errors.database_unavailable().response()
+            if generic_status(exc) is not None:
+                raise  # the http layer answers (503 / 400) in Storage's shape
             log.exception("storage request failed: %s %s", request.method, request.url.path)
             return errors.internal().response()
 

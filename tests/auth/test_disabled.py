@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -88,8 +88,8 @@ SCENARIOS: list[tuple[str, str, str, Any, str, int, str, str]] = [
      "validation_failed", "Invalid phone number format (E.164 required)"),
     ("admin phone bad format", "POST", "/admin/users", {"phone": "abc"}, "service", 400, "validation_failed",
      "Invalid phone number format (E.164 required)"),
-    ("enroll totp", "POST", "/factors", {"factor_type": "totp"}, "user", 422, "mfa_totp_enroll_not_enabled",
-     "MFA enroll is disabled for TOTP"),
+    ("enroll webauthn", "POST", "/factors", {"factor_type": "webauthn"}, "user", 422,
+     "mfa_webauthn_enroll_not_enabled", "MFA enroll is disabled for WebAuthn"),
     ("enroll phone", "POST", "/factors", {"factor_type": "phone", "phone": "+15555550100"}, "user", 422,
      "mfa_phone_enroll_not_enabled", "MFA enroll is disabled for Phone"),
     ("enroll other", "POST", "/factors", {"factor_type": "sms"}, "user", 400, "validation_failed",
@@ -197,7 +197,8 @@ def test_supabase_py_reports_gotrue_codes(server: ServerHandle) -> None:
     assert code_of(lambda: sb.auth.link_identity({"provider": "github"})) == ("manual_linking_disabled", 404)
     identity = sb.auth.get_user_identities().identities[0]
     assert code_of(lambda: sb.auth.unlink_identity(identity)) == ("manual_linking_disabled", 404)
-    assert code_of(lambda: sb.auth.mfa.enroll({"factor_type": "totp"})) == ("mfa_totp_enroll_not_enabled", 422)
+    assert code_of(lambda: sb.auth.mfa.enroll({"factor_type": "phone", "phone": "+15555550100"})) == \
+        ("mfa_phone_enroll_not_enabled", 422)
     assert code_of(lambda: sb.auth.mfa.challenge({"factor_id": U})) == ("mfa_factor_not_found", 404)
     assert code_of(lambda: sb.auth.mfa.unenroll({"factor_id": U})) == ("mfa_factor_not_found", 404)
     assert code_of(lambda: sb.auth.sign_in_with_id_token({"provider": "google", "token": "x.y.z"})) == \
@@ -212,8 +213,16 @@ def test_supabase_py_reports_gotrue_codes(server: ServerHandle) -> None:
     assert adm.mfa.list_factors({"user_id": user.id}) == []
 
 
-def test_factors_copied_from_supabase(server: ServerHandle) -> None:
-    """Factors imported with a Supabase dump are listed and removable, never verifiable here."""
+@pytest.fixture(scope="module")
+def mfa_off_server(server_factory: Callable[..., ServerHandle]) -> ServerHandle:
+    return server_factory({"OWNBASE_AUTH_MFA_TOTP_ENROLL_ENABLED": "false",
+                           "OWNBASE_AUTH_MFA_TOTP_VERIFY_ENABLED": "false"})
+
+
+def test_factors_copied_from_supabase(mfa_off_server: ServerHandle) -> None:
+    """With TOTP turned off, factors imported with a Supabase dump are listed and removable, never
+    verifiable, and enrolment answers GoTrue's switch-off code."""
+    server = mfa_off_server
     email = unique_email("factor")
     adm = py_client(server, server.service_key).auth.admin
     user = adm.create_user({"email": email, "password": "secret123", "email_confirm": True}).user
@@ -238,3 +247,6 @@ def test_factors_copied_from_supabase(server: ServerHandle) -> None:
     assert sb.auth.mfa.unenroll({"factor_id": pending}).id == pending
     assert adm.mfa.delete_factor({"user_id": user.id, "id": verified}).id == verified
     assert adm.mfa.list_factors({"user_id": user.id}) == []
+    with pytest.raises(AuthApiError) as exc:
+        sb.auth.mfa.enroll({"factor_type": "totp"})
+    assert (exc.value.code, exc.value.status) == ("mfa_totp_enroll_not_enabled", 422)

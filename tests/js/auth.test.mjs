@@ -176,7 +176,7 @@ test('features ownbase does not build report GoTrue codes (AuthApiError), not un
   await expect(sb.auth.signInWithSSO({ domain: 'acme.test' }), 'saml_provider_disabled', 404);
   await expect(sb.auth.linkIdentity({ provider: 'github', options: { skipBrowserRedirect: true } }),
     'manual_linking_disabled', 404);
-  await expect(sb.auth.mfa.enroll({ factorType: 'totp' }), 'mfa_totp_enroll_not_enabled', 422);
+  await expect(sb.auth.mfa.enroll({ factorType: 'phone', phone: '+15555550100' }), 'mfa_phone_enroll_not_enabled', 422);
   await expect(sb.auth.mfa.challenge({ factorId: '00000000-0000-4000-8000-000000000001' }), 'mfa_factor_not_found', 404);
   await expect(client().auth.signInWithIdToken({ provider: 'google', token: 'x.y.z' }), 'provider_disabled', 400);
   await expect(client().auth.signInWithOtp({ phone: '+15555550100' }), 'phone_provider_disabled', 400);

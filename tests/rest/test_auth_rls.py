@@ -85,7 +85,10 @@ def test_missing_key_and_unknown_role(rest_server, mint) -> None:
 
     r = httpx.get(f"{rest_server.url}/rest/v1/posts")
     assert r.status_code == 401 and r.json()["message"] == "No API key found in request"
+    # postgres exists but the authenticator cannot switch to it: PostgREST's SET ROLE failure
     r = _get(rest_server, mint(ALICE, role="postgres"))
+    assert r.status_code == 403 and r.json()["code"] == "42501"
+    r = _get(rest_server, mint(ALICE, role="nobody_by_this_name"))
     assert r.status_code == 401 and r.json()["code"] == "22023"
     # apikey in the query string works like the header (and is not taken for a filter)
     r = httpx.get(f"{rest_server.url}/rest/v1/posts?select=id&apikey={rest_server.anon_key}",

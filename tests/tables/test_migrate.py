@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from ownbase.tables.dbmigrate import split_statements
+from ownbase.db.dbmigrate import split_statements
 from tests.conftest import TEST_ENV, create_database
 
 ROOT = Path(__file__).resolve().parents[2]
