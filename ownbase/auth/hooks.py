@@ -6,7 +6,8 @@ Configured by ``OWNBASE_AUTH_HOOK_<NAME>_URI`` (``pg-functions://<any>/<schema>/
 ``v1,whsec_<base64>`` secrets, ``|``-separated). Payloads, answers and errors follow GoTrue: a hook
 may answer ``{"error": {"http_code": n, "message": m}}`` and the client gets HTTP n with message m.
 
-The MFA code calls :func:`mfa_verification_attempt` after checking a code (see docs/auth.md).
+The MFA code calls :func:`mfa_verification_attempt` through its hook point after checking a code
+(installed by lifecycle.startup; see docs/auth.md).
 """
 
 from __future__ import annotations
@@ -323,20 +324,15 @@ async def password_verification_attempt(ctx: Context, user_id: Any, valid: bool,
         raise errors.AuthError(400, "invalid_credentials", message)
 
 
-async def mfa_verification_attempt(ctx: Context, *, user_id: Any, factor_id: Any, factor_type: str, valid: bool,
-                                   ip: str = "") -> None:
-    """For the MFA verify route: ask the MFA-verification-attempt hook after checking a code.
+async def mfa_verification_attempt(ctx: Context, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The MFA-verification-attempt hook, installed at the MFA code's hook point
+    (``mfa.set_verification_attempt_hook``, done at auth start-up when the hook is configured).
 
-    On "reject" every session of the user is deleted and GoTrue's 403 ``mfa_verification_rejected``
-    is raised. No hook configured: returns at once. Call it outside any transaction that locks the
-    user's sessions (the deletion runs on its own connection)."""
+    ``payload`` is GoTrue's ``{"user_id", "factor_id", "factor_type", "valid"}``; the hook's answer
+    goes back to mfa.py, which alone acts on ``"decision": "reject"`` (ends every session of the user
+    in the verify transaction and answers 403 ``mfa_verification_rejected``). Not configured: None."""
     hook = configured(ctx, "mfa_verification_attempt")
     if hook is None:
-        return
-    out = await invoke(ctx, hook, {"user_id": str(user_id), "factor_id": str(factor_id),
-                                   "factor_type": factor_type, "valid": bool(valid)}, ip=ip)
-    if out.get("decision") == "reject":
-        await _drop_sessions(ctx, user_id)
-        message = out.get("message") if isinstance(out.get("message"), str) and out.get("message") else \
-            "Further MFA verification attempts will be rejected."
-        raise errors.AuthError(403, "mfa_verification_rejected", message)
+        return None
+    keys = ("user_id", "factor_id", "factor_type", "valid")
+    return await invoke(ctx, hook, {key: payload.get(key) for key in keys})

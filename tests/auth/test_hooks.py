@@ -11,7 +11,6 @@ import uuid
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
-import asyncpg
 import httpx
 import jwt
 import pytest
@@ -21,6 +20,7 @@ from ownbase.auth import hooks
 from ownbase.auth.errors import AuthError
 from ownbase.settings import load_settings
 from tests.auth.conftest import py_client, unique_email
+from tests.auth.mfa_helpers import api_error, claims, code_at, new_user, send, signed_in, token_of, wrong_code
 from tests.auth.standin import Seen, StandIn, json_answer
 from tests.conftest import ServerHandle, sql
 
@@ -92,6 +92,7 @@ def hook_server(server: ServerHandle, server_factory: Callable[..., ServerHandle
         "OWNBASE_AUTH_HOOK_CUSTOM_ACCESS_TOKEN_URI": "pg-functions://postgres/public/hook_add_role",
         "OWNBASE_AUTH_HOOK_PASSWORD_VERIFICATION_ATTEMPT_URI": "pg-functions://postgres/public/hook_password_attempt",
         "OWNBASE_AUTH_HOOK_SEND_SMS_URI": "pg-functions://postgres/public/hook_send_sms",
+        "OWNBASE_AUTH_HOOK_MFA_VERIFICATION_ATTEMPT_URI": "pg-functions://postgres/public/hook_mfa_attempt",
     })
 
 
@@ -216,37 +217,35 @@ def test_send_email_http_hook_gets_a_signed_payload(email_hook: StandIn,
     assert sql(srv, "select count(*) as n from auth.users where email = $1", plain)[0]["n"] == 0
 
 
-def test_mfa_verification_attempt_for_the_mfa_code(hook_server: ServerHandle) -> None:
-    """The function the MFA routes call: continue on a good code; reject drops every session."""
-    sb = py_client(hook_server)
-    email = unique_email("mfa")
-    session = sb.auth.sign_up({"email": email, "password": "secret123"}).session
-    assert session is not None
-    user_id = session.user.id
-
-    async def go() -> None:
-        pool = await asyncpg.create_pool(hook_server.db_url, min_size=1, max_size=2)
-        try:
-            ctx: Any = SimpleNamespace(settings=load_settings(
-                auth_hook_mfa_verification_attempt_uri="pg-functions://postgres/public/hook_mfa_attempt"),
-                state={}, db=SimpleNamespace(owner=pool))
-            await hooks.mfa_verification_attempt(ctx, user_id=user_id, factor_id=uuid.uuid4(), factor_type="totp",
-                                                 valid=True)
-            with pytest.raises(AuthError) as exc:
-                await hooks.mfa_verification_attempt(ctx, user_id=user_id, factor_id=uuid.uuid4(),
-                                                     factor_type="totp", valid=False)
-            assert (exc.value.status, exc.value.code, exc.value.message) == (
-                403, "mfa_verification_rejected", "Further MFA verification attempts will be rejected.")
-            # No hook configured: nothing happens.
-            ctx.settings = load_settings()
-            await hooks.mfa_verification_attempt(ctx, user_id=user_id, factor_id=uuid.uuid4(), factor_type="totp",
-                                                 valid=False)
-        finally:
-            await pool.close()
-
-    asyncio.run(go())
+def test_mfa_verification_attempt_hook_rejects_a_verify(hook_server: ServerHandle) -> None:
+    """The configured function runs at MFA verify (through mfa.py's hook point): a good code goes
+    through, and the custom access token hook sees the step-up (aal2, amr totp, method totp); a wrong
+    code is rejected with 403 mfa_verification_rejected and every session of the user ends."""
+    email, user_id = new_user(hook_server, "mfa")
+    sb = signed_in(hook_server, email)
+    enrolled = sb.auth.mfa.enroll({"factor_type": "totp"})
+    challenge = sb.auth.mfa.challenge({"factor_id": enrolled.id})
+    reply = sb.auth.mfa.verify({"factor_id": enrolled.id, "challenge_id": challenge.id,
+                                "code": code_at(enrolled.totp.secret)})
+    stepped = claims(reply.access_token)
+    assert stepped["aal"] == "aal2" and stepped["auth_method"] == "totp" and stepped["user_role"] == "member"
+    assert [m["method"] for m in stepped["amr"]] == ["totp", "password"]
+    other = signed_in(hook_server, email)
+    challenge = sb.auth.mfa.challenge({"factor_id": enrolled.id})
+    r = send(hook_server, "POST", f"/factors/{enrolled.id}/verify", token_of(sb),
+             {"challenge_id": challenge.id, "code": wrong_code(enrolled.totp.secret)})
+    assert (r.status_code, r.json()) == (403, {"code": "mfa_verification_rejected",
+                                               "message": "Further MFA verification attempts will be rejected."})
     assert sql(hook_server, "select count(*) as n from auth.sessions where user_id = $1",
                uuid.UUID(user_id))[0]["n"] == 0
+    assert api_error(lambda: other.auth.get_user()) == ("session_not_found", 403)
+
+
+def test_mfa_verification_attempt_hook_off_when_not_configured() -> None:
+    """Without the setting the hook point's function answers None (mfa.py then lets the attempt through)."""
+    ctx: Any = SimpleNamespace(settings=load_settings(), state={})
+    payload = {"user_id": str(uuid.uuid4()), "factor_id": str(uuid.uuid4()), "factor_type": "totp", "valid": False}
+    assert asyncio.run(hooks.mfa_verification_attempt(ctx, payload)) is None
 
 
 def test_hook_settings_are_checked() -> None:
