@@ -7,11 +7,12 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "ownbase"
-SERVICES = ("auth", "rest", "tables", "storage", "realtime", "mail")
+SERVICES = ("auth", "rest", "tables", "storage", "realtime", "mail", "sms")
 ALLOWED = {
     ("tables", "ownbase.rest.engine"),  # dynamic tables are built on the /rest/v1 engine
     ("tables", "ownbase.rest"),  # `from ownbase.rest import engine`
     ("auth", "ownbase.mail"),  # mail is the auth service's outgoing adapter
+    ("auth", "ownbase.sms"),  # so is SMS (phone sign-in)
 }
 FOUNDATION = ("ownbase.settings", "ownbase.db", "ownbase.keys", "ownbase.http", "ownbase.limits", "ownbase.tasks",
               "ownbase.context", "ownbase.service", "ownbase.logs", "ownbase.embedded")
