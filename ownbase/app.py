@@ -33,12 +33,13 @@ def services() -> list[Service]:
     # Imported here so that each service stays an independent package (dependency rule:
     # settings/db/keys <- services <- app).
     from ownbase.auth.routes import SERVICE as auth
+    from ownbase.dashboard.routes import SERVICE as dashboard
     from ownbase.realtime.routes import SERVICE as realtime
     from ownbase.rest.routes import SERVICE as rest
     from ownbase.storage.routes import SERVICE as storage
     from ownbase.tables.routes import SERVICE as tables
 
-    return [auth, rest, tables, storage, realtime]
+    return [auth, rest, tables, storage, realtime, dashboard]
 
 
 def authenticator_password(settings: Settings, keys_secret: str) -> str:
@@ -159,8 +160,14 @@ def build_app(settings: Settings | None = None, *, prepare: bool = True) -> Star
 
     routes: list = [Route("/health", health), Route("/ready", ready)]
     for svc in svcs:
+        if svc.name == "dashboard" and not settings.dashboard:
+            continue  # OWNBASE_DASHBOARD=off: /dashboard is not mounted at all
         routes.extend(svc.routes)
     app = Starlette(routes=routes, lifespan=lifespan)
+    if settings.bridge_url:  # bridge mode: in front of a live Supabase project (docs/migration/bridge.md)
+        from ownbase.bridge import install as install_bridge
+
+        install_bridge(app, svcs, lambda: holder.get("ctx"))
     app.add_middleware(OwnbaseMiddleware, get_ctx=lambda: holder.get("ctx"))  # type: ignore[arg-type]
     app.state.settings = settings
     return app

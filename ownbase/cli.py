@@ -45,7 +45,7 @@ console = Console(stderr=True)
 
 # Packages that add commands; each has register(app: typer.Typer) -> None.
 COMMAND_MODULES = ("ownbase.db.cli", "ownbase.auth.cli", "ownbase.mail.cli", "ownbase.sms.cli",
-                   "ownbase.storage.cli", "ownbase.migrate.cli")
+                   "ownbase.storage.cli", "ownbase.migrate.cli", "ownbase.dashboard.cli", "ownbase.bridge.cli")
 
 T = TypeVar("T")
 _GROUPS: dict[str, typer.Typer] = {}
@@ -271,6 +271,9 @@ def _reserve_port(host: str, port: int) -> socket.socket | None:
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Everything `ownbase start` tells uvicorn, in one place."""
+    # Imported here: only `ownbase start` needs the realtime websocket protocol, not every command.
+    from ownbase.realtime.wsserver import UVICORN_WS
+
     return dict(
         app="ownbase.app:create_app",
         factory=True,
@@ -279,10 +282,15 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         workers=settings.workers,
         loop="uvloop",
         **uvicorn_http_options(settings),  # httptools with header size and time bounds
-        ws="websockets",
+        # uvicorn's sans-I/O websockets protocol, plus realtime's frame extension (wsserver.py)
+        ws=UVICORN_WS,
         # Realtime: no permessage-deflate. Its zlib state costs ~250 KB per socket and CPU on
         # every frame (Supabase Realtime does not compress either); see docs/realtime.md.
         ws_per_message_deflate=False,
+        # No WebSocket pings from the server: like Phoenix servers (Supabase Realtime), liveness
+        # is the client's heartbeat (OWNBASE_REALTIME_HEARTBEAT_TIMEOUT). A ping costs a timer,
+        # a frame and a pong to parse per socket every 20 s (docs/realtime.md, Performance).
+        ws_ping_interval=None,
         proxy_headers=False,  # X-Forwarded-For is handled by OWNBASE_TRUSTED_PROXIES
         timeout_graceful_shutdown=20,
         log_config=None,
@@ -388,6 +396,12 @@ def _banner(cfg: Settings) -> None:
         out.print("Sign-ups must confirm their email: read the mail with `ownbase mail list` (link, or "
                   "the 6-digit code for verifyOtp), or set OWNBASE_AUTH_AUTOCONFIRM=true for development.",
                   soft_wrap=True, highlight=False, markup=False)
+    if cfg.dashboard:  # a fresh install: say how to get into /dashboard
+        from ownbase.dashboard.cli import first_admin_hint
+
+        hint = first_admin_hint(cfg)
+        if hint:
+            out.print(hint, soft_wrap=True, markup=False)
     sys.stdout.flush()
 
 

@@ -245,6 +245,33 @@ class Settings(BaseSettings):
     realtime_change_poll_ms: int = Field(100, ge=5)  # fallback poll of the change log (NOTIFY wakes it)
     realtime_process_ttl: int = Field(15, ge=2)  # seconds before a silent process's presence expires (Redis)
 
+    # --- dashboard ------------------------------------------------------------------
+    dashboard: bool = True  # on: the admin dashboard at /dashboard (accounts from `ownbase admin create`); off: not mounted
+    dashboard_session_ttl: int = Field(12 * 3600, ge=60)  # seconds a dashboard login lasts
+    dashboard_login_per_window: int = Field(10, ge=0)  # dashboard login attempts per IP (and per email) per window, 0 disables
+    dashboard_login_window: int = Field(300, ge=1)  # seconds of the dashboard login buckets
+    dashboard_log_size: int = Field(1000, ge=10, le=100_000)  # recent requests kept in memory per process for the logs page
+
+    # --- bridge (ownbase in front of a live Supabase project; docs/migration/bridge.md) ----
+    bridge_url: str = ""  # the live project's URL (https://<ref>.supabase.co); empty: bridge off
+    bridge_anon_key: str = ""  # the live project's anon key, sent upstream in place of ours
+    bridge_service_key: str = ""  # the live project's service_role key (mirror replays; in place of ours)
+    bridge_jwt_secret: str = ""  # the live project's HS256 secret when it differs from ours: our user tokens are re-signed with it when forwarded
+    bridge_jwks_url: str = ""  # JWKS whose tokens are accepted while auth is not local; empty: <bridge_url>/auth/v1/.well-known/jwks.json
+    bridge_auth: Literal["upstream", "local", "fallback"] = "upstream"  # where /auth/v1 is served
+    bridge_rest: Literal["upstream", "local", "fallback"] = "upstream"  # where /rest/v1 is served
+    bridge_storage: Literal["upstream", "local", "fallback"] = "upstream"  # where /storage/v1 is served
+    bridge_realtime: Literal["upstream", "local", "fallback"] = "upstream"  # where /realtime/v1 is served (fallback acts as local)
+    bridge_tables: CsvList = []  # per-table overrides of OWNBASE_BRIDGE_REST, e.g. orders=upstream,public.profiles=local
+    bridge_buckets: CsvList = []  # per-bucket overrides of OWNBASE_BRIDGE_STORAGE, e.g. avatars=local
+    bridge_routes_file: str = ""  # optional file of more overrides, lines "table orders upstream" / "bucket avatars local"
+    bridge_writes: Literal["upstream", "local", "mirror"] = "local"  # writes in local/fallback routes: forwarded (phase A), local (phase B) or local then mirrored upstream (the way back)
+    bridge_connect_timeout: float = Field(5.0, gt=0)  # seconds to connect to the upstream
+    bridge_read_timeout: float = Field(30.0, gt=0)  # seconds of upstream silence before a forwarded request fails (504)
+    bridge_retries: int = Field(1, ge=0, le=10)  # extra attempts of an idempotent forward after a connection error
+    bridge_mirror_max_backoff: int = Field(300, ge=1)  # seconds, cap of the mirror queue's exponential retry delay
+    bridge_stats_flush_seconds: float = Field(2.0, gt=0)  # how often a process adds its bridge counters to PostgreSQL
+
     @field_validator(
         "cors_origins",
         "trusted_proxies",
@@ -268,11 +295,22 @@ class Settings(BaseSettings):
         "auth_external_oidc_client_id",
         "auth_external_oidc_scopes",
         "storage_s3_bucket_map",
+        "bridge_tables",
+        "bridge_buckets",
         mode="before",
     )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("bridge_tables", "bridge_buckets")
+    @classmethod
+    def _bridge_overrides(cls, value: list[str]) -> list[str]:
+        for item in value:
+            name, sep, mode = item.partition("=")
+            if not sep or not name.strip() or mode.strip().lower() not in ("upstream", "local", "fallback"):
+                raise ValueError(f"{item!r}: expected name=upstream|local|fallback")
+        return value
 
     @field_validator("database_url", "database_read_url")
     @classmethod

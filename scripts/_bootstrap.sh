@@ -49,11 +49,32 @@ bootstrap_postgresql() {
   fi
 }
 
+# PostGIS for the Debian PostgreSQL that bootstrap_postgresql installed (bookworm: 15): the GeoJSON
+# tests run a private cluster of those binaries, since the embedded wheel has no PostGIS.
+bootstrap_postgis() {
+  local major
+  major="$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | awk -F/ '{print $5}' | sort -n | tail -1)"
+  if [ -z "$major" ]; then
+    echo "no Debian PostgreSQL under /usr/lib/postgresql: cannot add PostGIS to it" >&2; return 1
+  fi
+  if [ ! -f "/usr/share/postgresql/$major/extension/postgis.control" ]; then
+    _apt_install "postgresql-$major-postgis-3"
+  fi
+}
+
 bootstrap_node() {
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     _apt_install nodejs npm
   fi
   if [ ! -d tests/js/node_modules ] || [ tests/js/package-lock.json -nt tests/js/node_modules ]; then
     (cd tests/js && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+}
+
+# Debian's chromium for the dashboard's browser tests: Playwright drives /usr/bin/chromium through
+# its executable path (no browser build is ever downloaded).
+bootstrap_chromium() {
+  if [ ! -x /usr/bin/chromium ]; then
+    _apt_install chromium
   fi
 }

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from ownbase.migrate.conn import qname
+from ownbase.db.sql import quote_qualified
 
 # Schemas Supabase's platform manages (the app's objects inside them are handled one by one).
 MANAGED_SCHEMAS = frozenset({
@@ -45,7 +45,7 @@ class Table:
 
     @property
     def qualified(self) -> str:
-        return qname(self.schema, self.name)
+        return quote_qualified(self.schema, self.name)
 
     @property
     def copy_columns(self) -> list[Column]:
@@ -125,7 +125,7 @@ async def matviews(conn: asyncpg.Connection, schemas: list[str]) -> list[str]:
     rows = await conn.fetch(
         "select schemaname, matviewname from pg_matviews where schemaname = any($1::text[]) order by 1, 2",
         schemas)
-    return [qname(r["schemaname"], r["matviewname"]) for r in rows]
+    return [quote_qualified(r["schemaname"], r["matviewname"]) for r in rows]
 
 
 async def relation_exists(conn: asyncpg.Connection, schema: str, name: str) -> bool:

@@ -54,13 +54,5 @@ async def restore_triggers(conn: asyncpg.Connection, method: str, tables: list[s
             await conn.execute(f"alter table {table} enable trigger user")
 
 
-def qident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def qname(schema: str, name: str) -> str:
-    return f"{qident(schema)}.{qident(name)}"
-
-
 def qliteral(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"

@@ -18,9 +18,11 @@ from typing import Any
 
 import asyncpg
 
+from ownbase.db.sql import quote_ident
 from ownbase.migrate import catalog, pipe, progress
-from ownbase.migrate.conn import connect, qident, qliteral, quiet_triggers, restore_triggers
+from ownbase.migrate.conn import connect, qliteral, quiet_triggers, restore_triggers
 from ownbase.migrate.progress import StepError
+
 
 async def run(source_url: str, target_url: str, jobs: int, only: set[str],
               snapshot: str | None = None, replace: bool = False) -> dict[str, Any]:
@@ -104,7 +106,7 @@ async def _copy(src: asyncpg.Connection, tgt: asyncpg.Connection, snapshot: str,
                 bar: Any, task: Any, replace: bool) -> dict[str, Any]:
     cols = t.copy_columns
     fmt = "binary" if all(c.binary_safe for c in cols) else "text"
-    col_sql = ", ".join(qident(c.name) for c in cols)
+    col_sql = ", ".join(quote_ident(c.name) for c in cols)
     only = "only " if t.kind == "r" else ""  # a partitioned parent reads through its partitions
     query = f"select {col_sql} from {only}{t.qualified}"
     async with tgt.transaction():
@@ -126,7 +128,7 @@ async def _copy(src: asyncpg.Connection, tgt: asyncpg.Connection, snapshot: str,
 async def _sequences(src: asyncpg.Connection, tgt: asyncpg.Connection, schemas: list[str]) -> int:
     n = 0
     for r in await catalog.sequences(src, schemas):
-        name = f"{qident(r['schemaname'])}.{qident(r['sequencename'])}"
+        name = f"{quote_ident(r['schemaname'])}.{quote_ident(r['sequencename'])}"
         if not await catalog.relation_exists(tgt, r["schemaname"], r["sequencename"]):
             continue
         state = await src.fetchrow(f"select last_value, is_called from {name}")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from ownbase.db.sql import quote_ident
 from ownbase.migrate.progress import StepError
 
 HEADER = re.compile(r"^--\n-- (?:Data for )?Name: (?P<name>.*?); Type: (?P<type>.*?); Schema: (?P<schema>.*?);"
@@ -75,7 +76,7 @@ def dump(pg_dump: str, url: str, schemas: list[str]) -> str:
     args = [pg_dump, "--schema-only", "--no-owner", "--no-publications", "--no-subscriptions",
             "--no-security-labels", "--no-tablespaces", "--dbname", safe_url]
     for s in schemas:
-        args += ["--schema", '"' + s.replace('"', '""') + '"']
+        args += ["--schema", quote_ident(s)]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=3600, env={**os.environ, **secret})
     if proc.returncode != 0:
         raise StepError(f"pg_dump failed: {proc.stderr.strip()[-2000:]}")

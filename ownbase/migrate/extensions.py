@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from ownbase.db.sql import quote_qualified
+
 # Supabase installs these on every project; with nothing of the app depending on them they move
 # as a note, not a refusal.
 PLATFORM_DEFAULTS = frozenset({"plpgsql", "pg_stat_statements", "pg_graphql", "pgjwt", "pgsodium",
@@ -79,7 +81,7 @@ async def source_extensions(conn: asyncpg.Connection, app_schemas: list[str]) ->
         table = PSEUDO.get(ext.name, (None, None))[1]
         if table:
             try:
-                ext.data_rows = int(await conn.fetchval(f'select count(*) from "{ext.schema}"."{table}"'))
+                ext.data_rows = int(await conn.fetchval(f"select count(*) from {quote_qualified(ext.schema, table)}"))
             except asyncpg.PostgresError:
                 ext.data_rows = -1  # not readable by this role: still needs a decision
     return out

@@ -14,10 +14,12 @@ import hashlib
 import re
 import time
 from typing import Any, AsyncIterator
+
 import asyncpg
 
+from ownbase.db.sql import quote_ident
 from ownbase.migrate import catalog, progress
-from ownbase.migrate.conn import connect, qident, quiet_triggers, restore_triggers
+from ownbase.migrate.conn import connect, quiet_triggers, restore_triggers
 from ownbase.migrate.progress import StepError
 from ownbase.migrate.sources import ApiReader, S3Reader, S3Source
 from ownbase.settings import Settings
@@ -42,7 +44,7 @@ async def _columns(src: asyncpg.Connection, tgt: asyncpg.Connection, table: str)
 
 
 def _insert_sql(table: str, cols: list[tuple[str, str]], conflict: str) -> str:
-    names = ", ".join(qident(c) for c, _ in cols)
+    names = ", ".join(quote_ident(c) for c, _ in cols)
     values = ", ".join(f"${i}::text::{t}" for i, (_, t) in enumerate(cols, 1))
     return f"insert into storage.{table} ({names}) values ({values}) {conflict}"
 
@@ -69,9 +71,9 @@ async def run(source_url: str, from_url: str | None, service_key: str | None, ta
         bucket_cols = await _columns(src, tgt, "buckets")
         object_cols = await _columns(src, tgt, "objects")
         buckets = [b for b in await src.fetch(
-            f"select {', '.join(qident(c) + '::text' for c, _ in bucket_cols)} from storage.buckets order by id")
+            f"select {', '.join(quote_ident(c) + '::text' for c, _ in bucket_cols)} from storage.buckets order by id")
             if not only or b["id"] in only]
-        updates = ", ".join(f"{qident(c)} = excluded.{qident(c)}" for c, _ in bucket_cols if c != "id")
+        updates = ", ".join(f"{quote_ident(c)} = excluded.{quote_ident(c)}" for c, _ in bucket_cols if c != "id")
         await tgt.executemany(_insert_sql("buckets", bucket_cols, f"on conflict (id) do update set {updates}"),
                               [tuple(b) for b in buckets])
         done = await progress.done_items(tgt, "files")
@@ -104,7 +106,7 @@ async def _bucket(src: asyncpg.Connection, tgt: asyncpg.Connection, reader: Any,
     total = int(await src.fetchval("select count(*) from storage.objects where bucket_id = $1", bucket))
     if state.get("complete"):
         after = ""  # a finished bucket is walked again for objects added since (present ones are skipped)
-    select = ", ".join(f"{qident(c)}::text" for c, _ in cols)
+    select = ", ".join(f"{quote_ident(c)}::text" for c, _ in cols)
     insert = _insert_sql("objects", cols, "on conflict (bucket_id, name) do nothing")
     names = [c for c, _ in cols]
     gate = asyncio.Semaphore(jobs)

@@ -12,8 +12,9 @@ from typing import Any
 
 import asyncpg
 
+from ownbase.db.sql import quote_ident, quote_qualified
 from ownbase.migrate import catalog, dump, extensions, progress
-from ownbase.migrate.conn import connect, qident, qname, server_major
+from ownbase.migrate.conn import connect, server_major
 from ownbase.migrate.progress import StepError
 
 REQUEST_ROLES = "anon, authenticated, service_role"
@@ -77,8 +78,9 @@ async def _extensions(tgt: asyncpg.Connection, exts: list[extensions.Extension])
         if e.action == "create":
             try:
                 async with tgt.transaction():
-                    await tgt.execute(f"create schema if not exists {qident(e.schema)}")
-                    await tgt.execute(f"create extension if not exists {qident(e.name)} with schema {qident(e.schema)}")
+                    await tgt.execute(f"create schema if not exists {quote_ident(e.schema)}")
+                    await tgt.execute(f"create extension if not exists {quote_ident(e.name)} "
+                                      f"with schema {quote_ident(e.schema)}")
                 notes.append(f"{e.name}: created")
                 continue
             except asyncpg.PostgresError as exc:
@@ -99,7 +101,7 @@ async def _extensions(tgt: asyncpg.Connection, exts: list[extensions.Extension])
 async def _reset_grants(tgt: asyncpg.Connection, schemas: list[str]) -> None:
     """Drop what the target's default privileges granted, so the source's grants replay exactly."""
     for s in schemas:
-        q = qident(s)
+        q = quote_ident(s)
         await tgt.execute(f"revoke all on all tables in schema {q} from {REQUEST_ROLES}")
         await tgt.execute(f"revoke all on all sequences in schema {q} from {REQUEST_ROLES}")
         await tgt.execute(f"revoke all on all routines in schema {q} from {REQUEST_ROLES}")
@@ -110,15 +112,15 @@ async def _storage_policies(src: asyncpg.Connection, tgt: asyncpg.Connection) ->
         """select tablename, policyname, permissive, roles::text[] as roles, cmd, qual, with_check
            from pg_policies where schemaname = 'storage' and tablename in ('objects', 'buckets')""")
     for r in rows:
-        table = qname("storage", r["tablename"])
-        roles = ", ".join("public" if x == "public" else qident(x) for x in r["roles"])
-        sql = (f"create policy {qident(r['policyname'])} on {table} as {r['permissive'].lower()}"
+        table = quote_qualified("storage", r["tablename"])
+        roles = ", ".join("public" if x == "public" else quote_ident(x) for x in r["roles"])
+        sql = (f"create policy {quote_ident(r['policyname'])} on {table} as {r['permissive'].lower()}"
                f" for {r['cmd'].lower()} to {roles}")
         if r["qual"] is not None:
             sql += f" using ({r['qual']})"
         if r["with_check"] is not None:
             sql += f" with check ({r['with_check']})"
-        await tgt.execute(f"drop policy if exists {qident(r['policyname'])} on {table}")
+        await tgt.execute(f"drop policy if exists {quote_ident(r['policyname'])} on {table}")
         await tgt.execute(sql)
     return len(rows)
 
@@ -132,7 +134,7 @@ async def _auth_triggers(src: asyncpg.Connection, tgt: asyncpg.Connection, schem
            where t.tgrelid = 'auth.users'::regclass and not t.tgisinternal and n.nspname = any($1::text[])""",
         schemas)
     for r in rows:
-        await tgt.execute(f"drop trigger if exists {qident(r['tgname'])} on auth.users")
+        await tgt.execute(f"drop trigger if exists {quote_ident(r['tgname'])} on auth.users")
         await tgt.execute(r["def"])
     return len(rows)
 
@@ -149,7 +151,8 @@ async def _publication(src: asyncpg.Connection, tgt: asyncpg.Connection, schemas
         "select schemaname, tablename from pg_publication_tables where pubname = 'supabase_realtime'")}
     for r in rows:
         if (r["schemaname"], r["tablename"]) not in have:
-            await tgt.execute(f"alter publication supabase_realtime add table {qname(r['schemaname'], r['tablename'])}")
+            table = quote_qualified(r["schemaname"], r["tablename"])
+            await tgt.execute(f"alter publication supabase_realtime add table {table}")
     return len(rows)
 
 

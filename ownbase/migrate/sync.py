@@ -24,8 +24,9 @@ from typing import Any
 
 import asyncpg
 
+from ownbase.db.sql import quote_ident
 from ownbase.migrate import catalog, data, progress, users
-from ownbase.migrate.conn import connect, qident, qliteral
+from ownbase.migrate.conn import connect, qliteral
 from ownbase.migrate.progress import StepError
 from ownbase.settings import Settings
 
@@ -154,7 +155,7 @@ async def _publication(src: asyncpg.Connection, tables: list[catalog.Table], aut
     options = "with (publish_via_partition_root = true)"
     if auth:
         with_auth = targets + ", " + ", ".join(
-            f"auth.{qident(n)} ({', '.join(qident(c) for c in cols)})" for n, cols in auth)
+            f"auth.{quote_ident(n)} ({', '.join(quote_ident(c) for c in cols)})" for n, cols in auth)
         try:
             async with src.transaction():
                 await src.execute(f"create publication {NAME} for table {with_auth} {options}")
@@ -170,7 +171,8 @@ def _create_slot(source_url: str) -> tuple[str, Any]:
     import psycopg
 
     conn = psycopg.connect(source_url, replication="database", autocommit=True)
-    res = conn.pgconn.exec_(f"CREATE_REPLICATION_SLOT {qident(NAME)} LOGICAL pgoutput (SNAPSHOT 'export')".encode())
+    slot = f"CREATE_REPLICATION_SLOT {quote_ident(NAME)} LOGICAL pgoutput (SNAPSHOT 'export')"
+    res = conn.pgconn.exec_(slot.encode())
     if res.status != psycopg.pq.ExecStatus.TUPLES_OK:
         message = (res.error_message or b"").decode(errors="replace")
         conn.close()

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ownbase.db.sql import quote_ident, quote_qualified
 from ownbase.migrate import catalog, progress
-from ownbase.migrate.conn import connect, qident, qname, quiet_triggers, restore_triggers
+from ownbase.migrate.conn import connect, quiet_triggers, restore_triggers
 from ownbase.migrate.progress import StepError
 
 TEXT_TYPES = ("text", "character varying", "jsonb", "json")
@@ -51,8 +52,8 @@ async def run(target_url: str, from_url: str, to_url: str, only: set[str], dry_r
                 key = f"{c['table_schema']}.{c['table_name']}.{c['column_name']}"
                 if only and key not in only:
                     continue
-                table = qname(c["table_schema"], c["table_name"])
-                col = qident(c["column_name"])
+                table = quote_qualified(c["table_schema"], c["table_name"])
+                col = quote_ident(c["column_name"])
                 as_text, back = cast(col, c["data_type"])
                 n = int(await tgt.fetchval(f"select count(*) from {table} where strpos({as_text}, $1) > 0", old))
                 signed = int(await tgt.fetchval(

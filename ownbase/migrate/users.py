@@ -12,8 +12,9 @@ from typing import Any
 
 import asyncpg
 
+from ownbase.db.sql import quote_ident
 from ownbase.migrate import catalog, pipe, progress
-from ownbase.migrate.conn import connect, qident, qliteral, quiet_triggers, restore_triggers
+from ownbase.migrate.conn import connect, qliteral, quiet_triggers, restore_triggers
 from ownbase.migrate.progress import StepError
 from ownbase.settings import Settings
 
@@ -88,10 +89,10 @@ async def _copy(src: asyncpg.Connection, tgt: asyncpg.Connection, name: str, rep
     exprs = []
     for c in cols:
         if name == "users" and c in USER_DEFAULTS:
-            exprs.append(f"coalesce({qident(c)}, {USER_DEFAULTS[c]})")
+            exprs.append(f"coalesce({quote_ident(c)}, {USER_DEFAULTS[c]})")
         else:
-            exprs.append(qident(c))
-    col_sql = ", ".join(qident(c) for c in cols)
+            exprs.append(quote_ident(c))
+    col_sql = ", ".join(quote_ident(c) for c in cols)
     temp = f"migrate_{name}"
     await tgt.execute(f"create temp table {temp} on commit drop as select {col_sql} from auth.{name} with no data")
     join = (lambda: src.execute(f"set transaction snapshot {qliteral(snapshot)}")) if snapshot else None
@@ -103,7 +104,7 @@ async def _copy(src: asyncpg.Connection, tgt: asyncpg.Connection, name: str, rep
     conflict = "on conflict do nothing"
     if replace:  # the way back: rows gone from the source go, changed rows are updated
         await tgt.execute(f"delete from auth.{name} t where not exists (select 1 from {temp} m where m.id = t.id)")
-        updates = ", ".join(f"{qident(c)} = excluded.{qident(c)}" for c in cols if c != "id")
+        updates = ", ".join(f"{quote_ident(c)} = excluded.{quote_ident(c)}" for c in cols if c != "id")
         conflict = f"on conflict (id) do update set {updates}"
     inserted = await tgt.execute(f"insert into auth.{name} ({col_sql}) select {col_sql} from {temp} {conflict}")
     return {"source": source_rows, "copied": int(inserted.split()[-1]), "present": present}

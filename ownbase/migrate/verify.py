@@ -18,8 +18,9 @@ from typing import Any
 
 import asyncpg
 
+from ownbase.db.sql import quote_ident
 from ownbase.migrate import catalog, progress
-from ownbase.migrate.conn import connect, qident, qliteral
+from ownbase.migrate.conn import connect, qliteral
 from ownbase.settings import Settings
 
 DIFF_LIMIT = 1_000_000  # rows above which only the checksum is compared (no per-row naming)
@@ -38,11 +39,11 @@ def _row_expr(cols: list[str], rewrites: dict[str, tuple[str, str, str]] | None 
     for c in cols:
         if rewrites and c in rewrites:
             old, new, type_ = rewrites[c]
-            text = f"{qident(c)}::text" if type_ in ("jsonb", "json") else qident(c)
+            text = f"{quote_ident(c)}::text" if type_ in ("jsonb", "json") else quote_ident(c)
             back = f"::{type_}" if type_ in ("jsonb", "json") else ""
             parts.append(f"replace({text}, {qliteral(old)}, {qliteral(new)}){back}")
         else:
-            parts.append(qident(c))
+            parts.append(quote_ident(c))
     return f"row({', '.join(parts)})::text"
 
 
@@ -68,7 +69,8 @@ async def _primary_key(conn: asyncpg.Connection, table: str) -> str | None:
         table)
     if not cols:
         return None
-    return "row(" + ", ".join(qident(c["attname"]) for c in cols) + ")" if len(cols) > 1 else qident(cols[0]["attname"])
+    names = [quote_ident(c["attname"]) for c in cols]
+    return "row(" + ", ".join(names) + ")" if len(names) > 1 else names[0]
 
 
 class Checks:

@@ -27,6 +27,7 @@ class Binding:
     conditions: tuple[filters.Condition, ...]
     echo: dict[str, Any]
     filter_columns: frozenset[str] = frozenset()  # the columns the conditions read
+    key: str = ""  # event|schema|table|filter|select: equal keys match exactly the same changes
 
     def prefilter(self, schema: str, table: str, op: str, row: dict[str, Any] | None) -> bool:
         """The cheap part: event, schema, table and the comparison conditions. Pattern
@@ -69,4 +70,4 @@ def parse_binding(raw: Any) -> Binding:
     echo: dict[str, Any] = {k: v for k, v in raw.items() if k in ("event", "schema", "table", "filter", "select")}
     echo["id"] = ident
     return Binding(ident, event, schema, table, flt, tuple(select) if select else None, conditions, echo,
-                   frozenset(c.column for c in conditions))
+                   frozenset(c.column for c in conditions), key)

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import asyncpg
 
 from ownbase.db.pool import connect
+from ownbase.db.sql import quote_qualified as qualified
 from ownbase.realtime.bus import Change, Changes, Publish
-from ownbase.realtime.catalog import qualified
 from ownbase.tasks import cancel_and_wait
 
 if TYPE_CHECKING:

@@ -14,14 +14,6 @@ if TYPE_CHECKING:
 INFO_TTL = 5.0
 
 
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def qualified(schema: str, table: str) -> str:
-    return f"{quote_ident(schema)}.{quote_ident(table)}"
-
-
 @dataclass
 class TableInfo:
     oid: int

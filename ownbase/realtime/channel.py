@@ -31,6 +31,10 @@ log = logging.getLogger("ownbase.realtime")
 
 
 class ChannelSub:
+    __slots__ = ("conn", "topic", "sub_topic", "join_ref", "private", "ident", "key", "sender_id",
+                 "self_broadcast", "ack", "presence_key", "presence_enabled", "bindings", "write_ok",
+                 "tracked", "closed")
+
     def __init__(self, conn: "Connection", topic: str, join_ref: str | None, private: bool,
                  ident: Identity, config: dict[str, Any], bindings: list[Binding]) -> None:
         self.conn = conn

@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 import asyncpg
 
 from ownbase.db.scope import RequestScope, request_scope
+from ownbase.db.sql import quote_ident
+from ownbase.db.sql import quote_qualified as qualified
 from ownbase.realtime.bindings import Binding
 from ownbase.realtime.bus import Change
-from ownbase.realtime.catalog import Catalog, TableInfo, qualified, quote_ident
-from ownbase.realtime.serializer import Frame, dumps, encode
+from ownbase.realtime.catalog import Catalog, TableInfo
+from ownbase.realtime.serializer import Frame, Outgoing, dumps, outgoing
 from ownbase.realtime.tokens import Identity
 from ownbase.tasks import cancel_and_wait
 
@@ -35,7 +37,7 @@ log = logging.getLogger("ownbase.realtime")
 class Outbox(Protocol):
     vsn: str
 
-    def enqueue(self, data: str | bytes) -> None: ...
+    def enqueue(self, message: Outgoing) -> None: ...
 
 
 class Subscriber(Protocol):
@@ -95,13 +97,25 @@ class Dispatcher:
                 continue
             row = change.row
             targets = []
+            # Thousands of subscribers usually share a few bindings: each distinct binding is
+            # judged once per change, and RLS bypass once per role.
+            pre: dict[str, bool] = {}
+            bypass: dict[str, bool] = {}
             for sub in subs:
-                candidates = [b for b in sub.bindings
-                              if b.prefilter(change.schema, change.table, change.op, row)]
+                candidates = []
+                for b in sub.bindings:
+                    ok = pre.get(b.key)
+                    if ok is None:
+                        ok = pre[b.key] = b.prefilter(change.schema, change.table, change.op, row)
+                    if ok:
+                        candidates.append(b)
                 if not candidates:
                     continue
                 targets.append((sub, candidates))
-                if info.rls and not await self.catalog.bypasses_rls(sub.ident.role):
+                role = sub.ident.role
+                if role not in bypass:
+                    bypass[role] = await self.catalog.bypasses_rls(role)
+                if info.rls and not bypass[role]:
                     key = (info.oid, sub.ident.group_key)
                     if key not in checks:
                         checks[key] = (sub.ident, {})
@@ -175,40 +189,60 @@ class Dispatcher:
                     targets: list[tuple[Subscriber, list[Binding]]],
                     visible: dict[tuple[int, tuple[str, str]], set[int]]) -> None:
         cache: dict[tuple[str, tuple[str, ...] | None, bool], dict[str, Any] | None] = {}
-        frames: dict[tuple[Any, ...], str | bytes] = {}
+        frames: dict[tuple[Any, ...], Outgoing] = {}
         readable_by_role: dict[str, frozenset[str]] = {}
-        row = change.row
+        # What a subscriber gets depends only on its topic, identity (role; claims under RLS),
+        # serializer and matching bindings: subscribers alike share one decision and one frame.
+        decided: dict[tuple[Any, ...], Outgoing | None] = {}
         for sub, candidates in targets:
-            role = sub.ident.role
-            bypass = await self.catalog.bypasses_rls(role)
-            rls = info.rls and not bypass
-            if rls and change.id not in visible.get((info.oid, sub.ident.group_key), set()):
-                continue
-            # Only now, for a row this subscriber may see: filters on columns it may not read
-            # never match (they would leak the values), then the pattern conditions run.
-            readable = readable_by_role.get(role)
-            if readable is None:
-                readable = readable_by_role[role] = await self.catalog.readable(role, info.oid)
-            matched = [b for b in candidates if b.filter_columns <= readable and b.match_patterns(row)]
-            if not matched:
-                continue
-            ids = [b.id for b in matched]
-            select = None
-            if all(b.select is not None for b in matched):
-                select = tuple(dict.fromkeys(c for b in matched for c in b.select or ()))
-            ckey = (role, select, rls)
-            if ckey not in cache:
-                cache[ckey] = await self._data(change, info, role, select, rls)
-            data = cache[ckey]
-            if data is None:
-                continue
-            # Many subscribers share topic, binding ids and role: encode each distinct frame once.
-            fkey = (sub.topic, tuple(ids), ckey, sub.conn.vsn)
-            frame = frames.get(fkey)
-            if frame is None:
-                frame = frames[fkey] = encode(
-                    Frame(None, None, sub.topic, "postgres_changes", {"ids": ids, "data": data}), sub.conn.vsn)
-            sub.conn.enqueue(frame)
+            ident = sub.ident
+            shape = (sub.topic, ident.group_key if info.rls else ident.role, sub.conn.vsn,
+                     tuple([b.key for b in candidates]))
+            if shape in decided:
+                out = decided[shape]
+            else:
+                out = decided[shape] = await self._decide(change, info, sub, candidates, visible, cache,
+                                                          frames, readable_by_role)
+            if out is not None:
+                sub.conn.enqueue(out)
+
+    async def _decide(self, change: Change, info: TableInfo, sub: Subscriber, candidates: list[Binding],
+                      visible: dict[tuple[int, tuple[str, str]], set[int]],
+                      cache: dict[tuple[str, tuple[str, ...] | None, bool], dict[str, Any] | None],
+                      frames: dict[tuple[Any, ...], Outgoing],
+                      readable_by_role: dict[str, frozenset[str]]) -> Outgoing | None:
+        """The frame one subscriber gets for one change, or None."""
+        role = sub.ident.role
+        bypass = await self.catalog.bypasses_rls(role)
+        rls = info.rls and not bypass
+        if rls and change.id not in visible.get((info.oid, sub.ident.group_key), set()):
+            return None
+        # Only now, for a row this subscriber may see: filters on columns it may not read
+        # never match (they would leak the values), then the pattern conditions run.
+        readable = readable_by_role.get(role)
+        if readable is None:
+            readable = readable_by_role[role] = await self.catalog.readable(role, info.oid)
+        row = change.row
+        matched = [b for b in candidates if b.filter_columns <= readable and b.match_patterns(row)]
+        if not matched:
+            return None
+        ids = [b.id for b in matched]
+        select = None
+        if all(b.select is not None for b in matched):
+            select = tuple(dict.fromkeys(c for b in matched for c in b.select or ()))
+        ckey = (role, select, rls)
+        if ckey not in cache:
+            cache[ckey] = await self._data(change, info, role, select, rls)
+        data = cache[ckey]
+        if data is None:
+            return None
+        # Many subscribers share topic, binding ids and role: encode each distinct frame once.
+        fkey = (sub.topic, tuple(ids), ckey, sub.conn.vsn)
+        frame = frames.get(fkey)
+        if frame is None:
+            frame = frames[fkey] = outgoing(
+                Frame(None, None, sub.topic, "postgres_changes", {"ids": ids, "data": data}), sub.conn.vsn)
+        return frame
 
     async def _data(self, change: Change, info: TableInfo, role: str,
                     select: tuple[str, ...] | None, rls: bool) -> dict[str, Any] | None:

@@ -23,8 +23,9 @@ from ownbase.realtime import errors
 from ownbase.realtime.bus import Broadcast, Bus, Changes, LocalBus, Message, PresenceDiff, RedisBus
 from ownbase.realtime.capture import Capture
 from ownbase.realtime.dispatch import Dispatcher, Subscriber
+from ownbase.realtime.outbox import Flusher
 from ownbase.realtime.presence import LocalPresence, PresenceStore, RedisPresence
-from ownbase.realtime.serializer import V1, V2, Frame, encode
+from ownbase.realtime.serializer import Frame, Outgoing, outgoing
 from ownbase.realtime.topics import topic_of
 from ownbase.realtime.tokens import Identity
 from ownbase.tasks import cancel_and_wait
@@ -64,6 +65,7 @@ class Hub:
         self.topics: dict[str, set[Channel]] = {}
         self.pg: dict[tuple[str, str | None], set[Channel]] = {}
         self.connections: set[Client] = set()
+        self.flusher = Flusher()  # one write per socket per loop pass (``outbox``)
         ns = "ownbase:realtime:" + _database_name(ctx.db.owner_url)
         self.bus: Bus
         self.presence: PresenceStore
@@ -207,16 +209,17 @@ class Hub:
         if not subs:
             return
         frame = Frame(None, None, topic_of(message.topic), "broadcast", message.payload)
-        encoded: dict[str, Any] = {}
+        # Encoded (and framed) once per serializer version, the same object for every socket.
+        encoded: dict[str, Outgoing] = {}
         sender = message.sender
-        for sub in list(subs):
+        for sub in subs:  # enqueue never changes the registry, so no copy of a 10,000-member set
             if sender is not None and sub.sender_id == sender and not sub.self_broadcast:
                 continue
-            vsn = sub.conn.vsn
-            data = encoded.get(vsn)
-            if data is None:
-                data = encoded[vsn] = encode(frame, vsn)
-            sub.conn.enqueue(data)
+            conn = sub.conn
+            out = encoded.get(conn.vsn)
+            if out is None:
+                out = encoded[conn.vsn] = outgoing(frame, conn.vsn)
+            conn.enqueue(out)
 
     def _deliver_presence(self, message: PresenceDiff) -> None:
         subs = self.topics.get(message.topic)
@@ -224,14 +227,15 @@ class Hub:
             return
         frame = Frame(None, None, topic_of(message.topic), "presence_diff",
                       {"joins": message.joins, "leaves": message.leaves})
-        encoded: dict[str, Any] = {V1: None, V2: None}
-        for sub in list(subs):
+        encoded: dict[str, Outgoing] = {}
+        for sub in subs:
             if not sub.presence_enabled:
                 continue
-            vsn = sub.conn.vsn
-            if encoded.get(vsn) is None:
-                encoded[vsn] = encode(frame, vsn)
-            sub.conn.enqueue(encoded[vsn])
+            conn = sub.conn
+            out = encoded.get(conn.vsn)
+            if out is None:
+                out = encoded[conn.vsn] = outgoing(frame, conn.vsn)
+            conn.enqueue(out)
 
 
 def _database_name(url: str) -> str:

@@ -14,6 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from websockets.frames import Frame as WsFrame
+from websockets.frames import Opcode
+
 try:  # orjson is several times faster for the hot fan-out path; stdlib json otherwise
     import orjson
 
@@ -50,6 +53,26 @@ class Frame:
     topic: str
     event: str
     payload: Any
+
+
+class Outgoing:
+    """One encoded message and its WebSocket frame (unmasked, uncompressed; text for str,
+    binary for bytes). A message fanned out to many sockets is one ``Outgoing``: encoded and
+    framed once, the same bytes written to every socket."""
+
+    __slots__ = ("data", "wire")
+
+    def __init__(self, data: str | bytes) -> None:
+        self.data = data
+        if isinstance(data, str):
+            frame = WsFrame(Opcode.TEXT, data.encode())
+        else:
+            frame = WsFrame(Opcode.BINARY, data)
+        self.wire = frame.serialize(mask=False)
+
+
+def outgoing(frame: Frame, vsn: str) -> Outgoing:
+    return Outgoing(encode(frame, vsn))
 
 
 def _s(value: Any) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import jwt
@@ -28,9 +29,10 @@ class Identity:
     token: str = ""
     exp: float | None = None  # None: never expires (opaque keys)
 
-    @property
+    @cached_property
     def group_key(self) -> tuple[str, str]:
-        """Subscribers with equal keys see exactly the same rows under RLS."""
+        """Subscribers with equal keys see exactly the same rows under RLS. Computed once: change
+        delivery asks for it per subscriber and per change."""
         import json
 
         return self.role, json.dumps(self.claims, sort_keys=True, default=str)

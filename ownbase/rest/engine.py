@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import Response
 
 from ownbase.db.pool import connect
+from ownbase.db.sql import IdentifierError
 from ownbase.rest import errors
 from ownbase.rest.pipeline import run
 from ownbase.rest.schema_cache import SchemaCache, fingerprint, load
@@ -136,6 +137,8 @@ async def handle(
                          headers=_lower(headers), body=body, auth=auth, rpc=rpc)
     except errors.ApiError as exc:
         return exc.response()
+    except IdentifierError as exc:  # a name from the request PostgreSQL cannot hold: answered as PostgreSQL would
+        return errors.ApiError(400, exc.sqlstate, exc.message).response()
 
 
 def _lower(headers: Mapping[str, str]) -> dict[str, str]:

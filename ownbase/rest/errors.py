@@ -221,9 +221,17 @@ def missing_key() -> ApiError:
 
 # --- SQLSTATE → HTTP -----------------------------------------------------------------------------
 
+# PostGIS reports geometry it cannot parse (client input) as XX000 internal_error; PostgREST would
+# answer 500, but bad input must get a 4xx, so these messages are treated as invalid text input.
+POSTGIS_INPUT_ERRORS = ("parse error", "invalid geometry", "invalid geojson", "unable to find 'coordinates'",
+                        "unable to find 'type'", "wkb structure", "invalid hex string", "unknown geojson type")
+
+
 def sqlstate_status(code: str, message: str, role: str) -> int:
-    """PostgREST's mapping (first match wins)."""
+    """PostgREST's mapping (first match wins), except that PostGIS input errors are a 400."""
     c = code or ""
+    if c == "XX000" and any(p in message.lower() for p in POSTGIS_INPUT_ERRORS):
+        return 400
     if c.startswith("08"):
         return 503
     if c.startswith("09"):

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ownbase.db.sql import quote_qualified
+
 
 @dataclass(frozen=True)
 class Column:
@@ -412,13 +414,13 @@ async def load(conn: Any, schemas: Iterable[str]) -> SchemaCache:
                       rel, outs, r["comment"], frozenset(r["executable_by"] or ()))
         functions.setdefault((fn.schema, fn.name), []).append(fn)
         row_table = by_type.get(r["only_arg_type"]) if r["only_arg_type"] is not None else None
-        qfn = '"' + fn.schema.replace('"', '""') + '"."' + fn.name.replace('"', '""') + '"'
+        qfn = quote_qualified(fn.schema, fn.name)
         if row_table is not None and len(fn.in_args) == 1 and rel is not None and rel in tables \
                 and r["ret_typtype"] == "c":
             row_table.computed_rels[fn.name] = ComputedRel(
                 fn.name, qfn, rel, not r["retset"] or float(r["prorows"] or 0) == 1.0)
         if row_table is not None and not r["retset"] and kind == "scalar" and fn.name not in row_table.columns:
-            qname = '"' + fn.schema.replace('"', '""') + '"."' + fn.name.replace('"', '""') + '"'
+            qname = quote_qualified(fn.schema, fn.name)
             row_table.computed[fn.name] = Column(fn.name, fn.return_type, True, None, 0, fn.comment,
                                                  base_type=fn.return_type, computed=qname)
     timeouts: dict[str, int] = {}

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ownbase.db.sql import quote_ident
 from ownbase.rest import errors
 from ownbase.rest.plan import (
     EmbedNode,
@@ -28,10 +29,6 @@ from ownbase.rest.plan_call import CallPlan
 from ownbase.rest.plan_write import Op, WritePlan
 from ownbase.rest.request import Field, Media
 from ownbase.rest.schema_cache import Column, Function, Table
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def qualified(table: Table) -> str:

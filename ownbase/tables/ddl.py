@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from ownbase.db.sql import quote_ident, quote_qualified
 from ownbase.tables.spec import BASE_TYPES, ColumnSpec, TableSpec
 
 # The only SQL expressions a default may be (keys are what spec.py accepts).
@@ -22,15 +23,6 @@ _EXPRESSIONS = {
     "now()": "now()",
     "current_date": "current_date",
 }
-
-
-def qi(name: str) -> str:
-    """Quote an identifier (names are already validated; quoting is the second fence)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def qualified(schema: str, table: str) -> str:
-    return f"{qi(schema)}.{qi(table)}"
 
 
 def _as_text(base: str, value: Any) -> str:
@@ -62,7 +54,7 @@ async def default_sql(conn: asyncpg.Connection, col: ColumnSpec) -> str:
 
 
 async def column_sql(conn: asyncpg.Connection, schema: str, col: ColumnSpec) -> str:
-    parts = [qi(col.name), col.sql_type]
+    parts = [quote_ident(col.name), col.sql_type]
     if not col.nullable:
         parts.append("not null")
     if col.has_default:
@@ -70,30 +62,30 @@ async def column_sql(conn: asyncpg.Connection, schema: str, col: ColumnSpec) -> 
     if col.unique:
         parts.append("unique")
     if col.references:
-        parts.append(f"references {qualified(schema, col.references)}({qi('id')})")
+        parts.append(f"references {quote_qualified(schema, col.references)}({quote_ident('id')})")
     return " ".join(parts)
 
 
 async def create_schema(conn: asyncpg.Connection, schema: str) -> None:
-    await conn.execute(f"create schema {qi(schema)}")
+    await conn.execute(f"create schema {quote_ident(schema)}")
     # The request roles may use what is in it; each table's RLS policies decide about rows.
-    await conn.execute(f"grant usage on schema {qi(schema)} to authenticated, service_role")
+    await conn.execute(f"grant usage on schema {quote_ident(schema)} to authenticated, service_role")
 
 
 async def create_table(conn: asyncpg.Connection, schema: str, table: TableSpec) -> None:
-    name = qualified(schema, table.name)
+    name = quote_qualified(schema, table.name)
     lines = [
-        f"{qi('id')} uuid primary key default gen_random_uuid()",
-        f"{qi('owner_id')} uuid default auth.uid()",
-        f"{qi('created_at')} timestamptz not null default now()",
-        f"{qi('updated_at')} timestamptz not null default now()",
+        f"{quote_ident('id')} uuid primary key default gen_random_uuid()",
+        f"{quote_ident('owner_id')} uuid default auth.uid()",
+        f"{quote_ident('created_at')} timestamptz not null default now()",
+        f"{quote_ident('updated_at')} timestamptz not null default now()",
     ]
     for col in table.columns:
         lines.append(await column_sql(conn, schema, col))
     await conn.execute(f"create table {name} (\n  " + ",\n  ".join(lines) + "\n)")
-    await conn.execute(f"create index on {name} ({qi('owner_id')})")
+    await conn.execute(f"create index on {name} ({quote_ident('owner_id')})")
     await conn.execute(
-        f"create trigger {qi('ownbase_touch_updated_at')} before update on {name} "
+        f"create trigger {quote_ident('ownbase_touch_updated_at')} before update on {name} "
         "for each row execute function ownbase.dynamic_touch_updated_at()"
     )
     await conn.execute(f"alter table {name} enable row level security")
@@ -101,16 +93,17 @@ async def create_table(conn: asyncpg.Connection, schema: str, table: TableSpec) 
     # Rows are visible and writable only by their owner; the service role may act for anyone
     # (explicitly, because managed servers may not give service_role BYPASSRLS).
     await conn.execute(
-        f"create policy {qi('owner_all')} on {name} for all to authenticated "
+        f"create policy {quote_ident('owner_all')} on {name} for all to authenticated "
         "using (owner_id = auth.uid()) with check (owner_id = auth.uid())"
     )
     await conn.execute(
-        f"create policy {qi('service_role_all')} on {name} for all to service_role using (true) with check (true)"
+        f"create policy {quote_ident('service_role_all')} on {name} for all to service_role "
+        "using (true) with check (true)"
     )
 
 
 async def drop_table(conn: asyncpg.Connection, schema: str, table: str) -> None:
-    await conn.execute(f"drop table {qualified(schema, table)}")
+    await conn.execute(f"drop table {quote_qualified(schema, table)}")
 
 
 async def notify_reload(conn: asyncpg.Connection) -> None:

@@ -26,13 +26,13 @@ async def _body(request: Request, ctx: Context) -> bytes:
     limit = ctx.settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise errors.TablesError(413, "PGRST102", f"Request body exceeds {limit} bytes")
+        raise errors.body_too_large(limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise errors.TablesError(413, "PGRST102", f"Request body exceeds {limit} bytes")
+            raise errors.body_too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -46,25 +46,20 @@ def _endpoint(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Res
         try:
             handler = handlers.get(request.method)
             if handler is None:
-                raise errors.TablesError(405, "PGRST117", f"Unsupported HTTP method: {request.method}",
-                                         details=f"Allowed here: {allowed}")
+                raise errors.method_not_allowed(request.method, allowed)
             try:
                 auth = resolve(ctx.keys, request.headers, request.query_params.get("apikey"))
             except CredentialError as exc:
                 raise errors.credentials(exc.message, exc.reason) from None
             return await handler(request, ctx, auth)
-        except errors.TablesError as exc:
-            response = exc.response()
-            if exc.status == 405:
-                response.headers["Allow"] = allowed
-            return response
+        except errors.ApiError as exc:
+            return exc.response()
 
     return endpoint
 
 
 async def not_found(request: Request) -> Response:
-    return errors.TablesError(404, "PGRST125", "Invalid path specified in request URL",
-                              details="Paths: /db/v1/{database_id}/tables[/{table}[/rows[/{row_id}]]]").response()
+    return errors.invalid_path().response()
 
 
 async def _parsed(request: Request, ctx: Context) -> Any:

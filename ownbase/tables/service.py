@@ -58,14 +58,14 @@ async def _reload_engine(ctx: Context) -> None:
             log.exception("schema reload after dynamic-table DDL failed")
 
 
-def _pg_to_error(exc: asyncpg.PostgresError, database_id: str, table: str) -> errors.TablesError:
+def _pg_to_error(exc: asyncpg.PostgresError, database_id: str, table: str) -> errors.ApiError:
     state = getattr(exc, "sqlstate", "") or ""
     if state == "42P07":
         return errors.table_exists(database_id, table)
     if state == "2BP01":
         return errors.table_in_use(table, getattr(exc, "detail", None))
     if state in ("22P02", "22007", "22008", "22003", "42804", "22023"):
-        return errors.TablesError(400, state, str(exc), details=getattr(exc, "detail", None))
+        return errors.from_postgres(state, str(exc), getattr(exc, "detail", None))
     raise exc
 
 
@@ -226,7 +226,7 @@ async def rows(
         check = check_insert if method == "POST" else check_update
         try:
             check(spec, data, is_service=caller.is_service)
-        except errors.TablesError:
+        except errors.ApiError:
             if not cached:
                 raise
             # The cached spec may predate a drop-and-recreate in another process: decide on the

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from pathlib import Path
@@ -16,6 +17,7 @@ from storage3.exceptions import StorageApiError
 
 from ownbase.embedded import EmbeddedPostgres
 from tests.conftest import ServerHandle, start_server
+from tests.scenarios import STORAGE_KEYS, Scenario, check, params
 from tests.storage.conftest import StorageTarget, http, sb, unique
 
 
@@ -42,36 +44,43 @@ def nested(depth: int) -> bytes:
     return ('{"a":' * depth + "1" + "}" * depth).encode()
 
 
-def test_deeply_nested_json_is_a_400(local: StorageTarget, lbucket: str) -> None:
-    body = nested(1000)
-    routes = [("POST", "/bucket"), ("PUT", f"/bucket/{lbucket}"), ("POST", f"/object/list/{lbucket}"),
-              ("POST", f"/object/list-v2/{lbucket}"), ("POST", "/object/move"), ("POST", "/object/copy"),
-              ("POST", f"/object/sign/{lbucket}"), ("POST", f"/object/sign/{lbucket}/a.txt"),
-              ("DELETE", f"/object/{lbucket}")]
+# JSON bodies nested deeper than the parser's limit, on every route that reads one; {b} is a bucket.
+DEEP = nested(1000)
+JSON = {"content-type": "application/json"}
+DEEP_JSON = [Scenario(f"deep JSON on {method} {url}", method, url, 400, "InvalidRequest", body=DEEP, headers=JSON,
+                      keys=None, min_keys=STORAGE_KEYS)
+             for method, url in (("POST", "/bucket"), ("PUT", "/bucket/{b}"), ("POST", "/object/list/{b}"),
+                                 ("POST", "/object/list-v2/{b}"), ("POST", "/object/move"), ("POST", "/object/copy"),
+                                 ("POST", "/object/sign/{b}"), ("POST", "/object/sign/{b}/a.txt"),
+                                 ("DELETE", "/object/{b}"))]
+# Deep user metadata on an upload (the x-metadata header) is refused the same way.
+DEEP_JSON.append(Scenario("deep JSON in x-metadata", "POST", "/object/{b}/deep.txt", 400, "InvalidRequest",
+                          body=b"x", headers={"content-type": "text/plain",
+                                              "x-metadata": base64.b64encode(DEEP).decode()},
+                          keys=None, min_keys=STORAGE_KEYS))
+
+# Bucket creation with a name or id that is not a bucket name.
+BAD_BUCKETS = [Scenario(f"bucket {payload}", "POST", "/bucket", 400, code, body=payload, keys=None,
+                        min_keys=STORAGE_KEYS)
+               for payload, code in (({"name": 1}, "InvalidRequest"), ({"id": 5, "name": "ok-name"}, "InvalidRequest"),
+                                     ({"name": ["a"]}, "InvalidRequest"), ({"name": {"a": 1}}, "InvalidRequest"),
+                                     ({"name": True}, "InvalidRequest"), ({"name": ".tmp"}, "InvalidBucketName"),
+                                     ({"name": ".hidden"}, "InvalidBucketName"),
+                                     ({"id": ".tmp", "name": "x"}, "InvalidBucketName"))]
+
+
+@pytest.mark.parametrize("scenario", params(DEEP_JSON + BAD_BUCKETS))
+def test_bad_bodies_are_a_400(local: StorageTarget, lbucket: str, scenario: Scenario) -> None:
     with http(local, local.server.service_key) as c:
-        for method, path in routes:
-            r = c.request(method, path, content=body, headers={"content-type": "application/json"})
-            storage_error(r, 400, "InvalidRequest")
-        # Deep user metadata on an upload (header and multipart field) is refused the same way.
-        import base64
-
-        r = c.post(f"/object/{lbucket}/deep.txt", content=b"x",
-                   headers={"content-type": "text/plain", "x-metadata": base64.b64encode(body).decode()})
-        storage_error(r, 400, "InvalidRequest")
-        r = c.post(f"/object/{lbucket}/deep2.txt", files={"": ("f.txt", b"x", "text/plain")},
-                   data={"metadata": body.decode()})
-        storage_error(r, 400, "InvalidRequest")
-
-
-@pytest.mark.parametrize("payload", [{"name": 1}, {"id": 5, "name": "ok-name"}, {"name": ["a"]},
-                                     {"name": {"a": 1}}, {"name": True}, {"name": ".tmp"}, {"name": ".hidden"},
-                                     {"id": ".tmp", "name": "x"}])
-def test_bucket_creation_with_bad_name_or_id_is_a_400(local: StorageTarget, payload: dict[str, Any]) -> None:
-    with http(local, local.server.service_key) as c:
-        r = c.post("/bucket", json=payload)
-        assert r.status_code == 400, r.text
-        assert r.json()["code"] in ("InvalidRequest", "InvalidBucketName")
+        check(c, scenario, b=lbucket)
     assert ".tmp" not in [b.id for b in sb(local, local.server.service_key).storage.list_buckets()]
+
+
+def test_deep_metadata_in_a_multipart_upload_is_a_400(local: StorageTarget, lbucket: str) -> None:
+    with http(local, local.server.service_key) as c:
+        r = c.post(f"/object/{lbucket}/deep2.txt", files={"": ("f.txt", b"x", "text/plain")},
+                   data={"metadata": DEEP.decode()})
+        storage_error(r, 400, "InvalidRequest")
 
 
 def test_dot_tmp_bucket_is_refused_through_the_client(local: StorageTarget) -> None:

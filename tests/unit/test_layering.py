@@ -11,6 +11,7 @@ SERVICES = ("auth", "rest", "tables", "storage", "realtime", "mail", "sms")
 ALLOWED = {
     ("tables", "ownbase.rest.engine"),  # dynamic tables are built on the /rest/v1 engine
     ("tables", "ownbase.rest"),  # `from ownbase.rest import engine`
+    ("tables", "ownbase.rest.errors"),  # /db/v1 answers with /rest/v1's error type (PostgREST's shape)
     ("auth", "ownbase.mail"),  # mail is the auth service's outgoing adapter
     ("auth", "ownbase.sms"),  # so is SMS (phone sign-in)
 }
