@@ -50,8 +50,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="ownbase: you
 console = Console(stderr=True)
 
 # Packages that add commands; each has register(app: typer.Typer) -> None.
-COMMAND_MODULES = ("ownbase.db.cli", "ownbase.auth.cli", "ownbase.mail.cli", "ownbase.storage.cli",
-                   "ownbase.migrate.cli", "ownbase.dashboard.cli", "ownbase.bridge.cli", "ownbase.ops.cli")
+COMMAND_MODULES = ("ownbase.db.cli", "ownbase.auth.cli", "ownbase.mail.cli", "ownbase.sms.cli",
+                   "ownbase.storage.cli", "ownbase.migrate.cli", "ownbase.dashboard.cli", "ownbase.bridge.cli",
+                   "ownbase.ops.cli")
 
 T = TypeVar("T")
 _GROUPS: dict[str, typer.Typer] = {}

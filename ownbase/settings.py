@@ -166,6 +166,41 @@ class Settings(BaseSettings):
     auth_rate_limit_passkey: int = Field(30, ge=0)  # passkey sign-in option requests per IP per window
     auth_sessions_allow_low_aal: int = Field(0, ge=0)  # seconds an aal1 session of a user with a verified factor lives (0: no cap)
 
+    # --- auth: phone, hooks, captcha --------------------------------------------------
+    auth_phone_enabled: bool = False  # true: phone + password and SMS codes (GOTRUE_EXTERNAL_PHONE_ENABLED)
+    auth_sms_autoconfirm: bool = False  # true: phone sign-ups and changes need no SMS code
+    auth_sms_provider: Literal["console", "sns", "twilio"] = "console"  # console (log + outbox), sns (Amazon SNS) or twilio
+    auth_sms_otp_length: int = Field(6, ge=6, le=10)  # digits of SMS codes
+    auth_sms_otp_ttl: int = Field(60, ge=10)  # seconds an SMS code stays valid (GOTRUE_SMS_OTP_EXP)
+    auth_sms_max_frequency: int = Field(60, ge=0)  # minimum seconds between SMS codes to one user (GOTRUE_SMS_MAX_FREQUENCY)
+    auth_sms_max_per_number_per_hour: int = Field(10, ge=0)  # SMS codes per phone number per hour, 0 disables
+    auth_sms_max_per_hour: int = Field(30, ge=0)  # SMS codes per hour for the whole project (GOTRUE_RATE_LIMIT_SMS_SENT), 0 disables
+    auth_sms_template: str = "Your code is {{ .Code }}"  # SMS text; {{ .Code }} is replaced by the code
+    auth_sms_test_otp: str = ""  # fixed codes for test numbers, no SMS sent: <phone>:<code>,<phone>:<code> (GOTRUE_SMS_TEST_OTP)
+    auth_sms_test_otp_valid_until: str = ""  # RFC 3339 time after which the test codes stop working; empty: forever
+    auth_sms_sns_region: str = "us-east-1"  # Amazon SNS region
+    auth_sms_sns_endpoint_url: str = ""  # SNS endpoint override (VPC endpoint, tests)
+    auth_sms_sns_sender_id: str = ""  # optional SNS sender id (AWS.SNS.SMS.SenderID)
+    auth_sms_twilio_account_sid: str = ""  # Twilio account SID
+    auth_sms_twilio_auth_token: str = ""  # Twilio auth token
+    auth_sms_twilio_message_service_sid: str = ""  # Twilio sender: a messaging service SID (MG...) or a phone number
+    auth_sms_twilio_api_url: str = "https://api.twilio.com"  # Twilio API base URL (tests, proxies)
+    auth_hook_custom_access_token_uri: str = ""  # pg-functions://postgres/<schema>/<function> or http(s) URL; empty: off
+    auth_hook_custom_access_token_secrets: str = ""  # v1,whsec_... secrets for an HTTP hook, |-separated
+    auth_hook_send_email_uri: str = ""  # send-email hook (replaces the mail backend); empty: off
+    auth_hook_send_email_secrets: str = ""  # v1,whsec_... secrets for an HTTP hook, |-separated
+    auth_hook_send_sms_uri: str = ""  # send-SMS hook (replaces the SMS provider); empty: off
+    auth_hook_send_sms_secrets: str = ""  # v1,whsec_... secrets for an HTTP hook, |-separated
+    auth_hook_password_verification_attempt_uri: str = ""  # password-verification-attempt hook; empty: off
+    auth_hook_password_verification_attempt_secrets: str = ""  # v1,whsec_... secrets for an HTTP hook, |-separated
+    auth_hook_mfa_verification_attempt_uri: str = ""  # MFA-verification-attempt hook; empty: off
+    auth_hook_mfa_verification_attempt_secrets: str = ""  # v1,whsec_... secrets for an HTTP hook, |-separated
+    auth_captcha_enabled: bool = False  # true: sign-up, password sign-in, OTP, recovery and resend need a CAPTCHA token
+    auth_captcha_provider: Literal["hcaptcha", "turnstile"] = "hcaptcha"  # hcaptcha or turnstile
+    auth_captcha_secret: str = ""  # the provider's secret key (required when enabled)
+    auth_captcha_verify_url: str = ""  # siteverify URL override; empty: the provider's
+    auth_captcha_timeout: float = Field(10.0, gt=0)  # seconds to wait for the verifier
+
     # --- mail -----------------------------------------------------------------------
     mail_backend: Literal["console", "smtp", "ses"] = "console"  # console (log + outbox), smtp or ses
     mail_from: str = "ownbase <noreply@localhost>"  # From header of every mail

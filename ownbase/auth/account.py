@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ownbase.auth import aal, errors, otp, sessions, users
+from ownbase.auth import phone as phones
 from ownbase.auth.passwords import hash_password, verify_password
 from ownbase.auth.rules import check_password, normalize_email, normalize_phone
 from ownbase.auth.web import body, client_ip, ctx_of, limit, obj, string, user_caller
@@ -46,9 +47,11 @@ async def put_user(request: Request) -> Any:
     nonce, current_password = string(data, "nonce"), string(data, "current_password")
     if data.get("app_metadata") is not None:
         raise errors.AuthError(403, "not_admin", "Updating app_metadata requires admin privileges")
-    if string(data, "phone"):
-        normalize_phone(string(data, "phone"))
+    new_phone = normalize_phone(string(data, "phone")) if string(data, "phone") else ""
+    if new_phone and not s.auth_phone_enabled:
         raise errors.phone_disabled("logins")
+    if new_phone:
+        phones.check_channel(ctx, data)
     ip = client_ip(request)
     redirect_to = request.query_params.get("redirect_to")
     async with ctx.db.owner.acquire() as conn, conn.transaction():
@@ -70,8 +73,8 @@ async def put_user(request: Request) -> Any:
             elif s.auth_secure_password_change and user["encrypted_password"]:
                 if not nonce:
                     raise errors.reauthentication_needed()
-                row = await otp.consume(conn, ctx, ("reauthentication_token",),
-                                        email=user["email"] or "", code=nonce)
+                row = await otp.consume(conn, ctx, ("reauthentication_token",),  # SMS nonce: by phone
+                                        email=user["email"] or user["phone"] or "", code=nonce)
                 if row is None or row["user_id"] != user["id"]:
                     raise errors.reauthentication_not_valid()
             await users.set_password(conn, user["id"], await hash_password(password, s.auth_bcrypt_cost))
@@ -90,6 +93,8 @@ async def put_user(request: Request) -> Any:
             if s.auth_secure_email_change and user["email"]:
                 await otp.send(conn, ctx, changed, "email_change", redirect_to=redirect_to,
                                to=user["email"], token_type="email_change_token_current")
+        if new_phone:
+            await phones.request_change(conn, ctx, user, new_phone, ip)
         await users.audit(conn, "user_modified", user, ip, "user")
         fresh = await users.by_id(conn, str(user["id"]))
         assert fresh is not None
@@ -102,6 +107,9 @@ async def reauthenticate(request: Request) -> Any:
     await limit(request, "otp", ctx.settings.auth_rate_limit_otp)
     async with ctx.db.owner.acquire() as conn, conn.transaction():
         user = await current_user(conn, auth.claims, lock=True)
+        if not user["email"] and user["phone"] and ctx.settings.auth_phone_enabled:
+            await phones.send_code(conn, ctx, user, "reauthentication", user["phone"], client_ip(request))
+            return {}
         if not user["email"]:
             raise errors.validation("Reauthentication requires the user to have an email or a phone number")
         await otp.send(conn, ctx, user, "reauthentication", redirect_to=None, budget=False)

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ownbase.auth import errors, otp, users
+from ownbase.auth import phone as phones
 from ownbase.auth.rules import check_password, normalize_phone
 from ownbase.auth.passwords import hash_password
 from ownbase.auth.web import admin_caller, body, client_ip, ctx_of, obj, string
@@ -51,10 +52,10 @@ async def create_user(request: Request) -> Any:
     email, phone, password = string(data, "email"), string(data, "phone"), string(data, "password")
     if not email and not phone:
         raise errors.validation("Cannot create a user without either an email or phone")
-    if phone:
-        normalize_phone(phone)
+    number = normalize_phone(phone) if phone else ""
+    if number and not ctx.settings.auth_phone_enabled:
         raise errors.phone_disabled("signups")
-    if not users.valid_email(email):
+    if (email or not number) and not users.valid_email(email):
         raise errors.validation("Unable to validate email address: invalid format")
     if password:
         check_password(ctx, password)
@@ -63,20 +64,25 @@ async def create_user(request: Request) -> Any:
     role = string(data, "role") or "authenticated"
     hashed = await hash_password(password, ctx.settings.auth_bcrypt_cost) if password else None
     async with ctx.db.owner.acquire() as conn, conn.transaction():
-        if await users.by_email(conn, email) is not None:
+        if email and await users.by_email(conn, email) is not None:
             raise errors.email_exists()
+        if number and await phones.by_phone(conn, number) is not None:
+            raise errors.phone_exists()
         try:
-            user = await users.create(conn, email=email, password_hash=hashed, user_metadata=meta,
+            user = await users.create(conn, email=email or None, password_hash=hashed, user_metadata=meta,
                                       app_metadata=app_meta, confirmed=data.get("email_confirm") is True,
-                                      role=role)
+                                      role=role, phone=number or None)
         except asyncpg.UniqueViolationError:
-            raise errors.email_exists() from None
+            raise (errors.email_exists() if email else errors.phone_exists()) from None
+        if number:
+            await phones.admin_created(conn, user["id"], meta, confirmed=data.get("phone_confirm") is True)
         if isinstance(data.get("ban_duration"), str):
             await conn.execute("update auth.users set banned_until = $2 where id = $1", user["id"],
                                parse_ban(data["ban_duration"]))
         if data.get("email_confirm") is True:
             await users.confirm_email(conn, user["id"])
-        await users.audit(conn, "user_signedup", user, client_ip(request), "team", {"provider": "email"})
+        await users.audit(conn, "user_signedup", user, client_ip(request), "team",
+                          {"provider": "email" if email else "phone"})
         return await _reply(conn, user["id"])
 
 

@@ -17,8 +17,9 @@ API_VERSION = "2024-01-01"
 
 class AuthError(Exception):
     def __init__(self, status: int, code: str, message: str, *, extra: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, sb_header: bool = True) -> None:
         super().__init__(message)
+        self.sb_header = sb_header  # False for errors a hook returned: GoTrue sends no x-sb-error-code
         self.status = status
         self.code = code
         self.message = message
@@ -47,7 +48,7 @@ def render(request: Request, err: AuthError) -> JSONResponse:
         headers["x-supabase-api-version"] = API_VERSION
     else:
         body = {"code": err.status, "error_code": err.code, "msg": err.message, **err.extra}
-    if not (new_shape and err.code == "weak_password"):
+    if err.sb_header and not (new_shape and err.code == "weak_password"):
         headers["x-sb-error-code"] = err.code
     return JSONResponse(body, status_code=err.status, headers=headers)
 
@@ -177,6 +178,25 @@ def reauthentication_needed() -> AuthError:
 
 def reauthentication_not_valid() -> AuthError:
     return AuthError(422, "reauthentication_not_valid", "Nonce has expired or is invalid")
+
+
+def phone_exists() -> AuthError:
+    return AuthError(422, "phone_exists", "A user with this phone number has already been registered")
+
+
+def phone_not_confirmed() -> AuthError:
+    return AuthError(400, "phone_not_confirmed", "Phone not confirmed")
+
+
+def sms_rate_limited(seconds: int | None = None) -> AuthError:
+    if seconds is None:
+        return AuthError(429, "over_sms_send_rate_limit", "SMS rate limit exceeded")
+    return AuthError(429, "over_sms_send_rate_limit",
+                     f"For security purposes, you can only request this after {seconds} seconds.")
+
+
+def captcha_failed(reason: str) -> AuthError:
+    return AuthError(400, "captcha_failed", f"captcha protection: request disallowed ({reason})")
 
 
 def unexpected() -> AuthError:

@@ -8,6 +8,14 @@ from ownbase.context import Context
 
 async def startup(ctx: Context) -> None:
     ctx.state.setdefault("auth", {})
+    from ownbase.auth import captcha, hooks, mfa, phone
+
+    hooks.validate(ctx.settings)  # a malformed hook, CAPTCHA or test-OTP setting stops start-up
+    if hooks.configured(ctx, "mfa_verification_attempt") is not None:
+        # Only when configured: otherwise a hook installed another way (tests) stays in place.
+        mfa.set_verification_attempt_hook(hooks.mfa_verification_attempt)
+    captcha.validate(ctx.settings)
+    phone.validate(ctx.settings)
     # Compute the timing-equaliser hash now, in the background, not on the first unknown sign-in.
     warm_up(ctx.settings.auth_bcrypt_cost)
     if ctx.settings.auth_cognito_user_pool_id or ctx.settings.auth_cognito_issuer:

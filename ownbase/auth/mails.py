@@ -6,7 +6,8 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ownbase.auth import errors, otp, users
+from ownbase.auth import captcha, errors, otp, users
+from ownbase.auth import phone as phones
 from ownbase.auth.rules import confirmed, normalize_email, normalize_phone, pkce_flow, pkce_params
 from ownbase.auth.web import body, client_ip, ctx_of, limit, obj, string
 
@@ -16,6 +17,7 @@ async def otp_route(request: Request) -> Any:
     s = ctx.settings
     data = await body(request)
     await limit(request, "otp", s.auth_rate_limit_otp)
+    await captcha.check(request, data)
     email, phone = string(data, "email"), string(data, "phone")
     if email and phone:
         raise errors.validation("Only an email address or phone number should be provided")
@@ -27,6 +29,8 @@ async def otp_route(request: Request) -> Any:
             async with ctx.db.owner.acquire() as conn:
                 if await conn.fetchval("select 1 from auth.users where phone = $1", number) is None:
                     raise errors.otp_disabled()
+        if s.auth_phone_enabled:
+            return await phones.otp_signin(request, ctx, data, number, obj(data, "data"))
         raise errors.phone_disabled("provider")
     if not email:
         raise errors.validation("An email address is required")
@@ -57,6 +61,7 @@ async def recover(request: Request) -> Any:
     ctx = ctx_of(request)
     data = await body(request)
     await limit(request, "otp", ctx.settings.auth_rate_limit_otp)
+    await captcha.check(request, data)
     email = string(data, "email")
     if not email:
         raise errors.validation("Password recovery requires an email")
@@ -79,9 +84,12 @@ async def resend(request: Request) -> Any:
     ctx = ctx_of(request)
     data = await body(request)
     await limit(request, "otp", ctx.settings.auth_rate_limit_otp)
+    await captcha.check(request, data)
     vtype, email = string(data, "type"), string(data, "email")
     if vtype in ("sms", "phone_change"):
-        raise errors.phone_disabled("logins")
+        if not ctx.settings.auth_phone_enabled:
+            raise errors.phone_disabled("logins")
+        return await phones.resend(request, ctx, vtype, string(data, "phone"))
     if vtype not in ("signup", "email_change"):
         raise errors.validation("Missing one of these types: signup, email_change, sms, phone_change")
     if not email:

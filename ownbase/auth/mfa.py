@@ -254,7 +254,7 @@ async def _verify_in_tx(conn: asyncpg.Connection, ctx: Context, request: Request
                        " and coalesce(aal, 'aal1') <> 'aal2'", user["id"], sid)
     await conn.execute("delete from auth.mfa_factors where user_id = $1 and id <> $2 and status = 'unverified'"
                        " and factor_type = $3", user["id"], factor["id"], factor["factor_type"])
-    return await sessions.reissue(conn, ctx, user, sid)
+    return await sessions.reissue(conn, ctx, user, sid, AMR_OF[factor["factor_type"]])
 
 
 async def unenroll(request: Request) -> Any:

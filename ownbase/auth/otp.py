@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import asyncpg
 
-from ownbase.auth import errors, users
+from ownbase.auth import errors, hooks, users
 from ownbase.auth.redirects import allowed
 from ownbase.auth.tokens import link_token_hash, new_otp, stored_hash
 from ownbase.context import Context
@@ -89,9 +89,9 @@ async def check_budget(conn: asyncpg.Connection, ctx: Context, address: str, kin
 
 
 async def issue(conn: asyncpg.Connection, ctx: Context, user_id: Any, token_type: str,
-                relates_to: str) -> tuple[str, str]:
+                relates_to: str, length: int | None = None, code: str | None = None) -> tuple[str, str]:
     """Create (replace) the user's token of this type; return (code, link token hash)."""
-    code = new_otp(ctx.settings.auth_otp_length)
+    code = code or new_otp(length or ctx.settings.auth_otp_length)
     token_hash = link_token_hash(relates_to, code)
     await conn.execute(
         """insert into auth.one_time_tokens (id, user_id, token_type, token_hash, relates_to, created_at, updated_at)
@@ -106,7 +106,7 @@ async def issue(conn: asyncpg.Connection, ctx: Context, user_id: Any, token_type
 
 async def consume(conn: asyncpg.Connection, ctx: Context, token_types: tuple[str, ...], *,
                   email: str | None = None, code: str | None = None,
-                  token_hash: str | None = None) -> asyncpg.Record | None:
+                  token_hash: str | None = None, ttl: int | None = None) -> asyncpg.Record | None:
     """Find and delete a matching unexpired token; return its row (user_id, token_type, relates_to)."""
     if token_hash is None:
         assert email is not None and code is not None
@@ -121,7 +121,7 @@ async def consume(conn: asyncpg.Connection, ctx: Context, token_types: tuple[str
     if row is None:
         return None
     created = row["created_at"].replace(tzinfo=timezone.utc)
-    if created + timedelta(seconds=ctx.settings.auth_otp_ttl) < datetime.now(timezone.utc):
+    if created + timedelta(seconds=ttl or ctx.settings.auth_otp_ttl) < datetime.now(timezone.utc):
         return None
     return row
 
@@ -180,6 +180,16 @@ async def send(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, kin
                            " where id = $1", user["id"])
     else:
         await conn.execute(f"update auth.users set {column} = now() where id = $1", user["id"])
+    if hooks.configured(ctx, "send_email") is not None:
+        # The hook replaces the mail backend (the budget above still applies).
+        fresh = await users.by_id(conn, str(user["id"]))
+        assert fresh is not None
+        await hooks.send_email(conn, ctx, users.user_json(fresh, await users.identities(conn, fresh["id"])), {
+            "token": info["code"], "token_hash": ("pkce_" if pkce else "") + info["token_hash"],
+            "redirect_to": info["redirect_to"], "email_action_type": KIND_VTYPE[kind],
+            "site_url": ctx.settings.site_url, "old_email": (user["email"] or "") if kind == "email_change" else "",
+            "provider": "email"})
+        return info
     try:
         await mailer(ctx).send(message)
     except MailError:

@@ -57,13 +57,13 @@ async def settings_route(request: Request) -> Response:
     external: dict[str, bool] = {"anonymous_users": s.auth_anonymous_signins}
     external.update({name: False for name in OAUTH_PROVIDERS})
     external.update({name: True for name in providers.enabled_names(s) if name in external})
-    external.update({"email": True, "phone": False})
+    external.update({"email": True, "phone": s.auth_phone_enabled})
     return JSONResponse({
         "external": external,
         "disable_signup": s.auth_disable_signup,
         "mailer_autoconfirm": s.auth_autoconfirm,
-        "phone_autoconfirm": False,
-        "sms_provider": "",
+        "phone_autoconfirm": s.auth_sms_autoconfirm,
+        "sms_provider": s.auth_sms_provider if s.auth_phone_enabled else "",
         "saml_enabled": False,
         "saml_private_key_next_configured": False,
         "passkeys_enabled": s.auth_passkey_enabled,

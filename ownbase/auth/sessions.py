@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from ownbase.auth import errors, users
+from ownbase.auth import errors, hooks, users
 from ownbase.auth.tokens import new_refresh_token
 from ownbase.context import Context
 
@@ -32,6 +32,12 @@ def _amr(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
 
 def access_token(ctx: Context, user: asyncpg.Record, session_id: Any, amr: list[dict[str, Any]],
                  aal: str = "aal1", exp_cap: int | None = None) -> tuple[str, int]:
+    claims = access_claims(ctx, user, session_id, amr, aal, exp_cap)
+    return ctx.keys.sign(claims), claims["exp"]
+
+
+def access_claims(ctx: Context, user: asyncpg.Record, session_id: Any, amr: list[dict[str, Any]],
+                  aal: str = "aal1", exp_cap: int | None = None) -> dict[str, Any]:
     s = ctx.settings
     iat = int(time.time())
     exp = iat + s.auth_access_token_ttl
@@ -54,11 +60,11 @@ def access_token(ctx: Context, user: asyncpg.Record, session_id: Any, amr: list[
         "session_id": str(session_id),
         "is_anonymous": bool(user["is_anonymous"]),
     }
-    return ctx.keys.sign(claims), exp
+    return claims
 
 
 async def _reply(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, session_id: Any,
-                 refresh: str) -> dict[str, Any]:
+                 refresh: str, method: str = "token_refresh") -> dict[str, Any]:
     amr = _amr(list(await conn.fetch(
         "select authentication_method, updated_at from auth.mfa_amr_claims where session_id = $1",
         session_id)))
@@ -66,7 +72,11 @@ async def _reply(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, s
     aal = "aal2" if any(m["method"] in MFA_METHODS for m in amr) else "aal1"
     found = await users.factors(conn, user["id"])
     cap = await _low_aal_deadline(conn, ctx, session_id, aal, found)
-    token, exp = access_token(ctx, user, session_id, amr, aal, cap)
+    # The custom access token hook (if set) sees the final claims (aal, amr, capped exp) and may change
+    # every claim; exp is read back from its output.
+    claims = await hooks.customize_access_token(conn, ctx, user["id"],
+                                                access_claims(ctx, user, session_id, amr, aal, cap), method)
+    token, exp = ctx.keys.sign(claims), claims["exp"]
     user_out = users.user_json(user, await users.identities(conn, user["id"]))
     if found:  # supabase-js computes the next assurance level from session.user.factors
         user_out["factors"] = found
@@ -91,9 +101,11 @@ async def _low_aal_deadline(conn: asyncpg.Connection, ctx: Context, session_id: 
     return int(created.timestamp()) + limit if created is not None else None
 
 
-async def reissue(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, session_id: Any) -> dict[str, Any]:
-    """A fresh refresh token for an existing session after an MFA step-up. The session's earlier
-    tokens are deleted, not revoked: the reuse grace would otherwise let a pre-MFA token mint aal2."""
+async def reissue(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, session_id: Any,
+                  method: str) -> dict[str, Any]:
+    """A fresh refresh token for an existing session after an MFA step-up by ``method`` (an AMR
+    method such as totp, passed to the custom access token hook). The session's earlier tokens are
+    deleted, not revoked: the reuse grace would otherwise let a pre-MFA token mint aal2."""
     await conn.execute("delete from auth.refresh_tokens where session_id = $1", session_id)
     new = new_refresh_token()
     await conn.execute(
@@ -101,7 +113,7 @@ async def reissue(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, 
                parent, session_id)
            values ('00000000-0000-0000-0000-000000000000', $1, $2, false, now(), now(), null, $3)""",
         new, str(user["id"]), session_id)
-    return await _reply(conn, ctx, user, session_id, new)
+    return await _reply(conn, ctx, user, session_id, new, method)
 
 
 async def create(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, method: str, *,
@@ -127,7 +139,7 @@ async def create(conn: asyncpg.Connection, ctx: Context, user: asyncpg.Record, m
     await conn.execute(
         "update auth.identities set last_sign_in_at = now() where user_id = $1", user["id"])
     assert fresh is not None
-    return await _reply(conn, ctx, fresh, session_id, refresh)
+    return await _reply(conn, ctx, fresh, session_id, refresh, method)
 
 
 async def refresh(conn: asyncpg.Connection, ctx: Context, token: str, ip: str) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from typing import Any
 import asyncpg
 from starlette.requests import Request
 
-from ownbase.auth import errors, otp, sessions, users
+from ownbase.auth import captcha, errors, otp, sessions, users
+from ownbase.auth import phone as phones
 from ownbase.auth.passwords import hash_password
 from ownbase.auth.rules import check_password, confirmed, normalize_email, pkce_flow, user_agent
 from ownbase.auth.web import body, client_ip, ctx_of, limit, obj, string
@@ -22,6 +23,7 @@ async def signup(request: Request) -> Any:
     email, phone, password = string(data, "email"), string(data, "phone"), string(data, "password")
     meta = obj(data, "data")
     ip = client_ip(request)
+    await captcha.check(request, data)
     if not email and not phone:
         if not s.auth_anonymous_signins:
             raise errors.anonymous_disabled()
@@ -41,7 +43,9 @@ async def signup(request: Request) -> Any:
     if email and phone:
         raise errors.validation("Only an email address or phone number should be provided on signup.")
     if phone:
-        raise errors.phone_disabled("signups")
+        if not s.auth_phone_enabled:
+            raise errors.phone_disabled("signups")
+        return await phones.signup(request, ctx, data, phone, password, meta)
     email = normalize_email(email)
     # Hash before looking the address up, so known and unknown addresses cost the same time.
     hashed = await hash_password(password, s.auth_bcrypt_cost)

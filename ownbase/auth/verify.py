@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ownbase.auth import errors, otp, sessions, users
+from ownbase.auth import phone as phones
 from ownbase.auth.rules import confirmed, normalize_phone, user_agent
 from ownbase.auth.web import body, client_ip, ctx_of, limit, string
 from ownbase.context import Context
@@ -83,6 +84,8 @@ async def verify_post(request: Request) -> Any:
             raise errors.validation("Verify requires a verification type")
         if not code and not token_hash:
             raise errors.validation("Verify requires either a token or a token hash")
+        if ctx.settings.auth_phone_enabled and vtype in PHONE_TYPES:
+            return await phones.verify(request, ctx, vtype, code, phone)
         normalize_phone(phone)
         raise errors.otp_expired()
     _verify_params(vtype, code, token_hash, email)

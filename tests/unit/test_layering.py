@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "ownbase"
-SERVICES = ("auth", "rest", "tables", "storage", "realtime", "mail", "functions", "ops")
+SERVICES = ("auth", "rest", "tables", "storage", "realtime", "mail", "sms", "functions", "ops")
 ALLOWED = {
     ("tables", "ownbase.rest.engine"),  # dynamic tables are built on the /rest/v1 engine
     ("tables", "ownbase.rest"),  # `from ownbase.rest import engine`
@@ -15,6 +15,7 @@ ALLOWED = {
     ("auth", "ownbase.mail"),  # mail is the auth service's outgoing adapter
     ("ops", "ownbase.storage.backends"),  # backup/restore copy blobs through the backend interface
     ("ops", "ownbase.storage.service"),  # blob_key only: where an object version's bytes live
+    ("auth", "ownbase.sms"),  # so is SMS (phone sign-in)
 }
 FOUNDATION = ("ownbase.settings", "ownbase.db", "ownbase.keys", "ownbase.http", "ownbase.limits", "ownbase.tasks",
               "ownbase.context", "ownbase.service", "ownbase.logs", "ownbase.embedded")

@@ -1,0 +1,1 @@
+"""Text messages (SMS): console outbox, Amazon SNS and Twilio behind one interface."""
