@@ -143,9 +143,10 @@ class CognitoVerifier:
 
     async def _attributes(self, token: str) -> dict[str, str]:
         """GetUser with the access token itself: access tokens carry no email."""
-        from aiobotocore.session import get_session
-        from botocore import UNSIGNED
-        from botocore.config import Config
+        # Imported here: aiobotocore is slow to import and only a Cognito set-up needs it.
+        from aiobotocore.session import get_session  # noqa: PLC0415 - see above
+        from botocore import UNSIGNED  # noqa: PLC0415 - see above
+        from botocore.config import Config  # noqa: PLC0415 - see above
 
         kwargs: dict[str, Any] = {"region_name": self.settings.auth_cognito_region or "us-east-1",
                                   "config": Config(signature_version=UNSIGNED)}

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 
+import argon2
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 ARGON2_PREFIXES = ("$argon2i$", "$argon2id$")
@@ -36,8 +37,6 @@ def check(password: str, hashed: str) -> bool:
 
 
 def _argon2(password: str, hashed: str) -> bool:
-    import argon2
-
     params = argon2.extract_parameters(hashed)
     if (params.version != 19 or params.memory_cost > ARGON2_MAX_MEMORY_KIB or params.time_cost > ARGON2_MAX_TIME
             or params.parallelism > ARGON2_MAX_PARALLELISM):

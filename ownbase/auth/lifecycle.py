@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from ownbase.auth import captcha, hooks, mfa, phone
 from ownbase.auth.passwords import warm_up
 from ownbase.context import Context
 
 
 async def startup(ctx: Context) -> None:
     ctx.state.setdefault("auth", {})
-    from ownbase.auth import captcha, hooks, mfa, phone
 
     hooks.validate(ctx.settings)  # a malformed hook, CAPTCHA or test-OTP setting stops start-up
     if hooks.configured(ctx, "mfa_verification_attempt") is not None:
@@ -19,7 +19,7 @@ async def startup(ctx: Context) -> None:
     # Compute the timing-equaliser hash now, in the background, not on the first unknown sign-in.
     warm_up(ctx.settings.auth_bcrypt_cost)
     if ctx.settings.auth_cognito_user_pool_id or ctx.settings.auth_cognito_issuer:
-        from ownbase.auth.cognito import install
+        from ownbase.auth.cognito import install  # noqa: PLC0415 - only with Cognito settings
 
         await install(ctx)
 

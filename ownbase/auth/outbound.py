@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 
@@ -34,8 +35,6 @@ async def fetch_json(method: str, url: str, *, headers: dict[str, str] | None = 
         raise ProviderError(f"{url}: {exc}") from None
     text = raw.decode("utf-8", "replace")
     if "application/x-www-form-urlencoded" in ctype:
-        from urllib.parse import parse_qsl
-
         value: Any = dict(parse_qsl(text))
     else:
         try:

@@ -11,6 +11,7 @@ backend (ownbase/sms).
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime, timezone
 from typing import Any
 
@@ -248,8 +249,6 @@ async def signup(request: Request, ctx: Context, data: dict[str, Any], phone: st
 
 
 def _fake_user(number: str) -> dict[str, Any]:
-    import uuid
-
     now = users.ts(datetime.now(timezone.utc))
     return {"id": str(uuid.uuid4()), "aud": "authenticated", "role": "authenticated", "email": "",
             "phone": number, "confirmation_sent_at": now,

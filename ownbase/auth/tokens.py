@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -34,8 +35,6 @@ def equal(a: str, b: str) -> bool:
 
 
 def pkce_challenge_ok(verifier: str, challenge: str, method: str) -> bool:
-    import base64
-
     if method.lower() == "s256":
         digest = hashlib.sha256(verifier.encode()).digest()
         computed = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 
 from ownbase.auth import errors
+from ownbase.auth.users import is_uuid
 from ownbase.context import Context
 from ownbase.http.auth_context import AuthContext, CredentialError, resolve
 
@@ -133,6 +134,4 @@ def admin_caller(request: Request) -> AuthContext:
 
 
 def _is_uuid(value: str) -> bool:
-    from ownbase.auth.users import is_uuid
-
     return is_uuid(value)

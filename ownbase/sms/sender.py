@@ -53,7 +53,7 @@ class SnsTransport:
         self._session: Any = None
 
     async def deliver(self, sms: Sms) -> str:
-        from aiobotocore.session import get_session
+        from aiobotocore.session import get_session  # noqa: PLC0415 - slow to import; SNS only
 
         if self._session is None:
             self._session = get_session()

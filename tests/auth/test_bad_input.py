@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.auth.conftest import py_client, unique_email
 from tests.conftest import ServerHandle
 
 NEW = {"X-Supabase-Api-Version": "2024-01-01"}
@@ -193,8 +194,6 @@ wide_bodies = st.fixed_dictionaries({}, optional={
 
 @pytest.fixture(scope="module")
 def fuzz_token(server: ServerHandle) -> str:
-    from tests.auth.conftest import py_client, unique_email
-
     email = unique_email("fuzz")
     py_client(server, server.service_key).auth.admin.create_user(
         {"email": email, "password": "secret123", "email_confirm": True})

@@ -3,13 +3,22 @@ email; forged, other-client and other-pool tokens refused."""
 
 from __future__ import annotations
 
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import boto3
 import httpx
 import jwt
 import pytest
+from moto.server import ThreadedMotoServer
+from postgrest.exceptions import APIError
 
 from ownbase.embedded import free_port
 from ownbase.keys import generate_private_key_pem
@@ -23,8 +32,6 @@ CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AW
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
@@ -132,7 +139,6 @@ def test_cognito_tokens(moto_endpoint: str, server_factory: Callable[..., Server
         __import__("uuid").UUID(original.id), __import__("uuid").uuid4())
     sb = py_client(srv)
     sb.postgrest.auth(toks["AccessToken"])
-    from postgrest.exceptions import APIError
 
     for _ in range(100):  # the schema cache reloads asynchronously after the NOTIFY
         try:
@@ -153,11 +159,6 @@ const sb = createClient(process.env.URL, process.env.ANON, {
 const { data, error } = await sb.from('cognito_notes').select('owner, body').order('id');
 console.log(JSON.stringify({ data, error }));
 """
-    import json
-    import os
-    import shutil
-    import subprocess
-    from pathlib import Path
 
     js_dir = Path(__file__).resolve().parent.parent / "js"
     node = shutil.which("node")
@@ -175,11 +176,6 @@ console.log(JSON.stringify({ data, error }));
 
 
 def test_export_cognito_csv(server: ServerHandle, tmp_path: Any) -> None:
-    import csv
-    import os
-    import subprocess
-    import sys
-
     email = unique_email("export")
     adm = py_client(server, server.service_key).auth.admin
     user = adm.create_user({"email": email, "password": "secret123", "email_confirm": True,

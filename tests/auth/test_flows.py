@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 import httpx
 import pytest
 from supabase_auth.errors import AuthApiError
 
+from ownbase.db.scope import RequestScope, request_scope
 from tests.auth.conftest import code_of, last_mail, link_of, mails, py_client, unique_email
 from tests.conftest import ServerHandle, sql
 
@@ -119,11 +123,6 @@ def test_autoconfirm_session_claims_and_auth_uid(auto_server: ServerHandle) -> N
     assert claims["aud"] == "authenticated" and claims["amr"][0]["method"] == "password"
     assert claims["user_metadata"]["plan"] == "pro" and claims["is_anonymous"] is False
     assert claims["exp"] - claims["iat"] == 900
-    import asyncio
-
-    import asyncpg
-
-    from ownbase.db.scope import RequestScope, request_scope
 
     async def uid() -> str:
         conn = await asyncpg.connect(auto_server.db_url)
@@ -179,6 +178,8 @@ def test_signout_scopes(auto_server: ServerHandle) -> None:
     assert a.auth.refresh_session(sa.refresh_token).session is not None
     with pytest.raises(AuthApiError):
         b.auth.refresh_session(sb_.refresh_token)
+    with pytest.raises(AuthApiError):
+        c.auth.refresh_session(sc.refresh_token)
     # local: only the caller's session ends
     d, sd = login()
     d.auth.sign_out({"scope": "local"})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time as _time
 import uuid
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator
@@ -18,6 +19,7 @@ from standardwebhooks import Webhook
 
 from ownbase.auth import hooks
 from ownbase.auth.errors import AuthError
+from ownbase.embedded import free_port
 from ownbase.settings import load_settings
 from tests.auth.conftest import py_client, unique_email
 from tests.auth.mfa_helpers import api_error, claims, code_at, new_user, send, signed_in, token_of, wrong_code
@@ -302,14 +304,10 @@ def test_http_hook_retries_after_retry_after() -> None:
 
 
 def test_http_hook_unreachable_and_slow(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ownbase.embedded import free_port
-
     hook = hooks.parse("send_email", f"http://127.0.0.1:{free_port()}/hook", "")
     with pytest.raises(AuthError) as exc:
         asyncio.run(hooks._http(hook, b"{}"))
     assert (exc.value.status, exc.value.code) == (422, "hook_timeout_after_retry")
-
-    import time as _time
 
     monkeypatch.setattr(hooks, "HTTP_DEADLINE", 1.0)
     out, _ = _run_http(lambda seen: (_time.sleep(2), (204, {}, b""))[1])

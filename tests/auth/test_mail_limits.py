@@ -13,14 +13,19 @@ from email.message import Message
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import boto3
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.server import ThreadedMotoServer
+from moto.ses.models import ses_backends
 from supabase_auth.errors import AuthApiError
 
 from ownbase.embedded import free_port
 from tests.auth.conftest import last_mail, py_client, unique_email
-from tests.conftest import ServerHandle
+from tests.conftest import ServerHandle, sql
 
 NEW = {"X-Supabase-Api-Version": "2024-01-01"}
 
@@ -38,8 +43,6 @@ LOGINS: list[tuple[str, str]] = []
 
 
 def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
-    from aiosmtpd.smtp import AuthResult
-
     user, password = data.login.decode(), data.password.decode()
     LOGINS.append((user, password))
     return AuthResult(success=(user, password) == ("mailer", "s3cret"))
@@ -112,17 +115,11 @@ def test_failed_delivery_rolls_back(server_factory: Callable[..., ServerHandle])
                                                  "message": "Error sending confirmation email"}
     row = last_mail(bad, lost)
     assert row["status"] == "failed" and row["error"]
-    from tests.conftest import sql
 
     assert sql(bad, "select count(*) as n from auth.users where email = $1", lost)[0]["n"] == 0
 
 
 def test_ses_backend_through_moto(server_factory: Callable[..., ServerHandle]) -> None:
-    import boto3
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.server import ThreadedMotoServer
-    from moto.ses.models import ses_backends
-
     port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     moto.start()
@@ -232,6 +229,5 @@ def test_mail_budget_does_not_tell_registered_from_unknown(server_factory: Calla
     assert _ask(srv, "recover", {"email": unique_email(), **bad}) == _ask(
         srv, "recover", {"email": known2, **bad})
     # The budget table never names an address.
-    from tests.conftest import sql
 
     assert sql(srv, "select count(*) as n from ownbase.auth_email_sends where address like '%@%'")[0]["n"] == 0

@@ -11,8 +11,7 @@ import uuid
 import httpx
 import pyotp
 
-from tests.auth.mfa_helpers import (api_error, claims, code_at, new_user, signed_in, step_up, token_of,
-                                    wrong_code)
+from tests.auth.mfa_helpers import api_error, claims, code_at, new_user, signed_in, step_up, token_of, wrong_code
 from tests.conftest import ServerHandle, sql
 
 

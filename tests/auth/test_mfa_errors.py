@@ -10,7 +10,8 @@ import uuid
 from typing import Any, Callable
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ownbase.auth import mfa
 from tests.auth.conftest import py_client

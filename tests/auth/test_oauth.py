@@ -19,12 +19,22 @@ from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from supabase_auth.errors import AuthApiError
 
 from tests.auth.conftest import last_mail, link_of, py_client, unique_email
-from tests.auth.oauth_standins import (Browser, GitHubStandIn, GitHubUser, fragment_of, mint, oidc_provider,
-                                       query_of, serve, set_user)
+from tests.auth.oauth_standins import (
+    Browser,
+    GitHubStandIn,
+    GitHubUser,
+    fragment_of,
+    mint,
+    oidc_provider,
+    query_of,
+    serve,
+    set_user,
+)
 from tests.conftest import ServerHandle, sql
 
 APP = "http://app.example"

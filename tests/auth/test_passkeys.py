@@ -11,7 +11,8 @@ from typing import Any, Callable
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.auth.authenticator import SoftAuthenticator, b64
 from tests.auth.conftest import py_client, unique_email

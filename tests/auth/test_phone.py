@@ -4,6 +4,7 @@ limits; SMS through the console outbox, Amazon SNS (moto's server) and a Twilio 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import random
@@ -19,6 +20,9 @@ import jwt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.server import ThreadedMotoServer
+from moto.sns.models import sns_backends
 from supabase_auth.errors import AuthApiError
 
 from ownbase.embedded import free_port
@@ -89,7 +93,6 @@ def test_phone_password_signup_confirm_and_sign_in(phone_server: ServerHandle) -
     # The code is stored only as a keyed hash, never in clear or as GoTrue's bare SHA-224.
     stored = sql(phone_server, "select t.* from auth.one_time_tokens t join auth.users u on u.id = t.user_id"
                                " where u.phone = $1", number)
-    import hashlib
 
     assert len(stored) == 1 and stored[0]["token_type"] == "confirmation_token"
     assert code not in stored[0]["token_hash"]
@@ -204,10 +207,6 @@ def test_sms_autoconfirm(server_factory: Callable[..., ServerHandle]) -> None:
 
 
 def test_sns_backend_through_moto(server_factory: Callable[..., ServerHandle]) -> None:
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.server import ThreadedMotoServer
-    from moto.sns.models import sns_backends
-
     port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     moto.start()

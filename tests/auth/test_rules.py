@@ -3,11 +3,14 @@ resend, revocation beating the reuse window, concurrent refreshes, and pure help
 
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
+import bcrypt
 import httpx
+import jwt as pyjwt
 import pytest
 from supabase_auth.errors import AuthApiError
 
@@ -169,10 +172,6 @@ def test_disabled_signup_and_send_interval(server_factory: Callable[..., ServerH
 
 
 def test_imported_supabase_user_with_cost_10_hash_signs_in(server: ServerHandle) -> None:
-    import uuid
-
-    import bcrypt
-
     email = unique_email("imported")
     uid = uuid.uuid4()
     hashed = bcrypt.hashpw(b"from-supabase", bcrypt.gensalt(rounds=10, prefix=b"2a")).decode()
@@ -199,8 +198,6 @@ def test_imported_supabase_user_with_cost_10_hash_signs_in(server: ServerHandle)
 
 
 def test_copied_supabase_session_keeps_refreshing(server: ServerHandle) -> None:
-    import uuid
-
     email = unique_email("session")
     uid, sid = uuid.uuid4(), uuid.uuid4()
     sql(server, """insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
@@ -216,6 +213,5 @@ def test_copied_supabase_session_keeps_refreshing(server: ServerHandle) -> None:
     assert res.session is not None and res.user is not None and res.user.id == str(uid)
     claims = py_client(server).auth.get_user(res.session.access_token)
     assert claims is not None and claims.user.email == email
-    import jwt as pyjwt
 
     assert pyjwt.decode(res.session.access_token, options={"verify_signature": False})["session_id"] == str(sid)
