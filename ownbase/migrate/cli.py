@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -207,6 +208,8 @@ def files(
     batch: int = typer.Option(200, min=1, max=10_000, help="Objects per recorded resume point."),
     sync_: bool = typer.Option(False, "--sync", help="Catch up: copy new and changed objects, delete those gone"
                                                       " from the source, update bucket settings."),
+    every: float = typer.Option(0, "--every", min=0, help="With --sync: repeat the pass every SECONDS until"
+                                                          " interrupted (0: once)."),
     report: Optional[Path] = REPORT,
 ) -> None:
     """Copy buckets, storage.objects rows and their bytes; resumable per bucket. --sync catches up later."""
@@ -239,14 +242,27 @@ def files(
     if sync_:
         from ownbase.migrate import files_sync
 
-        synced = _run(files_sync.run(source, from_url, from_service_key, url, s, jobs, set(bucket), batch, s3),
-                      report, "files")
-        _table("files --sync", ["bucket", "added", "updated", "deleted", "unchanged", "mismatches"],
-               [[b["bucket"], b["added"], b["updated"], b["deleted"], b["unchanged"], len(b["mismatches"])]
-                for b in synced["per_bucket"]])
-        out.print(f"buckets: {synced['buckets']}")
-        write_report(report, "files", synced)
-        raise typer.Exit(0 if synced["ok"] else 1)
+        def one_pass() -> bool:
+            synced = _run(files_sync.run(source, from_url, from_service_key, url, s, jobs, set(bucket), batch, s3),
+                          report, "files")
+            _table("files --sync", ["bucket", "added", "updated", "deleted", "unchanged", "mismatches"],
+                   [[b["bucket"], b["added"], b["updated"], b["deleted"], b["unchanged"], len(b["mismatches"])]
+                    for b in synced["per_bucket"]])
+            out.print(f"buckets: {synced['buckets']}")
+            write_report(report, "files", synced)
+            return bool(synced["ok"])
+
+        if not every:
+            raise typer.Exit(0 if one_pass() else 1)
+        try:
+            while True:  # a follower: a failed pass is reported and the next one retries (passes resume)
+                try:
+                    one_pass()
+                except typer.Exit:
+                    pass
+                time.sleep(every)
+        except KeyboardInterrupt:
+            raise typer.Exit(0)
     result = _run(step.run(source, from_url, from_service_key, url, s, jobs, set(bucket), batch, s3), report,
                   "files")
     _table("files", ["bucket", "objects", "copied", "bytes", "mismatches"],

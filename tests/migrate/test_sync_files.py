@@ -7,7 +7,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import signal
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any, Callable
@@ -15,8 +17,9 @@ from typing import Any, Callable
 import pytest
 
 from tests.conftest import ServerHandle, create_database, sql
-from tests.migrate.conftest import Source, http, migrate
+from tests.migrate.conftest import Source, http, migrate, wait_until
 
+LAG_BOUND = 60  # seconds: the issue's bound for continuous sync
 KEEP = 4  # objects per bucket kept in the cloned source: enough to add, change, delete and leave alone
 
 
@@ -137,3 +140,25 @@ def test_files_sync_carries_new_changed_and_deleted_objects(osync_source: Source
     assert second["objects"] == {"added": 0, "updated": 0, "deleted": 0, "unchanged": 2 * KEEP}
     assert second["buckets"] == {"added": 0, "updated": 0, "unchanged": 2}
     assert _objects(osync_target) == snapshot and _blob_files(osync_target) == blobs
+
+
+def test_files_sync_every_follows_until_interrupted(osync_source: Source, osync_storage: ServerHandle,
+                                                    osync_target: ServerHandle) -> None:
+    """`--every N` repeats the pass: a change made while it runs arrives within the issue's one-minute bound."""
+    args = [sys.executable, "-m", "ownbase", "migrate", "files", "--from", osync_source.url,
+            "--from-url", osync_storage.url, "--from-service-key", osync_storage.service_key,
+            "--sync", "--every", "1", "--data-dir", str(osync_target.data_dir)]
+    proc = subprocess.Popen(args, env={**osync_target.env, "COLUMNS": "200"}, cwd=str(osync_target.data_dir.parent),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        data = b"arrives while the follower runs\n"
+        _source_put(osync_source, osync_storage, "avatars", "late/followed.txt", data)
+        wait_until(lambda: "avatars/late/followed.txt" in _objects(osync_target), LAG_BOUND)
+        with http(osync_target) as c:
+            assert c.get("/storage/v1/object/authenticated/avatars/late/followed.txt").content == data
+        assert proc.poll() is None  # still following
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "files --sync" in out
