@@ -162,3 +162,50 @@ def test_files_sync_every_follows_until_interrupted(osync_source: Source, osync_
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "files --sync" in out
+
+
+def test_killed_files_sync_resumes_without_duplicates_or_gaps(osync_source: Source, osync_storage: ServerHandle,
+                                                              osync_target: ServerHandle) -> None:
+    """kill -9 while the pass waits on the source: the resume point holds, the rerun completes the rest."""
+    new = {f"late/resume-{i}.txt": f"object {i} written before the killed pass\n".encode() for i in range(6)}
+    for name, data in new.items():
+        _source_put(osync_source, osync_storage, "avatars", name, data)
+
+    def resume_point() -> dict[str, Any] | None:
+        rows = sql(osync_target, "select info from ownbase.migrate_progress where step = 'files-sync'"
+                                 " and item = 'avatars'")
+        return json.loads(rows[0]["info"]) if rows else None
+
+    before = resume_point()
+    assert before is not None and before["complete"]
+    # The source Storage API frozen first: the pass walks the unchanged names, then blocks on a new object.
+    osync_storage.process.send_signal(signal.SIGSTOP)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ownbase", "migrate", "files", "--from", osync_source.url,
+             "--from-url", osync_storage.url, "--from-service-key", osync_storage.service_key,
+             "--sync", "--bucket", "avatars", "--jobs", "1", "--batch", "2", "--data-dir", str(osync_target.data_dir)],
+            env=osync_target.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=str(osync_target.data_dir.parent))
+        wait_until(lambda: "complete" not in (resume_point() or {"complete": True}), LAG_BOUND)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        osync_storage.process.send_signal(signal.SIGCONT)
+    point = resume_point()
+    assert point is not None and not point.get("complete") and point["after"] < "late/resume-0.txt"
+    assert not any(n in _objects(osync_target) for n in (f"avatars/{m}" for m in new))
+
+    report = osync_target.data_dir.parent / "files-sync-resumed.json"
+    migrate(osync_target, "files", "--from", osync_source.url, "--from-url", osync_storage.url,
+            "--from-service-key", osync_storage.service_key, "--sync", "--bucket", "avatars",
+            "--report", str(report))
+    resumed = json.loads(report.read_text())
+    assert resumed["ok"] and resumed["objects"]["added"] == len(new) and resumed["objects"]["deleted"] == 0
+    rows = sql(osync_target, "select count(*) as n, count(distinct name) as d from storage.objects"
+                             " where bucket_id = 'avatars'")[0]
+    assert rows["n"] == rows["d"] == int(osync_source.psql(
+        "select count(*) from storage.objects where bucket_id = 'avatars'"))
+    with http(osync_target) as c:
+        for name, data in new.items():
+            assert c.get(f"/storage/v1/object/authenticated/avatars/{name}").content == data
