@@ -129,15 +129,16 @@ async def _bucket(src: asyncpg.Connection, tgt: asyncpg.Connection, pool: asyncp
         f"{quote_ident(c)} = excluded.{quote_ident(c)}" for c in names if c not in ("bucket_id", "name")))
     gate = asyncio.Semaphore(jobs)
     while True:
-        page = await src.fetch(
-            f"select {select} from storage.objects where bucket_id = $1 and name collate \"C\" > $2"
-            " order by name collate \"C\" limit $3", bucket, after, batch)
-        # the target's rows in the same name range; past the source's last page, all that remain
-        upper = page[-1]["name"] if len(page) == batch else None
-        theirs = {r["name"]: r for r in await tgt.fetch(
-            f"select {select} from storage.objects where bucket_id = $1 and name collate \"C\" > $2"
-            " and ($3::text is null or name collate \"C\" <= $3) order by name collate \"C\"",
-            bucket, after, upper)}
+        # a page of each side; both are cut at the smaller last name of a full page, so the two
+        # cover the same name range (Python's str order is code point order, as "C" on UTF-8)
+        query = (f"select {select} from storage.objects where bucket_id = $1 and name collate \"C\" > $2"
+                 " order by name collate \"C\" limit $3")
+        page, their_page = await src.fetch(query, bucket, after, batch), await tgt.fetch(query, bucket, after, batch)
+        ends = [p[-1]["name"] for p in (page, their_page) if len(p) == batch]
+        upper = min(ends) if ends else None  # None: both sides' remaining rows are all here
+        if upper is not None:
+            page = [r for r in page if r["name"] <= upper]
+        theirs = {r["name"]: r for r in their_page if upper is None or r["name"] <= upper}
         mine = {r["name"] for r in page}
         gone = [r for n, r in theirs.items() if n not in mine]
         rows_only, copy = [], []
@@ -182,8 +183,8 @@ async def _bucket(src: asyncpg.Connection, tgt: asyncpg.Connection, pool: asyncp
             counts["added"] += new
             counts["updated"] += len(rewrites) - new
             counts["deleted"] += len(gone)
-            if page:
-                after = page[-1]["name"]
+            if upper is not None:
+                after = upper
             await progress.mark(tgt, STEP, bucket, {"after": after, **counts})
         advance(len(page))
         if left:
