@@ -240,7 +240,7 @@ def files(
                   " options (or --to for the way back)")
         raise typer.Exit(2)
     if sync_:
-        from ownbase.migrate import files_sync
+        from ownbase.migrate import files_sync  # noqa: PLC0415 - a step's module loads only when it runs (every command registers this file)
 
         def one_pass() -> bool:
             synced = _run(files_sync.run(source, from_url, from_service_key, url, s, jobs, set(bucket), batch, s3),

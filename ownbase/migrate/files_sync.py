@@ -27,6 +27,8 @@ from ownbase.migrate.files import PAGE, _columns, _insert_sql, _transfer
 from ownbase.migrate.progress import StepError
 from ownbase.migrate.sources import ApiReader, S3Reader, S3Source
 from ownbase.settings import Settings
+from ownbase.storage.backends import build_backend
+from ownbase.storage.service import sweep
 
 STEP = "files-sync"
 JSON_COLUMNS = {"metadata", "user_metadata"}  # compared parsed: the text of json and jsonb differ
@@ -35,8 +37,6 @@ BYTES_KEYS = ("size", "eTag")  # a change here means new bytes, not only a new r
 
 async def run(source_url: str, from_url: str | None, service_key: str | None, target_url: str, settings: Settings,
               jobs: int, only: set[str], batch: int = PAGE, s3: S3Source | None = None) -> dict[str, Any]:
-    from ownbase.storage.backends import build_backend
-
     started = time.monotonic()
     src = await connect(source_url)
     tgt = await connect(target_url)
@@ -117,8 +117,6 @@ def _new_bytes(names: list[str], a: asyncpg.Record, b: asyncpg.Record) -> bool:
 async def _bucket(src: asyncpg.Connection, tgt: asyncpg.Connection, pool: asyncpg.Pool, reader: Any, backend: Any,
                   bucket: str, cols: list[tuple[str, str]], state: dict[str, Any], jobs: int,
                   batch: int, advance: Callable[[int], Any]) -> dict[str, Any]:
-    from ownbase.storage.service import sweep
-
     fresh = not state or state.get("complete")
     after = "" if fresh else state.get("after", "")
     counts = {k: 0 if fresh else int(state.get(k, 0)) for k in ("added", "updated", "deleted", "unchanged")}
