@@ -14,7 +14,7 @@ MANAGED_SCHEMAS = frozenset({
     "net", "cron", "extensions", "pgbouncer", "pgtle", "supabase_functions", "supabase_migrations",
     "_realtime", "_analytics", "information_schema", "ownbase", "tiger", "tiger_data", "topology",
 })
-MANAGED_PREFIXES = ("pg_", "supabase_", "graphql")
+MANAGED_PREFIXES = ("pg_", "supabase_", "graphql", "ownbase_")  # ownbase_*: its own (bridge, dashboard)
 
 
 def is_managed(schema: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -205,9 +206,13 @@ def files(
     jobs: int = typer.Option(8, min=1, max=64, help="Objects transferred at once."),
     bucket: list[str] = typer.Option([], "--bucket", help="Only these buckets."),
     batch: int = typer.Option(200, min=1, max=10_000, help="Objects per recorded resume point."),
+    sync_: bool = typer.Option(False, "--sync", help="Catch up: copy new and changed objects, delete those gone"
+                                                      " from the source, update bucket settings."),
+    every: float = typer.Option(0, "--every", min=0, help="With --sync: repeat the pass every SECONDS until"
+                                                          " interrupted (0: once)."),
     report: Optional[Path] = REPORT,
 ) -> None:
-    """Copy buckets, storage.objects rows and their bytes; resumable per bucket."""
+    """Copy buckets, storage.objects rows and their bytes; resumable per bucket. --sync catches up later."""
     from ownbase.migrate import files as step  # noqa: PLC0415 - a step's module loads only when it runs (every command registers this file)
 
     s, url = _target(data_dir)
@@ -234,6 +239,30 @@ def files(
         err.print("[red]error:[/red] give --from and either --from-url with --from-service-key or the --from-s3-*"
                   " options (or --to for the way back)")
         raise typer.Exit(2)
+    if sync_:
+        from ownbase.migrate import files_sync  # noqa: PLC0415 - a step's module loads only when it runs (every command registers this file)
+
+        def one_pass() -> bool:
+            synced = _run(files_sync.run(source, from_url, from_service_key, url, s, jobs, set(bucket), batch, s3),
+                          report, "files")
+            _table("files --sync", ["bucket", "added", "updated", "deleted", "unchanged", "mismatches"],
+                   [[b["bucket"], b["added"], b["updated"], b["deleted"], b["unchanged"], len(b["mismatches"])]
+                    for b in synced["per_bucket"]])
+            out.print(f"buckets: {synced['buckets']}")
+            write_report(report, "files", synced)
+            return bool(synced["ok"])
+
+        if not every:
+            raise typer.Exit(0 if one_pass() else 1)
+        try:
+            while True:  # a follower: a failed pass is reported and the next one retries (passes resume)
+                try:
+                    one_pass()
+                except typer.Exit:
+                    pass
+                time.sleep(every)
+        except KeyboardInterrupt:
+            raise typer.Exit(0)
     result = _run(step.run(source, from_url, from_service_key, url, s, jobs, set(bucket), batch, s3), report,
                   "files")
     _table("files", ["bucket", "objects", "copied", "bytes", "mismatches"],

@@ -15,6 +15,9 @@ has no users yet (or ``--recopy``): a password changed or a token refreshed on S
 Tables without a primary key or replica identity are left out of the publication (publishing
 them would make the source refuse UPDATE/DELETE on them) and reported; copy them with
 ``migrate data --table`` at cut-over.
+
+Objects (bytes) do not travel by replication: ``migrate files --sync`` (files_sync.py) catches
+them up, ``--every N`` repeatedly, since this command returns once replication is set up.
 """
 
 from __future__ import annotations
