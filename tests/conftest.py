@@ -62,7 +62,9 @@ def pg_admin_url(tmp_root: Path) -> Iterator[str]:
     if external:
         yield external
         return
-    emb = EmbeddedPostgres(tmp_root / "pg")
+    # A test session keeps every ownbase process it starts until it ends (each with small pools),
+    # plus bridges, dashboards and migration targets: room for all of them, as .ci/run gives PG 15.
+    emb = EmbeddedPostgres(tmp_root / "pg", extra_options="-c max_connections=1500")
     emb.start()
     try:
         yield emb.url()
