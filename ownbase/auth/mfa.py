@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from ownbase.auth import aal, errors, sessions, totp, users
 from ownbase.auth.account import current_user
 from ownbase.auth.disabled import ENROLL_OFF, VERIFY_OFF
-from ownbase.auth.web import admin_caller, body, client_ip, ctx_of, string, user_caller
+from ownbase.auth.web import admin_target_user_id, body, client_ip, ctx_of, string, user_caller
 from ownbase.context import Context
 
 AMR_OF = {"totp": "totp", "phone": "mfa/phone", "webauthn": "mfa/webauthn"}
@@ -273,26 +273,15 @@ async def unenroll(request: Request) -> Any:
 
 # --- admin routes --------------------------------------------------------------------------------
 
-async def _admin_user_id(conn: asyncpg.Connection, request: Request) -> Any:
-    admin_caller(request)
-    user_id = request.path_params["user_id"]
-    if not users.is_uuid(user_id):
-        raise errors.validation("user_id must be an UUID", 404)
-    user = await users.by_id(conn, str(user_id))
-    if user is None:
-        raise errors.user_not_found(admin=True)
-    return user["id"]
-
-
 async def admin_factors(request: Request) -> Response:
     async with ctx_of(request).db.owner.acquire() as conn:
-        user_id = await _admin_user_id(conn, request)
+        user_id = await admin_target_user_id(conn, request)
         return JSONResponse(await users.factors(conn, user_id))
 
 
 async def admin_factor(request: Request) -> Any:
     async with ctx_of(request).db.owner.acquire() as conn, conn.transaction():
-        user_id = await _admin_user_id(conn, request)
+        user_id = await admin_target_user_id(conn, request)
         factor = await _factor(conn, request, user_id, lock=True)
         if request.method == "DELETE":
             await _step_down(conn, factor)

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from ownbase.auth import aal, ceremony, errors, sessions, users
 from ownbase.auth.account import current_user
 from ownbase.auth.rules import banned, confirmed, user_agent
-from ownbase.auth.web import admin_caller, body, client_ip, ctx_of, limit, string, user_caller
+from ownbase.auth.web import admin_target_user_id, body, client_ip, ctx_of, limit, string, user_caller
 
 MAX_NAME = 120
 Handler = Callable[[Request], Awaitable[Any]]
@@ -289,24 +289,13 @@ async def delete(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def _admin_user(conn: asyncpg.Connection, request: Request) -> Any:
-    admin_caller(request)
-    user_id = request.path_params["user_id"]
-    if not users.is_uuid(user_id):
-        raise errors.validation("user_id must be an UUID", 404)
-    user = await users.by_id(conn, str(user_id))
-    if user is None:
-        raise errors.user_not_found(admin=True)
-    return user["id"]
-
-
 async def admin_list(request: Request) -> Response:
     async with ctx_of(request).db.owner.acquire() as conn:
-        return JSONResponse(await _list(conn, await _admin_user(conn, request)))
+        return JSONResponse(await _list(conn, await admin_target_user_id(conn, request)))
 
 
 async def admin_delete(request: Request) -> Response:
     async with ctx_of(request).db.owner.acquire() as conn, conn.transaction():
-        row = await _own(conn, request, await _admin_user(conn, request))
+        row = await _own(conn, request, await admin_target_user_id(conn, request))
         await conn.execute("delete from auth.webauthn_credentials where id = $1", row["id"])
     return Response(status_code=204)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import asyncpg
 from starlette.requests import Request
 
-from ownbase.auth import errors
+from ownbase.auth import errors, users
 from ownbase.auth.users import is_uuid
 from ownbase.context import Context
 from ownbase.http.auth_context import AuthContext, CredentialError, resolve
@@ -135,3 +136,15 @@ def admin_caller(request: Request) -> AuthContext:
 
 def _is_uuid(value: str) -> bool:
     return is_uuid(value)
+
+
+async def admin_target_user_id(conn: asyncpg.Connection, request: Request) -> Any:
+    """The id of the user an admin route's ``{user_id}`` names (service role only): GoTrue's 404s."""
+    admin_caller(request)
+    user_id = request.path_params["user_id"]
+    if not is_uuid(user_id):
+        raise errors.validation("user_id must be an UUID", 404)
+    user = await users.by_id(conn, str(user_id))
+    if user is None:
+        raise errors.user_not_found(admin=True)
+    return user["id"]
