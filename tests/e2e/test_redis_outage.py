@@ -121,7 +121,9 @@ def test_redis_outage_degrades_to_per_process_limits_and_recovers(
         r = _ready(srv)
         assert r.status_code == 200
         body = r.json()
-        assert body["degraded"] == ["rate_limits"]
+        # Realtime lists itself too once its own probe has seen the outage (in-process fan-out).
+        assert "rate_limits" in body["degraded"] and set(body["degraded"]) <= {"rate_limits", "realtime"}
+        assert all(body["components"][name]["cause"] == "redis" for name in body["degraded"])
         state = body["components"]["rate_limits"]
         assert state["counters"] == "local" and state["cause"] == "redis" and state["outages"] == 1
     # Per process now: each process has its own fresh budget of four.
@@ -150,6 +152,6 @@ def test_ready_can_require_redis(private_redis: PrivateRedis,
     # The next limited request notices the outage; /ready then takes the process out of rotation.
     assert httpx.get(srv.url + "/auth/v1/settings", headers={"apikey": srv.anon_key}).status_code == 200
     r = _ready(srv)
-    assert r.status_code == 503 and r.json()["degraded"] == ["rate_limits"]
+    assert r.status_code == 503 and "rate_limits" in r.json()["degraded"]
     private_redis.start()
     assert _wait(lambda: _ready(srv).status_code == 200)
