@@ -83,8 +83,13 @@ async def test_http_broadcast_batch_and_single(rt_server):
         # validation and auth errors in Supabase's shapes
         r = await http.post("/realtime/v1/api/broadcast", json={"messages": [{"topic": name}]})
         assert r.status_code == 422 and "errors" in r.json()
+        # A bad API key is the gateway's to refuse (as Supabase's gateway does, before Realtime)...
         r = await http.post("/realtime/v1/api/broadcast", json={"messages": []},
                             headers={"apikey": "nope", "Authorization": "Bearer nope"})
+        assert r.status_code == 401 and r.json()["message"] == "Invalid API key"
+        # ...a good key with a bad token is Realtime's own 401.
+        r = await http.post("/realtime/v1/api/broadcast", json={"messages": []},
+                            headers={"apikey": rt_server.anon_key, "Authorization": "Bearer nope"})
         assert r.status_code == 401 and r.json() == {"message": "Unauthorized"}
         r = await http.post(f"/realtime/v1/api/broadcast/{name}/events/x", content=b"hi",
                             headers={"content-type": "text/plain"})
