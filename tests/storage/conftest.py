@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -59,8 +60,9 @@ class S3Server:
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_root: Path, pg_admin_url: str) -> Iterator[S3Server]:
-    data = tmp_root / "weed"
-    data.mkdir()
+    # A folder of its own: the fixture is also imported by tests/ops and tests/migrate, and pytest
+    # then sets up one instance per place it is registered.
+    data = Path(tempfile.mkdtemp(prefix="weed-", dir=tmp_root))
     port = free_port()
     env = {**os.environ, "AWS_ACCESS_KEY_ID": S3_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
     # Every component on a free port, so concurrent test sessions never collide.
@@ -69,7 +71,7 @@ def s3_server(tmp_root: Path, pg_admin_url: str) -> Iterator[S3Server]:
             f"-volume.port={free_port()}", f"-admin.port={free_port()}", f"-webdav.port={free_port()}",
             f"-master.port.grpc={free_port()}", f"-filer.port.grpc={free_port()}",
             f"-volume.port.grpc={free_port()}", f"-admin.port.grpc={free_port()}", f"-s3.port.grpc={free_port()}"]
-    log = open(tmp_root / "weed.log", "wb")
+    log = open(data / "weed.log", "wb")
     proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(data),
                             start_new_session=True)
     server = S3Server(f"http://127.0.0.1:{port}", proc, create_database(pg_admin_url, "ownbase_s3"))
@@ -77,7 +79,7 @@ def s3_server(tmp_root: Path, pg_admin_url: str) -> Iterator[S3Server]:
     last: Exception | None = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"weed mini exited: {(tmp_root / 'weed.log').read_text()[-3000:]}")
+            pytest.fail(f"weed mini exited: {(data / 'weed.log').read_text()[-3000:]}")
         try:
             server.client().create_bucket(Bucket=S3_BUCKET)
             server.client().create_bucket(Bucket=S3_MAPPED_BUCKET)
