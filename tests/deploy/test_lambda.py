@@ -5,6 +5,7 @@ only mock, for AWS itself)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -45,6 +46,11 @@ grant select, insert, update, delete on public.lambda_notes to authenticated;
 
 @pytest.fixture(scope="module")
 def lambda_app(pg_admin_url: str, jwt_private_key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    # The handler sets up the process as Lambda does (environment from Secrets Manager, logging):
+    # put both back afterwards, or later tests in this pytest process inherit them.
+    saved_env = dict(os.environ)
+    root = logging.getLogger()
+    saved_logging = (root.handlers[:], root.level)
     db_url = create_database(pg_admin_url, "ownbase_lambda")
     prepare_schema(db_url, jwt_private_key)
     data_dir: Path = tmp_path_factory.mktemp("lambda-data")
@@ -75,6 +81,10 @@ def lambda_app(pg_admin_url: str, jwt_private_key: str, tmp_path_factory: pytest
         lambda_entry._handler = None
         if handler is not None:
             handler.close()
+        os.environ.clear()
+        os.environ.update(saved_env)
+        root.handlers[:], level = saved_logging
+        root.setLevel(level)
 
 
 def prepare_schema(db_url: str, pem: str) -> None:
