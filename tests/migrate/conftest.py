@@ -120,6 +120,64 @@ def supabase_source(tmp_root: Path) -> Iterator[Source]:
                        capture_output=True, **as_user)
 
 
+# Supabase's `postgres` after the image's 10000000000000_demote-postgres.sql migration, and the
+# memberships the image's later migrations give it (roles.sql grants those).
+SUPABASE_POSTGRES_ATTRIBUTES = "NOSUPERUSER INHERIT CREATEDB CREATEROLE LOGIN REPLICATION BYPASSRLS"
+SUPABASE_POSTGRES_MEMBER_OF = frozenset({
+    "supabase_auth_admin", "supabase_storage_admin", "anon", "authenticated", "service_role", "pg_monitor",
+    "pg_read_all_data", "pg_signal_backend"})
+
+
+@pytest.fixture(scope="session")
+def nonsuper_source(tmp_root: Path) -> Iterator[Source]:
+    """The same fixture as on Supabase: `postgres` is NOT a superuser (README: "postgres is not demoted").
+
+    A second cluster whose bootstrap superuser is ``supabase_admin`` (as on Supabase). ``postgres``
+    owns the database and builds the fixture as the Supabase CLI and services would, then is demoted
+    with the image's own statement. ``url`` connects as the demoted ``postgres``, ``admin_url`` as
+    ``supabase_admin``.
+    """
+    fixture = fixture_dir()
+    bindir = pg_bin()
+    datadir = Path(tempfile.mkdtemp(prefix="sbns-", dir=tmp_root))
+    pgdata = datadir / "pgdata"
+    as_user = _unprivileged(datadir)
+    subprocess.run([str(bindir / "initdb"), "-D", str(pgdata), "-U", "supabase_admin", "--auth=trust",
+                    "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True, **as_user)
+    port = free_port()
+    subprocess.run([str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(datadir / "pg.log"), "-w", "start",
+                    "-o", f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c wal_level=logical"
+                          " -c max_connections=60 -c fsync=off"],
+                   check=True, capture_output=True, **as_user)
+    admin = f"postgresql://supabase_admin@127.0.0.1:{port}/postgres"
+    url = f"postgresql://postgres@127.0.0.1:{port}/sb_source"
+    try:
+        psql = str(bindir / "psql")
+        for statement in ("create role postgres superuser login", "create database sb_source owner postgres"):
+            subprocess.run([psql, admin, "-v", "ON_ERROR_STOP=1", "-c", statement], check=True, capture_output=True)
+        for name in ("roles.sql", "schema.sql", "app.sql"):
+            subprocess.run([psql, url, "-q", "-v", "ON_ERROR_STOP=1", "-f", str(fixture / name)],
+                           check=True, capture_output=True)
+        out = datadir / "fixture-output.json"
+        files = datadir / "storage-files"
+        subprocess.run([sys.executable, str(fixture / "data.py"), url, "--users", "200", "--seed", "42",
+                        "--out", str(out), "--files-dir", str(files)], check=True, capture_output=True)
+        subprocess.run([psql, admin, "-v", "ON_ERROR_STOP=1", "-c",
+                        f"alter role postgres {SUPABASE_POSTGRES_ATTRIBUTES}"], check=True, capture_output=True)
+        source = Source(url, admin, bindir, json.loads(out.read_text()), files, datadir, port)
+        attributes = source.psql("select rolsuper, rolinherit, rolcreatedb, rolcreaterole, rolcanlogin,"
+                                 " rolreplication, rolbypassrls from pg_roles where rolname = current_user")
+        assert attributes == "f|t|t|t|t|t|t", attributes
+        member_of = set(source.psql(
+            "select b.rolname from pg_auth_members m join pg_roles a on a.oid = m.member"
+            " join pg_roles b on b.oid = m.roleid where a.rolname = current_user").split())
+        assert member_of == SUPABASE_POSTGRES_MEMBER_OF, member_of
+        yield source
+    finally:
+        subprocess.run([str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "stop"],
+                       capture_output=True, **as_user)
+
+
 def _unprivileged(folder: Path) -> dict[str, Any]:
     """PostgreSQL refuses to run as root: as root, run it as the embedded cluster's system user."""
     if os.geteuid() != 0:
