@@ -95,8 +95,8 @@ async def start(source_url: str, target_url: str, jobs: int, recopy: bool, setti
             raise StepError("app tables were already copied by `migrate data` at an earlier moment; pass"
                             " --recopy to empty them on the target and copy them again at the replication"
                             " start point")
-        publishable, skipped = await _publishable(src, tables)
         notes: list[str] = []
+        publishable, skipped = await _publishable(src, tables, notes)
         auth = await _auth_tables(src, tgt)
         if auth and await tgt.fetchval("select exists (select 1 from auth.users)") and not recopy:
             auth = []
@@ -133,18 +133,30 @@ async def start(source_url: str, target_url: str, jobs: int, recopy: bool, setti
         await tgt.close()
 
 
-async def _publishable(src: asyncpg.Connection, tables: list[catalog.Table]) -> tuple[list[catalog.Table], list[str]]:
+async def _publishable(src: asyncpg.Connection, tables: list[catalog.Table],
+                       notes: list[str]) -> tuple[list[catalog.Table], list[str]]:
+    """Tables with a replica identity that this role may publish (it must own them: on Supabase
+    ``postgres`` is no superuser, and owns what it created, not what supabase_admin did)."""
     ok, skipped = [], []
     for t in tables:
-        has_identity = await src.fetchval(
+        row = await src.fetchrow(
             """select c.relreplident = 'f' or (c.relreplident = 'i' and exists (select 1 from pg_index i
                  where i.indrelid = c.oid and i.indisreplident))
                or (c.relreplident = 'd' and exists (select 1 from pg_index i
                                                     where i.indrelid = c.oid and i.indisprimary))
-               or c.relkind = 'p'
+               or c.relkind = 'p' as has_identity,
+               pg_has_role(c.relowner, 'usage') as owned, pg_get_userbyid(c.relowner) as owner, current_user as me
                from pg_class c where c.oid = $1::regclass""", t.qualified)
-        (ok if has_identity else skipped).append(t if has_identity else t.key)  # type: ignore[arg-type]
-    return ok, skipped  # type: ignore[return-value]
+        if not row["has_identity"]:
+            skipped.append(t.key)
+        elif not row["owned"]:
+            skipped.append(t.key)
+            notes.append(f"{t.key} is not replicated: it is owned by {row['owner']} and only its owner (or a"
+                         f" superuser) may publish it, which {row['me']} is not; it is copied now, copy it again"
+                         f" at cut-over with `migrate data --table {t.key}` on the emptied table")
+        else:
+            ok.append(t)
+    return ok, skipped
 
 
 async def _publication(src: asyncpg.Connection, tables: list[catalog.Table], auth: list[tuple[str, list[str]]],
