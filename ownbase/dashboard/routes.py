@@ -324,13 +324,14 @@ async def service_key(request: Request, session: Session) -> Response:
 async def _startup(ctx: Context) -> None:
     if not ctx.settings.dashboard:
         return
-    ctx.state["dashboard_log"] = requestlog.install(ctx.settings.dashboard_log_size)
+    ring = requestlog.RequestRing(ctx.settings.dashboard_log_size)
+    ctx.state["dashboard_log"] = ring
+    ctx.access_sink = ring.add
 
 
 async def _shutdown(ctx: Context) -> None:
-    ring = ctx.state.pop("dashboard_log", None)
-    if ring is not None:
-        requestlog.uninstall(ring)
+    if ctx.state.pop("dashboard_log", None) is not None:
+        ctx.access_sink = None
 
 
 async def _root(request: Request) -> Response:

@@ -123,18 +123,18 @@ class OwnbaseMiddleware:
                 await self._send_error(send_wrapper, path, 500, "unexpected_failure",
                                        "Internal server error", [], request_id=request_id)
         finally:
-            log.info(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": method,
-                    "path": path,
-                    "status": status_holder["status"],
-                    "duration_ms": round((time.perf_counter() - start) * 1000, 2),
-                    "client_ip": ip,
-                    "role": _claimed_role(scope),
-                },
-            )
+            duration_ms = round((time.perf_counter() - start) * 1000, 2)
+            status = status_holder["status"]
+            sink = getattr(ctx, "access_sink", None)
+            if sink is not None:
+                sink(request_id, method, path, status, duration_ms, ip,
+                     _header(scope, b"authorization") or "", _header(scope, b"apikey") or "")
+            if log.isEnabledFor(logging.INFO):
+                log.info("request", extra={
+                    "request_id": request_id, "method": method, "path": path, "status": status,
+                    "duration_ms": duration_ms, "client_ip": ip,
+                    "role": claimed_role(_header(scope, b"authorization") or "", _header(scope, b"apikey") or ""),
+                })
 
     async def _rate_limited(self, ctx: Any, scope: Scope, ip: str, path: str) -> int | None:
         if ctx is None or path in ("/health", "/ready"):
@@ -224,13 +224,12 @@ class OwnbaseMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-def _claimed_role(scope: Scope) -> str:
+def claimed_role(authorization: str, apikey: str) -> str:
     """The role the request's token names (bearer, else apikey), for the access log. Unverified
     here: the service verifies it before serving, and a refused token gets a 401 in the same line."""
-    auth = _header(scope, b"authorization") or ""
-    scheme, _, token = auth.strip().partition(" ")
+    scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or token.count(".") != 2:
-        token = _header(scope, b"apikey") or ""
+        token = apikey
     if token.count(".") != 2:
         return "anon" if token.startswith("sb_publishable_") else "service_role" if token.startswith("sb_secret_") else ""
     role = unverified_claims(token.strip()).get("role")
