@@ -242,6 +242,7 @@ class Settings(BaseSettings):
     realtime_max_joins_per_second: int = Field(100, ge=1)  # joins per second per socket
     realtime_max_message_bytes: int = Field(3_000_000, ge=1)  # largest broadcast/presence payload
     realtime_max_pending_messages: int = Field(1000, ge=1)  # queued frames before a slow socket is dropped
+    realtime_write_threads: int = Field(0, ge=0, le=64)  # threads writing a large fan-out; 0: one per CPU (at most 4), 1: the event loop only
     realtime_change_poll_ms: int = Field(100, ge=5)  # fallback poll of the change log (NOTIFY wakes it)
     realtime_process_ttl: int = Field(15, ge=2)  # seconds before a silent process's presence expires (Redis)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from typing import TYPE_CHECKING, Any, Protocol
@@ -65,7 +66,8 @@ class Hub:
         self.topics: dict[str, set[Channel]] = {}
         self.pg: dict[tuple[str, str | None], set[Channel]] = {}
         self.connections: set[Client] = set()
-        self.flusher = Flusher()  # one write per socket per loop pass (``outbox``)
+        # one write per socket per loop pass, large fan-outs written from several threads (``outbox``)
+        self.flusher = Flusher(ctx.settings.realtime_write_threads or min(4, os.cpu_count() or 1))
         ns = "ownbase:realtime:" + _database_name(ctx.db.owner_url)
         self.bus: Bus
         self.presence: PresenceStore
@@ -138,6 +140,7 @@ class Hub:
         await self.dispatcher.stop()
         await self.bus.close()
         await self.presence.close()
+        self.flusher.close()
 
     async def _sweep_loop(self) -> None:
         """Once a second: heartbeat timeouts and token expiry; every few seconds (every second

@@ -40,6 +40,7 @@ class FrameSink(Protocol):
     on_drain: Any
 
     def can_write(self) -> bool: ...
+    def direct_fd(self) -> int: ...
     def write_frames(self, data: bytes) -> bool: ...
     def close_frames(self, code: int, reason: str = "") -> None: ...
 
@@ -93,6 +94,29 @@ class Connection:
         if self.closed or not self._backlog or sink is None or not sink.can_write():
             return
         self._write_backlog(sink)
+
+    def take_direct(self) -> tuple[int, bytes] | None:
+        """For ``outbox.Flusher``'s threaded writes: the socket's file descriptor and the backlog's
+        bytes (the backlog is then empty) when they may be written straight to the socket, else
+        flush through the transport now and return None."""
+        self._marked = False
+        sink = self._sink
+        if self.closed or not self._backlog or sink is None or not sink.can_write():
+            return None
+        fd = sink.direct_fd()
+        if fd < 0:
+            self._write_backlog(sink)
+            return None
+        backlog = self._backlog
+        data = backlog[0].wire if len(backlog) == 1 else b"".join([m.wire for m in backlog])
+        backlog.clear()
+        return fd, data
+
+    def write_rest(self, data: bytes) -> None:
+        """What the socket did not take of a direct write goes to its transport (in order: the
+        transport held nothing before it)."""
+        if self._sink is not None and not self._sink.write_frames(data):
+            self.closed = True
 
     def _write_backlog(self, sink: FrameSink) -> None:
         backlog = self._backlog

@@ -89,6 +89,13 @@ class RealtimeWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.queue = _Inbox()  # type: ignore[assignment]
         self.writable = _Flag()  # type: ignore[assignment]
+        self.fd = -1  # the socket's descriptor for direct writes; -1 under TLS (bytes must be encrypted)
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and transport.get_extra_info("sslcontext") is None:
+            self.fd = sock.fileno()
 
     async def send(self, message: Any) -> None:
         await super().send(message)
@@ -112,6 +119,15 @@ class RealtimeWebSocketProtocol(WebSocketsSansIOProtocol):
     def can_write(self) -> bool:
         """False while the transport's buffer is over its high-water mark (a slow reader)."""
         return self.writable._set  # type: ignore[attr-defined]  # our _Flag
+
+    def direct_fd(self) -> int:
+        """The descriptor ``outbox.Flusher`` may write to from a thread while the loop waits: only
+        when the socket is open and its transport holds nothing buffered (order is kept). -1
+        otherwise."""
+        if (self.fd < 0 or self.close_sent or self.disconnected or self.transport.is_closing()
+                or self.transport.get_write_buffer_size()):
+            return -1
+        return self.fd
 
     def write_frames(self, data: bytes) -> bool:
         """Write already framed bytes (one or more whole frames); False once the socket is closing.
