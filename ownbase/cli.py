@@ -10,6 +10,7 @@ function (listed in COMMAND_MODULES) and reaches everything through this module'
   the command (holding the data-dir lock) when no server runs there;
 * ``connect(target)`` / ``open_pool(target)``: owner connections through ``ownbase.db.pool``,
   so TLS settings (``sslmode``, ``OWNBASE_DB_SSL_ROOT_CERT``) apply to every command;
+  ``async with connection(target) as conn`` closes the connection when the block ends;
 * ``run(coroutine)``: asyncio.run, with database errors turned into one clear line;
 * ``fail(message, code)``, ``console`` (stderr) for messages.
 
@@ -27,10 +28,10 @@ import os
 import signal
 import socket
 import sys
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Coroutine, Iterator, NoReturn, Optional, TypeVar
+from typing import Any, AsyncIterator, Coroutine, Iterator, NoReturn, Optional, TypeVar
 
 import asyncpg
 import typer
@@ -128,6 +129,15 @@ async def connect(target: Target) -> asyncpg.Connection:
         return await pool_connect(target.url, target.settings)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         fail(f"cannot connect to the database: {exc}")
+
+
+@asynccontextmanager
+async def connection(target: Target) -> AsyncIterator[asyncpg.Connection]:
+    conn = await connect(target)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 async def open_pool(target: Target, max_size: int = 2) -> asyncpg.Pool:

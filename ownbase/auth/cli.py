@@ -59,11 +59,8 @@ from auth.users where deleted_at is null order by created_at
 
 
 async def fetch_users(target: cli.Target) -> list[dict[str, Any]]:
-    conn = await cli.connect(target)
-    try:
+    async with cli.connection(target) as conn:
         rows = await conn.fetch(_USERS_SQL)
-    finally:
-        await conn.close()
     out = []
     for r in rows:
         d = dict(r)

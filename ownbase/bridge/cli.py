@@ -13,11 +13,8 @@ from ownbase.bridge.status import collect, render
 
 
 async def _report(target: cli.Target, minutes: int) -> dict[str, Any]:
-    conn = await cli.connect(target)
-    try:
+    async with cli.connection(target) as conn:
         return await collect(conn, minutes)
-    finally:
-        await conn.close()
 
 
 def _print(report: dict[str, Any], as_json: bool) -> None:

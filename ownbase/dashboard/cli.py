@@ -36,11 +36,8 @@ def _run(data_dir: Optional[str], work: Any) -> Any:
     cfg = cli.settings(data_dir=data_dir)
 
     async def go(target: cli.Target) -> Any:
-        conn = await cli.connect(target)
-        try:
+        async with cli.connection(target) as conn:
             return await _work(conn, work, target.settings.db_startup_lock_timeout)
-        finally:
-            await conn.close()
 
     try:
         with cli.database(cfg) as target:

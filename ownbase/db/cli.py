@@ -24,8 +24,7 @@ def _waiting() -> None:
 
 
 async def _migrate(target: cli.Target, directory: Path, dry_run: bool) -> int:
-    conn = await cli.connect(target)
-    try:
+    async with cli.connection(target) as conn:
         # ownbase's own schema first: app migrations use auth.uid(), the request roles, ... Under
         # the start-up lock, so a server starting against the same database meanwhile is waited for.
         try:
@@ -57,13 +56,10 @@ async def _migrate(target: cli.Target, directory: Path, dry_run: bool) -> int:
         sys.stdout.write(f"Applied {len(plan.pending)} migration(s); "
                          f"{len(plan.already)} were already applied.\n")
         return 0
-    finally:
-        await conn.close()
 
 
 async def _typescript(target: cli.Target, schemas: list[str]) -> int:
-    conn = await cli.connect(target)
-    try:
+    async with cli.connection(target) as conn:
         found = await typegen.existing_schemas(conn, schemas)
         missing = [s for s in schemas if s not in found]
         if missing:
@@ -71,8 +67,6 @@ async def _typescript(target: cli.Target, schemas: list[str]) -> int:
             return 2
         sys.stdout.write(await typegen.generate(conn, schemas))
         return 0
-    finally:
-        await conn.close()
 
 
 def register(app: typer.Typer) -> None:

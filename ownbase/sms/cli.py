@@ -18,11 +18,8 @@ order by id desc limit $2
 
 
 async def fetch(target: cli.Target, to: str | None, limit: int) -> list[dict[str, Any]]:
-    conn = await cli.connect(target)
-    try:
+    async with cli.connection(target) as conn:
         rows = await conn.fetch(_OUTBOX_SQL, to, limit)
-    finally:
-        await conn.close()
     return [{**dict(r), "created_at": r["created_at"].isoformat()} for r in reversed(rows)]
 
 
