@@ -43,7 +43,8 @@ class RequestRing:
               limit: int = 200) -> list[dict[str, Any]]:
         out = []
         for created, request_id, method, path, status, duration_ms, ip, authorization, apikey in reversed(self.entries):
-            if service and service_of(path) != service:
+            entry_service = service_of(path)
+            if service and entry_service != service:
                 continue
             if min_status and int(status or 0) < min_status:
                 continue
@@ -54,7 +55,7 @@ class RequestRing:
                 continue
             out.append({
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)),
-                "service": service_of(path), "method": method, "path": path, "status": status,
+                "service": entry_service, "method": method, "path": path, "status": status,
                 "duration_ms": duration_ms, "request_id": request_id, "client_ip": ip, "role": role,
             })
             if len(out) >= limit:

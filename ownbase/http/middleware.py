@@ -126,15 +126,17 @@ class OwnbaseMiddleware:
             duration_ms = round((time.perf_counter() - start) * 1000, 2)
             status = status_holder["status"]
             sink = getattr(ctx, "access_sink", None)
-            if sink is not None:
-                sink(request_id, method, path, status, duration_ms, ip,
-                     _header(scope, b"authorization") or "", _header(scope, b"apikey") or "")
-            if log.isEnabledFor(logging.INFO):
-                log.info("request", extra={
-                    "request_id": request_id, "method": method, "path": path, "status": status,
-                    "duration_ms": duration_ms, "client_ip": ip,
-                    "role": claimed_role(_header(scope, b"authorization") or "", _header(scope, b"apikey") or ""),
-                })
+            logged = log.isEnabledFor(logging.INFO)
+            if sink is not None or logged:
+                authorization = _header(scope, b"authorization") or ""
+                apikey = _header(scope, b"apikey") or ""
+                if sink is not None:
+                    sink(request_id, method, path, status, duration_ms, ip, authorization, apikey)
+                if logged:
+                    log.info("request", extra={
+                        "request_id": request_id, "method": method, "path": path, "status": status,
+                        "duration_ms": duration_ms, "client_ip": ip, "role": claimed_role(authorization, apikey),
+                    })
 
     async def _rate_limited(self, ctx: Any, scope: Scope, ip: str, path: str) -> int | None:
         if ctx is None or path in ("/health", "/ready"):
