@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -88,25 +89,28 @@ class Source:
         return out.stdout.strip()
 
 
-@pytest.fixture(scope="session")
-def supabase_source(tmp_root: Path) -> Iterator[Source]:
+@contextmanager
+def _fixture_cluster(tmp_root: Path, prefix: str, superuser: str, setup: tuple[str, ...]) -> Iterator[Source]:
+    """A private cluster bootstrapped as ``superuser``; ``setup`` (run as it) creates ``sb_source``,
+    which ``postgres`` then fills from the shared fixture. Stopped when the block ends."""
     fixture = fixture_dir()
     bindir = pg_bin()
-    datadir = Path(tempfile.mkdtemp(prefix="sbsrc-", dir=tmp_root))
+    datadir = Path(tempfile.mkdtemp(prefix=prefix, dir=tmp_root))
     pgdata = datadir / "pgdata"
     as_user = _unprivileged(datadir)
-    subprocess.run([str(bindir / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust",
+    subprocess.run([str(bindir / "initdb"), "-D", str(pgdata), "-U", superuser, "--auth=trust",
                     "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True, **as_user)
     port = free_port()
     subprocess.run([str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(datadir / "pg.log"), "-w", "start",
                     "-o", f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c wal_level=logical"
                           " -c max_connections=60 -c fsync=off"],
                    check=True, capture_output=True, **as_user)
-    admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    admin = f"postgresql://{superuser}@127.0.0.1:{port}/postgres"
     url = f"postgresql://postgres@127.0.0.1:{port}/sb_source"
     try:
         psql = str(bindir / "psql")
-        subprocess.run([psql, admin, "-c", "create database sb_source"], check=True, capture_output=True)
+        for statement in setup:
+            subprocess.run([psql, admin, "-v", "ON_ERROR_STOP=1", "-c", statement], check=True, capture_output=True)
         for name in ("roles.sql", "schema.sql", "app.sql"):
             subprocess.run([psql, url, "-q", "-v", "ON_ERROR_STOP=1", "-f", str(fixture / name)],
                            check=True, capture_output=True)
@@ -118,6 +122,12 @@ def supabase_source(tmp_root: Path) -> Iterator[Source]:
     finally:
         subprocess.run([str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "stop"],
                        capture_output=True, **as_user)
+
+
+@pytest.fixture(scope="session")
+def supabase_source(tmp_root: Path) -> Iterator[Source]:
+    with _fixture_cluster(tmp_root, "sbsrc-", "postgres", ("create database sb_source",)) as source:
+        yield source
 
 
 # Supabase's `postgres` after the image's 10000000000000_demote-postgres.sql migration, and the
@@ -137,34 +147,10 @@ def nonsuper_source(tmp_root: Path) -> Iterator[Source]:
     with the image's own statement. ``url`` connects as the demoted ``postgres``, ``admin_url`` as
     ``supabase_admin``.
     """
-    fixture = fixture_dir()
-    bindir = pg_bin()
-    datadir = Path(tempfile.mkdtemp(prefix="sbns-", dir=tmp_root))
-    pgdata = datadir / "pgdata"
-    as_user = _unprivileged(datadir)
-    subprocess.run([str(bindir / "initdb"), "-D", str(pgdata), "-U", "supabase_admin", "--auth=trust",
-                    "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True, **as_user)
-    port = free_port()
-    subprocess.run([str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(datadir / "pg.log"), "-w", "start",
-                    "-o", f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c wal_level=logical"
-                          " -c max_connections=60 -c fsync=off"],
-                   check=True, capture_output=True, **as_user)
-    admin = f"postgresql://supabase_admin@127.0.0.1:{port}/postgres"
-    url = f"postgresql://postgres@127.0.0.1:{port}/sb_source"
-    try:
-        psql = str(bindir / "psql")
-        for statement in ("create role postgres superuser login", "create database sb_source owner postgres"):
-            subprocess.run([psql, admin, "-v", "ON_ERROR_STOP=1", "-c", statement], check=True, capture_output=True)
-        for name in ("roles.sql", "schema.sql", "app.sql"):
-            subprocess.run([psql, url, "-q", "-v", "ON_ERROR_STOP=1", "-f", str(fixture / name)],
-                           check=True, capture_output=True)
-        out = datadir / "fixture-output.json"
-        files = datadir / "storage-files"
-        subprocess.run([sys.executable, str(fixture / "data.py"), url, "--users", "200", "--seed", "42",
-                        "--out", str(out), "--files-dir", str(files)], check=True, capture_output=True)
-        subprocess.run([psql, admin, "-v", "ON_ERROR_STOP=1", "-c",
+    setup = ("create role postgres superuser login", "create database sb_source owner postgres")
+    with _fixture_cluster(tmp_root, "sbns-", "supabase_admin", setup) as source:
+        subprocess.run([str(source.bindir / "psql"), source.admin_url, "-v", "ON_ERROR_STOP=1", "-c",
                         f"alter role postgres {SUPABASE_POSTGRES_ATTRIBUTES}"], check=True, capture_output=True)
-        source = Source(url, admin, bindir, json.loads(out.read_text()), files, datadir, port)
         attributes = source.psql("select rolsuper, rolinherit, rolcreatedb, rolcreaterole, rolcanlogin,"
                                  " rolreplication, rolbypassrls from pg_roles where rolname = current_user")
         assert attributes == "f|t|t|t|t|t|t", attributes
@@ -173,9 +159,6 @@ def nonsuper_source(tmp_root: Path) -> Iterator[Source]:
             " join pg_roles b on b.oid = m.roleid where a.rolname = current_user").split())
         assert member_of == SUPABASE_POSTGRES_MEMBER_OF, member_of
         yield source
-    finally:
-        subprocess.run([str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "stop"],
-                       capture_output=True, **as_user)
 
 
 def _unprivileged(folder: Path) -> dict[str, Any]:
@@ -228,6 +211,23 @@ def migrate(handle: ServerHandle, *args: str, check: bool = True, timeout: float
     if check and proc.returncode != 0:
         raise AssertionError(f"migrate {args[0]} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+# The fixture's pg_cron and vault stand-ins, which no ownbase target has: skipped by every schema step.
+SKIPS = ["--skip-extension", "pg_cron", "--skip-extension", "supabase_vault"]
+
+
+def reporting_step(handle: ServerHandle, reports: Path, out: dict[str, Any]
+                   ) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``step(name, *args, check=True)``: ``migrate(handle, *args)`` with a JSON report; the process
+    lands in ``out[name + "_proc"]`` and the report (None if none was written) in ``out[name]``."""
+    def step(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        path = reports / f"{name}.json"
+        proc = migrate(handle, *args, "--report", str(path), check=check)
+        out[name + "_proc"] = proc
+        out[name] = json.loads(path.read_text()) if path.exists() else None
+        return proc
+    return step
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 60) -> None:

@@ -19,9 +19,8 @@ from jwt.algorithms import ECAlgorithm
 from supabase import ClientOptions, create_client
 
 from tests.conftest import ServerHandle, run, sql
-from tests.migrate.conftest import SOURCE_JWT_SECRET, Source, migrate
+from tests.migrate.conftest import SKIPS, SOURCE_JWT_SECRET, Source, migrate, reporting_step
 
-SKIPS = ["--skip-extension", "pg_cron", "--skip-extension", "supabase_vault"]
 PROJECT_URL = "https://abcdefghijklmnop.supabase.co"
 
 
@@ -33,12 +32,7 @@ def migrated(supabase_source: Source, source_storage: ServerHandle, target: Serv
     src = ["--from", supabase_source.url]
     out: dict[str, Any] = {}
 
-    def step(name: str, *args: str, check: bool = True) -> Any:
-        path = reports / f"{name}.json"
-        proc = migrate(target, *args, "--report", str(path), check=check)
-        out[name + "_proc"] = proc
-        out[name] = json.loads(path.read_text()) if path.exists() else None
-        return proc
+    step = reporting_step(target, reports, out)
 
     step("plan", "plan", *src)
     out["schema_refused"] = migrate(target, "schema", *src, "--report", str(reports / "refused.json"), check=False)

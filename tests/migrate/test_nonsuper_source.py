@@ -15,9 +15,8 @@ import pytest
 from supabase import ClientOptions, create_client
 
 from tests.conftest import ServerHandle, create_database, run, sql
-from tests.migrate.conftest import SOURCE_JWT_SECRET, TEN_YEARS, Source, migrate, wait_until
+from tests.migrate.conftest import SKIPS, SOURCE_JWT_SECRET, TEN_YEARS, Source, migrate, reporting_step, wait_until
 
-SKIPS = ["--skip-extension", "pg_cron", "--skip-extension", "supabase_vault"]
 TABLES = {"public.invoices": 155, "public.posts": 95, "public.profiles": 200, "public.todos": 448}
 
 
@@ -43,12 +42,7 @@ def migrated(nonsuper_source: Source, source_storage: ServerHandle, ns_target: S
     src = ["--from", nonsuper_source.url]
     out: dict[str, Any] = {}
 
-    def step(name: str, *args: str, check: bool = True) -> Any:
-        path = reports / f"{name}.json"
-        proc = migrate(ns_target, *args, "--report", str(path), check=check)
-        out[name + "_proc"] = proc
-        out[name] = json.loads(path.read_text()) if path.exists() else None
-        return proc
+    step = reporting_step(ns_target, reports, out)
 
     step("plan", "plan", *src)
     step("schema", "schema", *src, *SKIPS)

@@ -16,9 +16,8 @@ import asyncpg
 import pytest
 
 from tests.conftest import ServerHandle, create_database, sql
-from tests.migrate.conftest import Source, migrate
+from tests.migrate.conftest import SKIPS, Source, migrate
 
-SKIPS = ["--skip-extension", "pg_cron", "--skip-extension", "supabase_vault"]
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,8 @@ from typing import Any, Callable
 import pytest
 
 from tests.conftest import ServerHandle, create_database, sql
-from tests.migrate.conftest import Source, migrate
+from tests.migrate.conftest import SKIPS, Source, migrate
 
-SKIPS = ["--skip-extension", "pg_cron", "--skip-extension", "supabase_vault"]
 SHAPES = """
 create schema billing;
 create type public.mood as enum ('happy', 'sad');

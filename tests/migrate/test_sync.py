@@ -11,9 +11,8 @@ from typing import Any, Callable
 import pytest
 
 from tests.conftest import ServerHandle, create_database, sql
-from tests.migrate.conftest import Source, migrate, wait_until
+from tests.migrate.conftest import SKIPS, Source, migrate, wait_until
 
-SKIPS = ["--skip-extension", "pg_cron", "--skip-extension", "supabase_vault"]
 LAG_BOUND = 60  # seconds: the bound for continuous sync
 
 
